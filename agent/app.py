@@ -1,0 +1,259 @@
+"""The composition root: settings in, a ready ``MfaAgent`` out.
+
+``build_agent`` picks the code provider (SignalWire or sandbox), creates the
+process's one pooled HTTP client, loads the MFA skill, the prompts and the AI
+parameters, and hooks start-up and shutdown into the web app's lifespan. Tests
+pass an ``http_transport`` (an ``httpx.MockTransport``) or point
+``SIGNALWIRE_SPACE`` at a loopback fake; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from signalwire import AgentBase
+from signalwire.skills.registry import skill_registry
+
+from agent.prompts import load_prompt_sections
+from agent.settings import ProviderName, Settings
+from skills.mfa.events import EventPublisher
+from skills.mfa.phone import mask_number, region_of
+from skills.mfa.providers.base import CodeProvider
+from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
+from skills.mfa.providers.signalwire import SignalWireProvider, new_shared_client
+from skills.mfa.skill import MfaSkill
+from skills.mfa.tools import GLOBAL_VERIFIED, CodePolicy
+
+log = logging.getLogger("mfa.agent")
+sandbox_log = logging.getLogger("mfa.sandbox")
+
+# An empty SDK config file: passing it stops the SDK from searching the working
+# directory (config.json, agent_config.json, ...) for settings of its own.
+SDK_CONFIG_FILE = Path(__file__).with_name("sdk_config.json")
+
+_MAX_SWAIG_BODY = 256 * 1024
+
+
+class MfaAgent(AgentBase):
+    """The SDK agent plus the guards and lifecycle this product needs."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            name=settings.file.agent_name,
+            route="/",
+            host=settings.host,
+            port=settings.port,
+            basic_auth=(
+                settings.basic_auth_user,
+                settings.basic_auth_password.get_secret_value(),
+            ),
+            config_file=str(SDK_CONFIG_FILE),
+            signing_key=settings.signing_key.get_secret_value() if settings.signing_key else None,
+            swaig_secret=(
+                settings.swaig_secret.get_secret_value() if settings.swaig_secret else None
+            ),
+            **kwargs,
+        )
+        self.settings = settings
+        self.publisher = EventPublisher()
+        self.provider: CodeProvider | None = None
+        self.http: httpx.AsyncClient | None = None
+        self._readiness_checks: list[Callable[[], bool]] = []
+
+    async def _handle_swaig_request(
+        self, request: Request, response: Response
+    ) -> Response | dict[str, Any]:
+        """Refuse malformed SWAIG bodies with a 400 before the SDK sees them.
+
+        The SDK answers a JSON array, or a non-string function name or call id,
+        with a 500 from deep inside its handler; the platform then retries a
+        request that will never succeed while the caller hears silence.
+        """
+        if request.method == "POST" and self._check_basic_auth(request):
+            problem = await _swaig_body_problem(request)
+            if problem is not None:
+                return JSONResponse({"error": problem}, status_code=400)
+        return await super()._handle_swaig_request(request, response)
+
+    def on_summary(self, summary: Any, raw_data: Any = None) -> None:
+        """The post-prompt summary is the model's account of the call: logged for the
+        record, never trusted as proof of verification (``global_data`` is)."""
+        call_id = raw_data.get("call_id") if isinstance(raw_data, dict) else None
+        verified = summary.get("verified") if isinstance(summary, dict) else None
+        log.info("call_summary", extra={"call_id": call_id, "model_says_verified": verified})
+
+    def add_readiness_check(self, check: Callable[[], bool]) -> None:
+        self._readiness_checks.append(check)
+
+    def is_ready(self) -> bool:
+        return self.provider is not None and all(check() for check in self._readiness_checks)
+
+
+async def _swaig_body_problem(request: Request) -> str | None:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > _MAX_SWAIG_BODY:
+        return None  # the SDK answers 413
+    raw = await request.body()
+    if len(raw) > _MAX_SWAIG_BODY:
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return "body must be JSON"
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    if not isinstance(body.get("function"), str):
+        return "function must be a string"
+    for key in ("call_id", "caller_id_num", "meta_data_token"):
+        if key in body and body[key] is not None and not isinstance(body[key], str):
+            return f"{key} must be a string"
+    for key in ("meta_data", "global_data", "argument"):
+        if key in body and body[key] is not None and not isinstance(body[key], dict):
+            return f"{key} must be an object"
+    return None
+
+
+def build_agent(
+    settings: Settings,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+    sandbox_deliver: Callable[[SandboxText], None] | None = None,
+) -> MfaAgent:
+    agent = MfaAgent(settings)
+    if settings.proxy_url_base:
+        agent.manual_set_proxy_url(settings.proxy_url_base)
+
+    upstream = settings.file.upstream
+    agent.http = new_shared_client(
+        deadline_seconds=upstream.deadline_seconds,
+        connect_timeout_seconds=upstream.connect_timeout_seconds,
+        max_connections=upstream.max_connections,
+        transport=http_transport,
+    )
+    agent.provider = _build_provider(settings, agent.http, sandbox_deliver)
+
+    code = settings.file.code
+    default_region = (
+        region_of(settings.signalwire.from_number) if settings.signalwire else None
+    ) or "US"
+    policy = CodePolicy(
+        message=code.message,
+        token_length=code.token_length,
+        valid_for=code.valid_for,
+        max_attempts=code.max_attempts,
+        allow_other_numbers=code.allow_other_numbers,
+        default_region=default_region,
+    )
+
+    _configure_conversation(agent, settings)
+    if skill_registry.get_skill_class(MfaSkill.SKILL_NAME) is None:
+        skill_registry.register_skill(MfaSkill)
+    agent.add_skill(
+        MfaSkill.SKILL_NAME,
+        {
+            "provider": agent.provider,
+            "policy": policy,
+            "publisher": agent.publisher,
+            "agent_id": agent.agent_id,
+        },
+    )
+    _mount_operational_routes(agent)
+    _install_lifespan(agent)
+    return agent
+
+
+def _build_provider(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    sandbox_deliver: Callable[[SandboxText], None] | None,
+) -> CodeProvider:
+    if settings.provider is ProviderName.SIGNALWIRE:
+        assert settings.signalwire is not None  # guaranteed by Settings validation
+        creds = settings.signalwire
+        return SignalWireProvider(
+            http=http,
+            base_url=creds.base_url,
+            project_id=creds.project_id,
+            api_token=creds.api_token.get_secret_value(),
+            from_number=creds.from_number,
+            deadline_seconds=settings.file.upstream.deadline_seconds,
+        )
+    return SandboxProvider(settings.sandbox_db_path, deliver=sandbox_deliver or log_sandbox_text)
+
+
+def log_sandbox_text(text: SandboxText) -> None:
+    """Sandbox only: the "text message" goes to the log, code included, so the flow can be
+    tried without a phone. The real provider never sees this function."""
+    sandbox_log.warning(
+        "sandbox_text",
+        extra={"sandbox": True, "to": mask_number(text.to), "body": text.body},
+    )
+
+
+def _configure_conversation(agent: MfaAgent, settings: Settings) -> None:
+    file = settings.file
+    agent.add_language(name=file.language.name, code=file.language.code, voice=file.language.voice)
+    for section in load_prompt_sections(settings):
+        agent.prompt_add_section(**section)
+    agent.set_params(
+        {
+            "digit_terminators": file.dtmf.digit_terminators,
+            "digit_timeout": file.dtmf.digit_timeout_ms,
+            "end_of_speech_timeout": 700,
+            "inactivity_timeout": 120000,
+            "local_tz": "UTC",
+        }
+    )
+    agent.set_global_data({GLOBAL_VERIFIED: False, "persona": file.persona_name})
+    agent.set_post_prompt(
+        "Summarize the call as JSON with keys: caller_wanted (short text), "
+        "code_sent (true/false), verified (true only if verify_mfa said so), "
+        "outcome (one short sentence). Never include a code or a phone number."
+    )
+
+
+def _mount_operational_routes(agent: MfaAgent) -> None:
+    """Replace the SDK's always-green ``/ready`` with one that reflects our dependencies."""
+    app = agent.get_app()
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) != "/ready"
+    ]
+    router = APIRouter()
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        ok = agent.is_ready()
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503
+        )
+
+    agent.mount(router)
+
+
+def _install_lifespan(agent: MfaAgent) -> None:
+    """Close the shared client and the provider when the server stops."""
+    app = agent.get_app()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with inner(app_) as state:
+            log.info(
+                "agent_started",
+                extra={"provider": agent.provider.name if agent.provider else None},
+            )
+            yield state
+        if agent.provider is not None:
+            await agent.provider.aclose()
+        if agent.http is not None:
+            await agent.http.aclose()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,74 @@
+"""Structured (JSON lines) logs for the product, with redaction at the edge.
+
+Our own code logs only masked numbers and never codes or secrets. Two things
+outside it could still leak: uvicorn's access log prints query strings, which
+carry the per-call SWAIG tool tokens, and URLs may carry basic-auth
+credentials. The ``RedactingFilter`` strips both from every record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+_SECRET_QUERY = re.compile(r"((?:__token|token|password|api_token)=)[^&\s\"']+", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(https?://)[^/\s:@]+:[^/\s@]+@")
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    text = _SECRET_QUERY.sub(r"\1[redacted]", text)
+    return _URL_CREDENTIALS.sub(r"\1[redacted]@", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message and arguments with ``redact``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                redact(arg) if isinstance(arg, str) else arg
+                for arg in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type only: exception text can carry request data.
+            entry["exc_type"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for our loggers and uvicorn's, redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    for name in ("mfa", "agent", "skills", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(level)
+        # uvicorn.run() replaces its loggers' handlers with its own, but keeps
+        # filters set on the logger itself: the access log stays redacted.
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -1,0 +1,160 @@
+"""What SignalWire's platform does around the agent during a call, as a small client.
+
+It fetches the SWML like the platform does on an incoming call, calls each
+SWAIG function through the ``web_hook_url`` that SWML names (its per-call
+token included), and keeps ``meta_data`` (per ``meta_data_token``) and
+``global_data`` between requests by applying the returned actions the way the
+platform applies them. The end-to-end tests, the benchmarks and the
+``python -m agent call`` simulator all drive the agent through it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+
+@dataclass
+class ToolReply:
+    status_code: int
+    body: dict[str, Any]
+
+    @property
+    def response(self) -> str:
+        value = self.body.get("response", "")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        value = self.body.get("action", [])
+        return value if isinstance(value, list) else []
+
+
+@dataclass
+class PlatformCall:
+    """One call's view of the agent: SWML, functions, and the data the platform keeps."""
+
+    http: httpx.AsyncClient
+    base_url: str
+    auth: tuple[str, str]
+    caller: str = "+15551230001"
+    called: str = "+15559870000"
+    call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    swml: dict[str, Any] = field(default_factory=dict)
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meta_data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    global_data: dict[str, Any] = field(default_factory=dict)
+    transcript: list[tuple[str, dict[str, Any], ToolReply]] = field(default_factory=list)
+
+    async def start(self) -> dict[str, Any]:
+        """POST the call to ``/`` as SignalWire does and read the SWML's AI section."""
+        payload = {
+            "call": {
+                "call_id": self.call_id,
+                "from": self.caller,
+                "to": self.called,
+                "direction": "inbound",
+                "type": "phone",
+            },
+            "vars": {},
+        }
+        response = await self.http.post(self.base_url + "/", json=payload, auth=self.auth)
+        response.raise_for_status()
+        self.swml = response.json()
+        ai = _ai_section(self.swml)
+        self.global_data = dict(ai.get("global_data") or {})
+        self.functions = {f["function"]: f for f in ai.get("SWAIG", {}).get("functions", [])}
+        return self.swml
+
+    async def invoke(self, function: str, **arguments: Any) -> ToolReply:
+        """Call ``function`` through its ``web_hook_url`` and apply the returned actions."""
+        spec = self.functions[function]
+        token = spec.get("meta_data_token") or spec["web_hook_url"]
+        body = self.request_body(function, arguments, token)
+        reply = await self.post_to_webhook(spec["web_hook_url"], body)
+        if reply.status_code == 200:
+            self.apply_actions(token, reply.actions)
+        self.transcript.append((function, arguments, reply))
+        return reply
+
+    def request_body(
+        self, function: str, arguments: dict[str, Any], meta_data_token: str
+    ) -> dict[str, Any]:
+        return {
+            "app_name": "swml app",
+            "function": function,
+            "purpose": self.functions.get(function, {}).get("description", ""),
+            "argument": {"parsed": [arguments], "raw": json.dumps(arguments), "substituted": ""},
+            "argument_desc": self.functions.get(function, {}).get("parameters", {}),
+            "call_id": self.call_id,
+            "ai_session_id": f"ai-{self.call_id}",
+            "caller_id_num": self.caller,
+            "caller_id_name": "",
+            "meta_data_token": meta_data_token,
+            "meta_data": dict(self.meta_data.get(meta_data_token, {})),
+            "global_data": dict(self.global_data),
+            "project_id": "00000000-0000-0000-0000-000000000000",
+            "space_id": "00000000-0000-0000-0000-000000000001",
+            "conversation_type": "voice",
+            "content_type": "text/swaig",
+            "content_disposition": "function request",
+            "version": "2.0",
+        }
+
+    async def post_to_webhook(self, web_hook_url: str, body: dict[str, Any]) -> ToolReply:
+        """POST to the webhook's path and query on ``base_url``, with the URL's credentials."""
+        parts = urlsplit(web_hook_url)
+        target = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        auth = (parts.username, parts.password) if parts.username else self.auth
+        response = await self.http.post(target, json=body, auth=auth)  # type: ignore[arg-type]
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        return ToolReply(response.status_code, data if isinstance(data, dict) else {})
+
+    def apply_actions(self, meta_data_token: str, actions: list[dict[str, Any]]) -> None:
+        meta = self.meta_data.setdefault(meta_data_token, {})
+        for action in actions:
+            if not isinstance(action, dict):
+                continue
+            for name, value in action.items():
+                if name == "set_meta_data" and isinstance(value, dict):
+                    meta.update(value)
+                elif name == "unset_meta_data":
+                    for key in [value] if isinstance(value, str) else list(value or []):
+                        meta.pop(key, None)
+                elif name == "set_global_data" and isinstance(value, dict):
+                    self.global_data.update(value)
+                elif name == "unset_global_data":
+                    for key in [value] if isinstance(value, str) else list(value or []):
+                        self.global_data.pop(key, None)
+
+    async def post_summary(self, summary: dict[str, Any]) -> int:
+        """Send the post-prompt summary to the URL the SWML names."""
+        url = _ai_section(self.swml).get("post_prompt_url", "")
+        parts = urlsplit(url)
+        target = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        auth = (parts.username, parts.password) if parts.username else self.auth
+        body = {
+            "call_id": self.call_id,
+            "ai_session_id": f"ai-{self.call_id}",
+            "post_prompt_data": {"raw": json.dumps(summary), "parsed": [summary]},
+            "global_data": dict(self.global_data),
+            "content_type": "text/swaig",
+            "version": "2.0",
+        }
+        response = await self.http.post(target, json=body, auth=auth)  # type: ignore[arg-type]
+        return response.status_code
+
+
+def _ai_section(swml: dict[str, Any]) -> dict[str, Any]:
+    for verb in swml.get("sections", {}).get("main", []):
+        if isinstance(verb, dict) and "ai" in verb:
+            return dict(verb["ai"])
+    raise ValueError("the SWML has no ai verb")

@@ -1,0 +1,58 @@
+"""Prompt text lives in ``prompts/*.md`` so non-engineers can edit the persona and flow.
+
+Each file is one prompt section: a ``# Title`` line, paragraphs of body, and
+``- `` bullet lines. ``{persona_name}``, ``{company_name}`` and
+``{token_length}`` are filled from the settings; any other brace is left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.settings import Settings
+
+DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPT_FILES = ("persona.md", "call_flow.md")
+
+
+class _KeepUnknown(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def prompts_dir(settings: Settings) -> Path:
+    return Path(settings.file.prompts_dir) if settings.file.prompts_dir else DEFAULT_PROMPTS_DIR
+
+
+def load_prompt_sections(settings: Settings) -> list[dict[str, Any]]:
+    values = _KeepUnknown(
+        persona_name=settings.file.persona_name,
+        company_name=settings.file.company_name,
+        token_length=str(settings.file.code.token_length),
+    )
+    directory = prompts_dir(settings)
+    return [
+        parse_section((directory / name).read_text(encoding="utf-8"), values)
+        for name in PROMPT_FILES
+    ]
+
+
+def parse_section(text: str, values: dict[str, str]) -> dict[str, Any]:
+    title = ""
+    body: list[str] = []
+    bullets: list[str] = []
+    for line in text.format_map(values).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ") and not title:
+            title = stripped[2:].strip()
+        elif stripped.startswith("- "):
+            bullets.append(stripped[2:].strip())
+        elif stripped and bullets:
+            bullets[-1] += " " + stripped
+        elif stripped:
+            body.append(stripped)
+    section: dict[str, Any] = {"title": title or "Instructions", "body": " ".join(body)}
+    if bullets:
+        section["bullets"] = bullets
+    return section

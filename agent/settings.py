@@ -1,0 +1,296 @@
+"""One typed settings object, validated once at start-up.
+
+Non-secret behaviour comes from a YAML file (``agent/config.yaml`` by default,
+another via ``MFA_AGENT_CONFIG``); secrets and deployment facts come only from
+the environment. Anything wrong stops start-up with a message that names the
+key, because a voice agent that starts half-configured fails on a live call.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import phonenumbers
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")
+
+_PLACEHOLDERS = {"changeme", "change-me", "your-token", "xxx", "todo", "secret", "password"}
+
+
+class SettingsError(ValueError):
+    """Start-up configuration is wrong; the message names the offending key."""
+
+
+class ProviderName(StrEnum):
+    SIGNALWIRE = "signalwire"
+    SANDBOX = "sandbox"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LanguageConfig(_Strict):
+    name: str = "English"
+    code: str = "en-US"
+    voice: str = "rime.spore"
+
+
+class CodeConfig(_Strict):
+    """The one-time code's rules, sent to SignalWire and obeyed by the sandbox alike."""
+
+    message: str = Field("Your verification code is:", min_length=1, max_length=120)
+    token_length: int = Field(6, ge=4, le=20)
+    valid_for: int = Field(600, ge=30, le=604800)
+    max_attempts: int = Field(3, ge=1, le=20)
+    allow_other_numbers: bool = False
+
+
+class UpstreamConfig(_Strict):
+    """Bounds on every call to the code provider: the caller is waiting in silence."""
+
+    deadline_seconds: float = Field(8.0, gt=0, le=9.5)
+    connect_timeout_seconds: float = Field(2.0, gt=0, le=9.5)
+    max_connections: int = Field(100, ge=1, le=10000)
+
+
+class DtmfConfig(_Strict):
+    digit_terminators: str = Field("#", min_length=1, max_length=4)
+    digit_timeout_ms: int = Field(4000, ge=500, le=30000)
+
+
+class FileConfig(_Strict):
+    """What the YAML file may hold. Unknown keys are refused so typos surface."""
+
+    agent_name: str = Field("mfa-agent", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    persona_name: str = Field("Jim", min_length=1, max_length=40)
+    company_name: str = Field("our company", min_length=1, max_length=80)
+    language: LanguageConfig = LanguageConfig()
+    code: CodeConfig = CodeConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    dtmf: DtmfConfig = DtmfConfig()
+    sandbox_db_path: str = "var/sandbox.sqlite3"
+    prompts_dir: str | None = None
+
+    @field_validator("sandbox_db_path")
+    @classmethod
+    def _non_empty_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a file path")
+        return value
+
+
+class SignalWireCredentials(_Strict):
+    project_id: str
+    api_token: SecretStr
+    base_url: str
+    from_number: str
+
+    @field_validator("base_url")
+    @classmethod
+    def _normalise_space(cls, value: str) -> str:
+        return normalize_space_url(value)
+
+    @field_validator("from_number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        return require_e164(value)
+
+    @field_validator("api_token")
+    @classmethod
+    def _not_placeholder(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+            raise ValueError("is a placeholder, not a real API token")
+        return value
+
+
+class Settings(_Strict):
+    """Everything the process needs, from the file and the environment."""
+
+    file: FileConfig
+    config_path: Path
+    host: str = "0.0.0.0"
+    port: int = Field(3000, ge=1, le=65535)
+    basic_auth_user: str
+    basic_auth_password: SecretStr
+    basic_auth_generated: bool = False
+    proxy_url_base: str | None = None
+    swaig_secret: SecretStr | None = None
+    signing_key: SecretStr | None = None
+    provider: ProviderName
+    provider_fell_back: bool = False
+    signalwire: SignalWireCredentials | None = None
+
+    @field_validator("proxy_url_base")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://agent.example.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _provider_has_credentials(self) -> Settings:
+        if self.provider is ProviderName.SIGNALWIRE and self.signalwire is None:
+            raise ValueError(
+                "MFA_PROVIDER=signalwire needs SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, "
+                "SIGNALWIRE_SPACE and MFA_FROM_NUMBER"
+            )
+        return self
+
+    @property
+    def sandbox_db_path(self) -> Path:
+        path = Path(self.file.sandbox_db_path)
+        return path if path.is_absolute() else Path.cwd() / path
+
+
+def normalize_space_url(value: str) -> str:
+    """``example.signalwire.com`` means https; a full URL with scheme is kept (local tests)."""
+    value = value.strip().rstrip("/")
+    if not value:
+        raise ValueError("is empty")
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be a space host or an http(s) base URL")
+        return value
+    if "/" in value or " " in value:
+        raise ValueError("must be a space host such as example.signalwire.com")
+    if "." not in value:
+        value = f"{value}.signalwire.com"
+    return f"https://{value}"
+
+
+def require_e164(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("must be an E.164 number such as +15551234567") from None
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value.strip() or not phonenumbers.is_possible_number(number):
+        raise ValueError("must be an E.164 number such as +15551234567")
+    return formatted
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file and the environment into one validated ``Settings``.
+
+    Raises ``SettingsError`` naming the key at fault.
+    """
+    env = os.environ if environ is None else environ
+    config_path = Path(env.get("MFA_AGENT_CONFIG") or DEFAULT_CONFIG_PATH)
+    file_config = _load_file_config(config_path)
+
+    credentials: dict[str, Any] = {
+        "project_id": env.get("SIGNALWIRE_PROJECT_ID", "").strip(),
+        "api_token": env.get("SIGNALWIRE_API_TOKEN", "").strip(),
+        "base_url": env.get("SIGNALWIRE_SPACE", "").strip(),
+        "from_number": env.get("MFA_FROM_NUMBER", "").strip(),
+    }
+    has_account = all(credentials[k] for k in ("project_id", "api_token", "base_url"))
+
+    requested = env.get("MFA_PROVIDER", "").strip().lower()
+    fell_back = False
+    if not requested:
+        provider = ProviderName.SIGNALWIRE if has_account else ProviderName.SANDBOX
+        fell_back = not has_account
+    elif requested in ProviderName.__members__.values():
+        provider = ProviderName(requested)
+    else:
+        raise SettingsError("MFA_PROVIDER must be 'signalwire' or 'sandbox'")
+
+    user = env.get("SWML_BASIC_AUTH_USER", "").strip()
+    password = env.get("SWML_BASIC_AUTH_PASSWORD", "")
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(18)
+    if not user:
+        user = "mfa"
+
+    raw: dict[str, Any] = {
+        "file": file_config,
+        "config_path": config_path,
+        "host": env.get("HOST") or "0.0.0.0",
+        "port": env.get("PORT") or 3000,
+        "basic_auth_user": user,
+        "basic_auth_password": password,
+        "basic_auth_generated": generated,
+        "proxy_url_base": env.get("SWML_PROXY_URL_BASE") or None,
+        "swaig_secret": env.get("SIGNALWIRE_SWAIG_SECRET") or None,
+        "signing_key": env.get("SIGNALWIRE_SIGNING_KEY") or None,
+        "provider": provider,
+        "provider_fell_back": fell_back,
+    }
+    if provider is ProviderName.SIGNALWIRE:
+        if not credentials["from_number"]:
+            raise SettingsError(
+                "MFA_FROM_NUMBER is required with the SignalWire provider "
+                "(a custom message needs your own number)"
+            )
+        raw["signalwire"] = _validated(SignalWireCredentials, credentials, _ENV_NAMES)
+    return _validated(Settings, raw, _ENV_NAMES)
+
+
+_ENV_NAMES = {
+    "host": "HOST",
+    "port": "PORT",
+    "basic_auth_user": "SWML_BASIC_AUTH_USER",
+    "basic_auth_password": "SWML_BASIC_AUTH_PASSWORD",
+    "proxy_url_base": "SWML_PROXY_URL_BASE",
+    "swaig_secret": "SIGNALWIRE_SWAIG_SECRET",
+    "signing_key": "SIGNALWIRE_SIGNING_KEY",
+    "project_id": "SIGNALWIRE_PROJECT_ID",
+    "api_token": "SIGNALWIRE_API_TOKEN",
+    "base_url": "SIGNALWIRE_SPACE",
+    "from_number": "MFA_FROM_NUMBER",
+}
+
+
+def _load_file_config(path: Path) -> FileConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"MFA_AGENT_CONFIG: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SettingsError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: the top level must be a mapping of keys to values")
+    return _validated(FileConfig, data, {}, prefix=f"{path}: ")
+
+
+def _validated(
+    model: type[M], data: dict[str, Any], names: Mapping[str, str], prefix: str = ""
+) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            dotted = ".".join(str(part) for part in error["loc"]) or "settings"
+            key = names.get(dotted, dotted)
+            problems.append(f"{key}: {error['msg']}")
+        raise SettingsError(prefix + "; ".join(problems)) from None

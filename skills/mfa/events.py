@@ -1,0 +1,83 @@
+"""MFA outcome events: one record per tool outcome, published to whoever listens.
+
+The publisher logs every event now; the live stream and the outcome webhook
+subscribe to it. An event never holds a code, a request id, a token or a full
+phone number: the number is masked before the event is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger("mfa.events")
+
+
+class Outcome(StrEnum):
+    CODE_SENT = "code_sent"
+    SEND_FAILED = "send_failed"
+    OTHER_NUMBER_REFUSED = "other_number_refused"
+    NO_CALLER_NUMBER = "no_caller_number"
+    INVALID_NUMBER = "invalid_number"
+    VERIFIED = "verified"
+    WRONG_CODE = "wrong_code"
+    EXHAUSTED = "exhausted"
+    EXPIRED = "expired"
+    MALFORMED_CODE = "malformed_code"
+    NO_CODE_SENT = "no_code_sent"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_REJECTED = "provider_rejected"
+    ERROR = "error"
+
+
+FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.EXHAUSTED, Outcome.EXPIRED})
+
+
+@dataclass(frozen=True, slots=True)
+class MfaEvent:
+    agent_id: str
+    call_id: str
+    tool: str
+    outcome: Outcome
+    masked_number: str
+    provider: str
+    duration_ms: float
+    attempts_left: int | None = None
+    at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = str(self.outcome)
+        data["duration_ms"] = round(self.duration_ms, 2)
+        return data
+
+
+Subscriber = Callable[[MfaEvent], None]
+
+
+class EventPublisher:
+    """Fan-out of events to subscribers; a failing subscriber never reaches the tool."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: MfaEvent) -> None:
+        log.info("mfa_event", extra={"event": event.to_dict()})
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event_subscriber_failed")

@@ -1,0 +1,106 @@
+"""Every sentence the tools hand the model, in one place.
+
+The model reads these and says something like them to the caller, so they are
+short, speakable, and never contain the code, the request id, a full number or
+any exception text. Keeping them together makes that easy to review and test.
+"""
+
+from __future__ import annotations
+
+from skills.mfa.phone import spoken_digits
+
+
+def code_sent(last4: str, valid_minutes: int) -> str:
+    return (
+        f"A code was texted to the phone number ending in {spoken_digits(last4)}. "
+        f"It is good for {valid_minutes} minutes. Ask the caller to read it out "
+        "or type it on the keypad followed by the pound key."
+    )
+
+
+def verified() -> str:
+    return "The code is correct: the caller is verified. Tell them, then ask what else you can do."
+
+
+def wrong_code(tries_left: int) -> str:
+    if tries_left <= 0:
+        return (
+            "That code is not correct and there are no tries left for it. Offer to text a new code."
+        )
+    plural = "try" if tries_left == 1 else "tries"
+    return (
+        f"That code is not correct. The caller has {tries_left} {plural} left. "
+        "Ask them to check the text message and read the code again."
+    )
+
+
+def code_gone() -> str:
+    return (
+        "That code has expired, was already used, or ran out of tries. "
+        "Nothing was verified. Offer to text a new code."
+    )
+
+
+def malformed_code(token_length: int) -> str:
+    return (
+        f"I did not catch a {token_length}-digit code there, so nothing was checked and no try "
+        f"was used. Ask the caller to say the {token_length} digits again, one at a time, "
+        "or to type them on the keypad followed by pound."
+    )
+
+
+def no_code_sent() -> str:
+    return "No code has been sent on this call yet. Offer to text one to the caller's phone."
+
+
+def no_caller_number() -> str:
+    return (
+        "I cannot see a phone number that can receive a text on this call, so no code was sent. "
+        "Apologise and explain that verification needs a call from a mobile phone."
+    )
+
+
+def other_number_refused() -> str:
+    return (
+        "For security, a code can only be texted to the phone number the caller is calling "
+        "from. No code was sent. Offer to text the calling number instead."
+    )
+
+
+def invalid_number() -> str:
+    return "That does not look like a phone number that can receive texts. No code was sent."
+
+
+def provider_unavailable() -> str:
+    return (
+        "The verification service did not answer in time, so nothing changed. "
+        "Apologise briefly and offer to try again in a moment."
+    )
+
+
+def send_failed_maybe_sent() -> str:
+    return (
+        "The verification service did not confirm the text. A code may still arrive; if it "
+        "does not within a minute, offer to send a new one."
+    )
+
+
+def provider_misconfigured() -> str:
+    return (
+        "The verification service is not available right now because of a setup problem on "
+        "our side. Apologise and tell the caller they can try again later."
+    )
+
+
+def number_refused_by_provider() -> str:
+    return (
+        "The text could not be sent to that number. Nothing was sent. Apologise and ask if "
+        "there is anything else you can help with."
+    )
+
+
+def unexpected_failure() -> str:
+    return (
+        "Something went wrong on our side and nothing was changed. Apologise and offer to "
+        "try again."
+    )

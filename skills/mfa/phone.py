@@ -1,0 +1,62 @@
+"""Phone numbers: parse what the platform or the caller gives, mask what we show.
+
+Only the last four digits of a number ever leave this module in logs, events
+and tool responses: a full number is personal data and a harassment target.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+_MAX_RAW_LENGTH = 64
+
+
+def to_e164(raw: object, default_region: str | None = "US") -> str | None:
+    """Parse ``raw`` into E.164, or None when it is not a valid, textable number.
+
+    Accepts ``+15551234567``, ``15551234567`` (read in ``default_region``),
+    ``tel:`` and ``sip:`` URIs whose user part is a number.
+    """
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > _MAX_RAW_LENGTH:
+        return None
+    text = raw.strip()
+    for scheme in ("tel:", "sip:", "sips:"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme) :].split("@", 1)[0].split(";", 1)[0]
+    digits_only = text.lstrip("+")
+    if digits_only.isdigit() and not text.startswith("+") and len(digits_only) > 10:
+        text = "+" + digits_only
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    # "Possible" (right length for the country), not "valid": the carrier ranges in
+    # phonenumbers' metadata lag reality, and refusing a real caller is worse than
+    # letting the provider refuse a number it cannot text.
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(e164: str) -> str | None:
+    """The ISO region of an E.164 number, used as the default for numbers without ``+``."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def last_digits(number: str | None, count: int = 4) -> str:
+    digits = "".join(ch for ch in (number or "") if ch.isdigit())
+    return digits[-count:] if len(digits) >= count else ""
+
+
+def mask_number(number: str | None) -> str:
+    """``+15551234567`` -> ``***4567``: all that logs and events may hold."""
+    tail = last_digits(number)
+    return f"***{tail}" if tail else "unknown"
+
+
+def spoken_digits(digits: str) -> str:
+    """``4567`` -> ``4 5 6 7`` so text-to-speech reads digits, not a number."""
+    return " ".join(digits)

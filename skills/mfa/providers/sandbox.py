@@ -1,0 +1,331 @@
+"""The local stand-in for SignalWire's MFA API, used when there is no SignalWire account.
+
+It obeys the same rules as SignalWire (``token_length`` digits, a ``valid_for`` window,
+``max_attempts`` tries where the first one counts, single use) and raises the same errors,
+so the skill behaves identically on both. Instead of sending an SMS it hands a
+``SandboxText`` to an injected ``deliver`` callback (the console, a test, a fake phone).
+
+Pending codes live in a SQLite file, so a restart or a second process sharing the file
+loses nothing, and every check-and-update runs inside ``BEGIN IMMEDIATE`` so two
+simultaneous right answers verify exactly once.
+
+Codes are stored as ``sha256(salt + code)`` with a random per-row salt, never in clear.
+That keeps a code out of backups, logs and casual ``SELECT``\\s; it is not a defence
+against someone holding the file, since a 6-digit space is searched in a blink. The real
+protection is the short lifetime: a row is deleted the moment it is used or runs out of
+attempts, and expired rows are swept away on later sends.
+
+Nothing here logs; the code appears only in the ``SandboxText`` handed to ``deliver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import inspect
+import re
+import secrets
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from skills.mfa.providers.base import (
+    CodeNotFound,
+    ProviderRejected,
+    ProviderUnavailable,
+    SendRequest,
+    SentCode,
+    VerifyOutcome,
+)
+
+__all__ = ["EXPIRED_RETENTION_SECONDS", "SandboxProvider", "SandboxText"]
+
+#: Expired rows are kept this long before a send sweeps them away. Keeping them a while
+#: costs nothing (they already answer ``CodeNotFound``) and makes the sweep rare work.
+EXPIRED_RETENTION_SECONDS = 3600.0
+
+#: How long a call waits for another writer (thread or process) before giving up.
+BUSY_TIMEOUT_SECONDS = 5.0
+
+_SALT_BYTES = 16
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS pending_codes (
+        request_id    TEXT PRIMARY KEY,
+        salt          BLOB NOT NULL,
+        code_hash     TEXT NOT NULL,
+        expires_at    REAL NOT NULL,
+        attempts_left INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS pending_codes_expires_at ON pending_codes (expires_at)",
+)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxText:
+    """The text message the sandbox "sends": what SignalWire would put on the phone.
+
+    ``body`` is the request's message followed by a space and the code; ``code`` is given
+    separately so a test or a fake phone need not parse it. Both are left out of ``repr``
+    so that printing or logging a ``SandboxText`` by accident does not leak the code.
+    """
+
+    request_id: str
+    to: str
+    body: str = field(repr=False)
+    code: str = field(repr=False)
+    sent_at: float
+
+
+Deliver = Callable[[SandboxText], Awaitable[None] | None]
+
+
+def _secret_digits(length: int) -> str:
+    """``length`` uniformly random digits from the OS CSPRNG, leading zeros kept."""
+    return str(secrets.randbelow(10**length)).zfill(length)
+
+
+def _hash_code(salt: bytes, code: str) -> str:
+    """One SHA-256: a few microseconds, so verify stays far below a millisecond.
+
+    A slow KDF would buy nothing here: the code space is tiny and rows live minutes.
+    """
+    return hashlib.sha256(salt + code.encode("utf-8")).hexdigest()
+
+
+class SandboxProvider:
+    """A ``CodeProvider`` backed by a SQLite file instead of SignalWire.
+
+    Connection per call: every ``send``/``verify`` opens its own connection inside the
+    worker thread that ``asyncio.to_thread`` gives it, and closes it before returning.
+    ``sqlite3`` connections must not be shared between threads without a lock, and a lock
+    would only repeat what SQLite already does across processes: ``BEGIN IMMEDIATE`` plus
+    the busy timeout serialize writers whether they are threads, tasks or other processes,
+    so one mechanism covers all three. It also leaves no state tied to an event loop or a
+    thread, so an instance works across ``asyncio.run`` calls and loops. Opening a
+    connection to a local file costs tens of microseconds, well within a voice turn.
+
+    The schema and WAL mode are set up once in the constructor (synchronously, at startup):
+    WAL is a property of the file, so every later connection gets it, and readers never
+    block the single writer.
+    """
+
+    name = "sandbox"
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        deliver: Deliver,
+        clock: Callable[[], float] = time.time,
+        random_digits: Callable[[int], str] | None = None,
+    ) -> None:
+        """Open (creating if needed) the database at ``db_path``.
+
+        ``clock`` returns seconds on the same scale as ``time.time`` and decides expiry;
+        every instance sharing a file must use the same clock. ``random_digits(n)`` must
+        return ``n`` digits; it exists so tests can know the code, and defaults to
+        ``secrets``.
+        """
+        self._db_path = Path(db_path)
+        self._deliver = deliver
+        self._clock = clock
+        self._random_digits = random_digits or _secret_digits
+        self._closed = False
+        self._db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @property
+    def db_path(self) -> Path:
+        return self._db_path
+
+    async def send(self, request: SendRequest) -> SentCode:
+        """Store a new pending code, then hand its text to ``deliver``.
+
+        The row is committed before delivery, so a code that reaches the phone can always
+        be verified. If delivery fails the row is removed again and the send reports
+        ``ProviderUnavailable`` with ``may_have_arrived=False``. Invalid fields are refused
+        with ``ProviderRejected(422)``, as SignalWire does.
+        """
+        self._check_open()
+        _validate(request)
+        code = self._random_digits(request.token_length)
+        if len(code) != request.token_length or not code.isascii() or not code.isdigit():
+            raise ValueError(f"random_digits must return {request.token_length} digits")
+        request_id = str(uuid.uuid4())
+        now = self._clock()
+        salt = secrets.token_bytes(_SALT_BYTES)
+        row = (request_id, salt, _hash_code(salt, code), now + request.valid_for)
+        await self._run(self._insert, row, request.max_attempts, now)
+
+        text = SandboxText(
+            request_id=request_id,
+            to=request.to,
+            body=f"{request.message} {code}",
+            code=code,
+            sent_at=now,
+        )
+        try:
+            result = self._deliver(text)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            await self._run(self._delete, request_id)
+            raise ProviderUnavailable("delivery failed", may_have_arrived=False) from exc
+        return SentCode(request_id)
+
+    async def verify(self, request_id: str, code: str) -> VerifyOutcome:
+        """Check one attempt; raise ``CodeNotFound`` if the request is gone.
+
+        Gone means unknown, expired (``now >= expires_at``), already verified or out of
+        attempts. Every answered attempt, right or wrong, uses one try, so
+        ``attempts_left`` is what remains after this one. A right code deletes the row
+        (single use); a wrong one that uses the last try deletes it too.
+        """
+        self._check_open()
+        return await self._run(self._check, request_id, code, self._clock())
+
+    def pending_count(self) -> int:
+        """Number of live pending codes (not expired, not used, tries left). Synchronous.
+
+        A single indexed ``COUNT`` meant for benchmarks and tests; it blocks the caller for
+        the length of one small read, so do not call it from a hot async path.
+        """
+        self._check_open()
+        conn = self._connect()
+        try:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM pending_codes WHERE expires_at > ?", (self._clock(),)
+            ).fetchone()
+        finally:
+            conn.close()
+        return int(count)
+
+    async def aclose(self) -> None:
+        """Refuse further calls. Connections are per call, so none stays open to close;
+        calls already running finish and close their own."""
+        self._closed = True
+
+    # -- blocking work, run in a worker thread -------------------------------------------
+
+    def _insert(self, conn: sqlite3.Connection, row: tuple, max_attempts: int, now: float) -> None:
+        # The sweep rides in the same write transaction: one indexed range DELETE that
+        # usually touches nothing, so the table cannot grow without bound.
+        conn.execute(
+            "DELETE FROM pending_codes WHERE expires_at < ?", (now - EXPIRED_RETENTION_SECONDS,)
+        )
+        conn.execute(
+            "INSERT INTO pending_codes (request_id, salt, code_hash, expires_at, attempts_left)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (*row, max_attempts),
+        )
+
+    def _delete(self, conn: sqlite3.Connection, request_id: str) -> None:
+        conn.execute("DELETE FROM pending_codes WHERE request_id = ?", (request_id,))
+
+    def _check(
+        self, conn: sqlite3.Connection, request_id: str, code: str, now: float
+    ) -> VerifyOutcome:
+        found = conn.execute(
+            "SELECT salt, code_hash, expires_at, attempts_left FROM pending_codes"
+            " WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        if found is None:
+            raise CodeNotFound("unknown, used or out of attempts")
+        salt, code_hash, expires_at, attempts_left = found
+        if now >= expires_at:
+            raise CodeNotFound("expired")
+        if attempts_left <= 0:  # not stored by this module, but be strict about old rows
+            raise CodeNotFound("out of attempts")
+        remaining = attempts_left - 1
+        if hmac.compare_digest(_hash_code(salt, code), code_hash):
+            conn.execute("DELETE FROM pending_codes WHERE request_id = ?", (request_id,))
+            return VerifyOutcome(verified=True, attempts_left=remaining)
+        if remaining == 0:
+            conn.execute("DELETE FROM pending_codes WHERE request_id = ?", (request_id,))
+        else:
+            conn.execute(
+                "UPDATE pending_codes SET attempts_left = ? WHERE request_id = ?",
+                (remaining, request_id),
+            )
+        return VerifyOutcome(verified=False, attempts_left=remaining)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, work: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.to_thread(self._transaction, work, *args)
+
+    def _transaction(self, work: Callable[..., _T], *args: object) -> _T:
+        """Run ``work`` inside one ``BEGIN IMMEDIATE`` transaction on a fresh connection.
+
+        ``IMMEDIATE`` takes the write lock before the first read, so the read-check-write
+        in ``_check`` cannot interleave with another verify of the same row. A domain
+        error (``CodeNotFound``) rolls back like any other; SQLite failures become
+        ``ProviderUnavailable`` with ``may_have_arrived=False`` since a failed transaction
+        leaves nothing behind.
+        """
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise ProviderUnavailable("sqlite", may_have_arrived=False) from exc
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn, *args)
+            except BaseException:
+                if conn.in_transaction:  # SQLite may already have rolled back on error
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            raise ProviderUnavailable("sqlite", may_have_arrived=False) from exc
+        finally:
+            conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves instead of letting the
+        # module open deferred transactions behind our back. synchronous=NORMAL is safe
+        # with WAL against process crashes and avoids an fsync on every commit.
+        conn = sqlite3.connect(
+            self._db_path,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+        )
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("SandboxProvider is closed")
+
+
+def _validate(request: SendRequest) -> None:
+    """Refuse what SignalWire would refuse with 422 rather than invent a code for it."""
+    if not _E164.fullmatch(request.to):
+        raise ProviderRejected(422, "to must be an E.164 number")
+    if request.token_length < 1:
+        raise ProviderRejected(422, "token_length must be at least 1")
+    if request.valid_for <= 0:
+        raise ProviderRejected(422, "valid_for must be positive")
+    if request.max_attempts < 1:
+        raise ProviderRejected(422, "max_attempts must be at least 1")

@@ -1,0 +1,181 @@
+"""SignalWire's MFA REST API over the process's one shared ``httpx.AsyncClient``.
+
+The SDK ships a synchronous client on ``requests`` with no timeout: it would
+block the event loop and could hang a caller forever. This one is async, has an
+overall deadline per call (the caller is listening to silence), and turns every
+failure into a domain error from ``base.py``. It retries only when the request
+provably never left (the connection could not be opened), because a send that
+reached SignalWire may have texted the caller and a verify may have used an
+attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+
+from skills.mfa.providers.base import (
+    CodeNotFound,
+    ProviderRejected,
+    ProviderUnavailable,
+    SendRequest,
+    SentCode,
+    VerifyOutcome,
+)
+
+_API_PREFIX = "/api/relay/rest/mfa"
+_MAX_BODY_BYTES = 64 * 1024
+_CONNECT_RETRIES = 1
+
+
+class SignalWireProvider:
+    """``CodeProvider`` backed by ``POST /mfa/sms`` and ``POST /mfa/{id}/verify``."""
+
+    name = "signalwire"
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str,
+        project_id: str,
+        api_token: str,
+        from_number: str,
+        deadline_seconds: float = 8.0,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/") + _API_PREFIX
+        self._auth = httpx.BasicAuth(project_id, api_token)
+        self._from = from_number
+        self._deadline = deadline_seconds
+
+    async def send(self, request: SendRequest) -> SentCode:
+        body = {
+            "to": request.to,
+            "from": self._from,
+            "message": request.message,
+            "token_length": request.token_length,
+            "valid_for": request.valid_for,
+            "max_attempts": request.max_attempts,
+            "allow_alphas": False,
+        }
+        response = await self._post("/sms", body)
+        if response.status_code != 200:
+            raise _error_for_status(response.status_code, _error_reason(response))
+        payload = _json_object(response)
+        request_id = payload.get("id")
+        if not isinstance(request_id, str) or not request_id or len(request_id) > 128:
+            raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
+        if payload.get("success") is False:
+            raise ProviderUnavailable("not_queued", may_have_arrived=False, status_code=200)
+        return SentCode(request_id=request_id)
+
+    async def verify(self, request_id: str, code: str) -> VerifyOutcome:
+        response = await self._post(f"/{_path_segment(request_id)}/verify", {"token": code})
+        if response.status_code == 404:
+            raise CodeNotFound("request expired, used, exhausted or unknown")
+        if response.status_code != 200:
+            raise _error_for_status(response.status_code, _error_reason(response))
+        success = _json_object(response).get("success")
+        if not isinstance(success, bool):
+            raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
+        return VerifyOutcome(verified=success)
+
+    async def aclose(self) -> None:
+        """The shared client belongs to the process, which closes it at shutdown."""
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._post_retrying_unsent(self._base + path, body)
+        except TimeoutError:
+            raise ProviderUnavailable("timeout", may_have_arrived=True) from None
+
+    async def _post_retrying_unsent(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        for attempt in range(_CONNECT_RETRIES + 1):
+            try:
+                return await self._http.post(url, json=body, auth=self._auth)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                # Nothing reached SignalWire: safe to try once more within the deadline.
+                if attempt == _CONNECT_RETRIES:
+                    raise ProviderUnavailable("connect", may_have_arrived=False) from None
+                await asyncio.sleep(0.05)
+            except httpx.TimeoutException:
+                raise ProviderUnavailable("timeout", may_have_arrived=True) from None
+            except httpx.HTTPError:
+                raise ProviderUnavailable("transport", may_have_arrived=True) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _path_segment(request_id: str) -> str:
+    """The id goes into a URL path: refuse anything that could change the path."""
+    if (
+        not request_id
+        or len(request_id) > 128
+        or not all(ch.isalnum() or ch in "-_" for ch in request_id)
+    ):
+        raise CodeNotFound("request id is not a SignalWire id")
+    return request_id
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if len(response.content) > _MAX_BODY_BYTES:
+        raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200) from None
+    if not isinstance(payload, dict):
+        raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
+    return payload
+
+
+def _error_reason(response: httpx.Response) -> str:
+    """A short, credential-free description of a 4xx/5xx for the logs."""
+    try:
+        payload = json.loads(response.content[:_MAX_BODY_BYTES])
+    except ValueError:
+        return ""
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("detail") or errors[0].get("title") or "")[:200]
+        return str(payload.get("error") or "")[:200]
+    return ""
+
+
+def _error_for_status(status: int, reason: str) -> Exception:
+    if status >= 500:
+        return ProviderUnavailable("server_error", may_have_arrived=True, status_code=status)
+    if status in (408, 429):
+        return ProviderUnavailable("throttled", may_have_arrived=False, status_code=status)
+    return ProviderRejected(status, reason)
+
+
+def new_shared_client(
+    *,
+    deadline_seconds: float,
+    connect_timeout_seconds: float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The process's one pooled client: explicit timeouts, bounded pool, no env proxies."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            deadline_seconds,
+            connect=connect_timeout_seconds,
+            pool=connect_timeout_seconds,
+        ),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max(10, max_connections // 2),
+            keepalive_expiry=30,
+        ),
+        headers={"User-Agent": "mfa-digital-employee/0.1", "Accept": "application/json"},
+        transport=transport,
+        trust_env=False,
+        follow_redirects=False,
+    )

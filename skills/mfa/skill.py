@@ -1,0 +1,143 @@
+"""The MFA skill: registers ``send_mfa`` and ``verify_mfa`` and explains them to the model.
+
+The composition root (``agent/app.py``) builds the provider, the policy and the
+event publisher from the settings and hands them over as skill params; the
+skill validates them in ``setup()`` and wires the tools. Both tools are
+``secure`` (per-call tokens) and share one ``meta_data_token`` so the pending
+request id that ``send_mfa`` stores is visible to ``verify_mfa`` alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from signalwire.core.skill_base import SkillBase
+
+from skills.mfa.events import EventPublisher
+from skills.mfa.providers.base import CodeProvider
+from skills.mfa.tools import CodePolicy, MfaTools
+
+META_DATA_TOKEN = "mfa_skill"
+
+SEND_FILLERS = {"default": ["One moment, I'm texting you a code now.", "Sending that code now."]}
+VERIFY_FILLERS = {"default": ["Let me check that code.", "Checking that now."]}
+
+
+class MfaSkill(SkillBase):
+    SKILL_NAME = "mfa"
+    SKILL_DESCRIPTION = "Text a one-time code to the caller's phone and verify it"
+    SKILL_VERSION = "0.1.0"
+    REQUIRED_PACKAGES: ClassVar[list[str]] = ["httpx", "phonenumbers", "text_to_num"]
+
+    @classmethod
+    def get_parameter_schema(cls) -> dict[str, dict[str, Any]]:
+        schema = super().get_parameter_schema()
+        schema.update(
+            {
+                "provider": {
+                    "type": "object",
+                    "description": "The CodeProvider (SignalWire or sandbox) chosen at start-up",
+                    "required": True,
+                },
+                "policy": {
+                    "type": "object",
+                    "description": "CodePolicy: token_length, valid_for, max_attempts, ...",
+                    "required": True,
+                },
+                "publisher": {
+                    "type": "object",
+                    "description": "EventPublisher that receives every outcome",
+                    "required": True,
+                },
+                "agent_id": {
+                    "type": "string",
+                    "description": "Names the agent in events",
+                    "required": True,
+                },
+            }
+        )
+        return schema
+
+    def setup(self) -> bool:
+        provider = self.params.get("provider")
+        policy = self.params.get("policy")
+        publisher = self.params.get("publisher")
+        agent_id = self.params.get("agent_id")
+        if not isinstance(provider, CodeProvider):
+            self.logger.error("mfa skill needs a CodeProvider in params['provider']")
+            return False
+        if not isinstance(policy, CodePolicy) or not isinstance(publisher, EventPublisher):
+            self.logger.error("mfa skill needs params['policy'] and params['publisher']")
+            return False
+        if not isinstance(agent_id, str) or not agent_id:
+            self.logger.error("mfa skill needs params['agent_id']")
+            return False
+        self.policy = policy
+        self.tools = MfaTools(
+            provider=provider, policy=policy, publisher=publisher, agent_id=agent_id
+        )
+        return True
+
+    def register_tools(self) -> None:
+        number_hint = (
+            "Leave it out to text the number the caller is calling from. Fill it only when "
+            "the caller asks for another number."
+            if self.policy.allow_other_numbers
+            else "Leave it out: codes only go to the number the caller is calling from."
+        )
+        self.define_tool(
+            name="send_mfa",
+            description=(
+                "Text a one-time verification code to the caller's phone. Call it once the "
+                "caller agrees to receive a code, or when they ask for a new one."
+            ),
+            parameters={
+                "phone_number": {"type": "string", "description": number_hint},
+            },
+            handler=self.tools.send_mfa,
+            secure=True,
+            fillers=SEND_FILLERS,
+            meta_data_token=META_DATA_TOKEN,
+        )
+        self.define_tool(
+            name="verify_mfa",
+            description=(
+                "Check the code the caller read back or typed. Pass exactly what they said, "
+                "words or digits; do not guess missing digits."
+            ),
+            parameters={
+                "token": {
+                    "type": "string",
+                    "description": "The code as the caller said or typed it, e.g. '4 8 1 2 2 9'",
+                },
+            },
+            required=["token"],
+            handler=self.tools.verify_mfa,
+            secure=True,
+            fillers=VERIFY_FILLERS,
+            meta_data_token=META_DATA_TOKEN,
+        )
+
+    def get_hints(self) -> list[str]:
+        return ["code", "verification", "oh", "double", "triple", "text me"]
+
+    def _get_prompt_sections(self) -> list[dict[str, Any]]:
+        length = self.policy.token_length
+        return [
+            {
+                "title": "Verification tools",
+                "body": (
+                    f"You verify callers with a {length}-digit code texted to their phone. "
+                    "You never see the code and must never make one up or repeat one back."
+                ),
+                "bullets": [
+                    "Use send_mfa to text the code, only after the caller agrees.",
+                    f"Use verify_mfa with what the caller says or types; it must hold {length} "
+                    "digits. If the caller types digits on the keypad, pass those digits.",
+                    "Only verify_mfa can mark a caller as verified. Never say someone is "
+                    "verified unless verify_mfa said so in this call.",
+                    "If the code is wrong, say how many tries are left; if it has expired or "
+                    "ran out of tries, offer to send a new one with send_mfa.",
+                ],
+            }
+        ]

@@ -1,0 +1,93 @@
+"""Shared fixtures: a fake SignalWire served on loopback, settings, the agent served for real."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.app import MfaAgent, build_agent
+from agent.settings import Settings, load_settings
+from tests.support.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
+from tests.support.servers import ServerThread
+
+AUTH = ("operator", "s3cret-test-password")
+CALLER = "+15551230001"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_signalwire() -> Iterator[tuple[FakeSignalWire, str]]:
+    fake = FakeSignalWire()
+    with ServerThread(fake.app()) as server:
+        yield fake, server.url
+
+
+def write_config(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Path:
+    data: dict[str, Any] = {"sandbox_db_path": str(tmp_path / "sandbox.sqlite3")}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(
+        *,
+        signalwire_url: str | None = None,
+        config: dict[str, Any] | None = None,
+        **env: str,
+    ) -> Settings:
+        environ = {
+            "MFA_AGENT_CONFIG": str(write_config(tmp_path, config)),
+            "SWML_BASIC_AUTH_USER": AUTH[0],
+            "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
+            "SIGNALWIRE_SWAIG_SECRET": "test-swaig-secret",
+        }
+        if signalwire_url:
+            environ.update(
+                {
+                    "SIGNALWIRE_PROJECT_ID": PROJECT_ID,
+                    "SIGNALWIRE_API_TOKEN": API_TOKEN,
+                    "SIGNALWIRE_SPACE": signalwire_url,
+                    "MFA_FROM_NUMBER": "+15559870000",
+                }
+            )
+        else:
+            environ["MFA_PROVIDER"] = "sandbox"
+        environ.update(env)
+        return load_settings(environ)
+
+    return make
+
+
+@pytest.fixture
+def serve_agent() -> Iterator[Callable[[MfaAgent | Settings], str]]:
+    """Serve an agent (or one built from settings) on a loopback port; returns its base URL."""
+    servers: list[ServerThread] = []
+
+    def serve(agent_or_settings: MfaAgent | Settings) -> str:
+        agent = (
+            agent_or_settings
+            if isinstance(agent_or_settings, MfaAgent)
+            else build_agent(agent_or_settings)
+        )
+        server = ServerThread(agent.get_app()).__enter__()
+        servers.append(server)
+        return server.url
+
+    yield serve
+    for server in servers:
+        server.__exit__(None, None, None)

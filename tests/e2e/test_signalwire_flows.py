@@ -1,0 +1,221 @@
+"""Whole calls over real HTTP: the agent served on loopback, SignalWire faked on loopback.
+
+Requests are shaped like the platform's and ``meta_data``/``global_data`` are kept between
+them the way the platform keeps them (``agent.platform.PlatformCall``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from agent.platform import PlatformCall
+from skills.mfa.tools import META_REQUEST_ID
+from tests.conftest import AUTH, CALLER
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+@pytest.fixture
+def agent_url(fake_signalwire, make_settings, serve_agent):
+    _, sw_url = fake_signalwire
+    return serve_agent(make_settings(signalwire_url=sw_url))
+
+
+async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
+    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
+    await call.start()
+    return call
+
+
+def assert_no_secret(reply_body: dict, *secrets: str) -> None:
+    # Security rule: the model never sees the code or the request id.
+    text = json.dumps(reply_body)
+    for secret in secrets:
+        assert secret not in text
+
+
+async def test_send_wrong_then_right_verifies(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        assert call.global_data["mfa_verified"] is False
+
+        sent = await call.invoke("send_mfa")
+        assert sent.status_code == 200
+        assert "0 0 0 1" in sent.response  # last four digits of the caller, spoken
+        code = fake.last_code_for(CALLER)
+        request_id = call.meta_data["mfa_skill"][META_REQUEST_ID]
+        assert_no_secret(sent.body["response"], code, request_id)
+        assert fake.requests[-1]["body"] == {
+            "to": CALLER,
+            "from": "+15559870000",
+            "message": "Your verification code is:",
+            "token_length": 6,
+            "valid_for": 600,
+            "max_attempts": 3,
+            "allow_alphas": False,
+        }
+
+        wrong = "000000" if code != "000000" else "111111"
+        reply = await call.invoke("verify_mfa", token=wrong)
+        assert "2 tries left" in reply.response
+        assert call.global_data["mfa_verified"] is False
+        assert call.meta_data["mfa_skill"]["mfa_attempts_left"] == 2
+
+        spoken = " ".join(code)
+        reply = await call.invoke("verify_mfa", token=f"um my code is {spoken}")
+        assert "verified" in reply.response
+        assert call.global_data["mfa_verified"] is True
+        assert call.global_data["mfa_verified_number_last4"] == "0001"
+        assert META_REQUEST_ID not in call.meta_data["mfa_skill"]
+        assert_no_secret(reply.body, code, request_id)
+
+
+async def test_code_cannot_be_reused(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        await call.invoke("send_mfa")
+        code = fake.last_code_for(CALLER)
+        kept = dict(call.meta_data["mfa_skill"])
+        assert "verified" in (await call.invoke("verify_mfa", token=code)).response
+
+        again = await call.invoke("verify_mfa", token=code)
+        assert "No code has been sent" in again.response
+
+        # A replayed request id (old meta_data) is refused upstream: single use.
+        call.meta_data["mfa_skill"] = kept
+        call.global_data["mfa_verified"] = False
+        replay = await call.invoke("verify_mfa", token=code)
+        assert "expired, was already used" in replay.response
+        assert call.global_data["mfa_verified"] is False
+
+
+async def test_exhaustion_then_a_new_code_works(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        await call.invoke("send_mfa")
+        code = fake.last_code_for(CALLER)
+        wrong = "000000" if code != "000000" else "111111"
+        replies = [await call.invoke("verify_mfa", token=wrong) for _ in range(3)]
+        assert "2 tries left" in replies[0].response
+        assert "1 try left" in replies[1].response
+        assert "no tries left" in replies[2].response
+        assert META_REQUEST_ID not in call.meta_data["mfa_skill"]
+
+        # Even the right code is refused now: the agent holds no request id any more.
+        assert "No code has been sent" in (await call.invoke("verify_mfa", token=code)).response
+
+        await call.invoke("send_mfa")
+        new_code = fake.last_code_for(CALLER)
+        assert "verified" in (await call.invoke("verify_mfa", token=new_code)).response
+        assert call.global_data["mfa_verified"] is True
+
+
+async def test_expired_code_offers_a_new_one(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        await call.invoke("send_mfa")
+        code = fake.last_code_for(CALLER)
+        fake.clock_offset = 601
+        reply = await call.invoke("verify_mfa", token=code)
+        assert "expired" in reply.response and "new code" in reply.response
+        assert call.global_data["mfa_verified"] is False
+        assert META_REQUEST_ID not in call.meta_data["mfa_skill"]
+
+
+async def test_verify_before_any_send_calls_nothing_upstream(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        reply = await call.invoke("verify_mfa", token="123456")
+        assert "No code has been sent" in reply.response
+        assert fake.requests == []
+
+
+async def test_malformed_code_uses_no_attempt(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        await call.invoke("send_mfa")
+        before = len(fake.requests)
+        for said in ("one two three", "1234567", "banana", "x" * 100_000):
+            reply = await call.invoke("verify_mfa", token=said)
+            assert reply.status_code == 200
+            assert "no try" in reply.response
+        assert len(fake.requests) == before
+        assert call.meta_data["mfa_skill"]["mfa_attempts_left"] == 3
+        code = fake.last_code_for(CALLER)
+        assert "verified" in (await call.invoke("verify_mfa", token=code)).response
+
+
+async def test_texting_another_number_is_refused(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        reply = await call.invoke("send_mfa", phone_number="+15557654321")
+        assert "only be texted to the phone number the caller is calling from" in reply.response
+        assert fake.texts == []
+        # Naming one's own number is fine.
+        reply = await call.invoke("send_mfa", phone_number="(555) 123-0001")
+        assert "ending in 0 0 0 1" in reply.response
+
+
+async def test_another_number_when_the_operator_allows_it(
+    fake_signalwire, make_settings, serve_agent
+):
+    fake, sw_url = fake_signalwire
+    url = serve_agent(
+        make_settings(signalwire_url=sw_url, config={"code": {"allow_other_numbers": True}})
+    )
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        reply = await call.invoke("send_mfa", phone_number="+1 (555) 765-4321")
+        assert "ending in 4 3 2 1" in reply.response
+        assert fake.texts[-1]["to"] == "+15557654321"
+        bad = await call.invoke("send_mfa", phone_number="12")
+        assert "does not look like a phone number" in bad.response
+
+
+async def test_caller_without_a_number_gets_no_text(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url, caller="anonymous")
+        reply = await call.invoke("send_mfa")
+        assert "cannot see a phone number" in reply.response
+        assert fake.texts == []
+
+
+async def test_tool_token_is_required_and_bound_to_its_call(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        other = await new_call(http, agent_url)
+        body = call.request_body("send_mfa", {}, "mfa_skill")
+
+        no_token = await http.post(agent_url + "/swaig/", json=body, auth=AUTH)
+        assert no_token.status_code == 200
+        assert "security token" in no_token.json()["response"]
+
+        # The other call's token, presented for this call's id.
+        reply = await call.post_to_webhook(other.functions["send_mfa"]["web_hook_url"], body)
+        assert "security token" in reply.response
+        # verify_mfa's token does not open send_mfa.
+        reply = await call.post_to_webhook(call.functions["verify_mfa"]["web_hook_url"], body)
+        assert "security token" in reply.response
+        assert fake.texts == []
+
+
+async def test_unauthenticated_requests_get_401(agent_url):
+    async with httpx.AsyncClient(timeout=15) as http:
+        assert (await http.get(agent_url + "/")).status_code == 401
+        assert (await http.post(agent_url + "/swaig/", json={"function": "x"})).status_code == 401
+        wrong = await http.post(agent_url + "/", json={}, auth=("operator", "nope"))
+        assert wrong.status_code == 401
+        assert (await http.get(agent_url + "/health")).status_code == 200
+        assert (await http.get(agent_url + "/ready")).status_code == 200

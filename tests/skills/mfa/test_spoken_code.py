@@ -1,0 +1,304 @@
+"""normalize_spoken_code: what a caller says back becomes exactly `length` digits, or None."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skills.mfa.spoken_code import MAX_SPOKEN_INPUT, normalize_spoken_code
+
+ACCEPTED = [
+    # plain digits, any spacing or punctuation
+    ("481229", 6, "481229"),
+    ("123 456", 6, "123456"),
+    ("12 34 56", 6, "123456"),
+    ("1-2-3 4.5,6", 6, "123456"),
+    ("123.456", 6, "123456"),
+    ("  4 8 1\t2 2\n9  ", 6, "481229"),
+    # keypad input
+    ("481229#", 6, "481229"),
+    ("*481229", 6, "481229"),
+    ("*4*8*1*2*2*9#", 6, "481229"),
+    # digit words, any case, zero spoken as oh / o / nought / zero
+    ("four eight one two two nine", 6, "481229"),
+    ("Four Eight ONE two TWO nine", 6, "481229"),
+    ("four oh one two two oh", 6, "401220"),
+    ("o o seven", 3, "007"),
+    ("nought one two three", 4, "0123"),
+    ("zero zero one two three four", 6, "001234"),
+    ("one", 1, "1"),
+    ("zero", 1, "0"),
+    # double / triple, before a word or a digit
+    ("double four one two three five", 6, "441235"),
+    ("triple 7 one 2 3", 6, "777123"),
+    ("four double 8 one", 4, "4881"),
+    ("double oh seven", 3, "007"),
+    ("triple zero double one", 5, "00011"),
+    # teens and tens, as pairs
+    ("forty two seventeen ninety", 6, "421790"),
+    ("twelve thirty four fifty six", 6, "123456"),
+    ("forty-two seventeen ninety", 6, "421790"),
+    ("nineteen eighty four", 4, "1984"),
+    ("twenty twenty", 4, "2020"),
+    ("four eighty one two twenty nine", 6, "481229"),
+    ("ten ten ten", 6, "101010"),
+    ("forty oh two", 4, "4002"),
+    ("twenty double four", 4, "2044"),
+    # a filler is a pause: "forty um two" is 40 then 2
+    ("forty um two", 3, "402"),
+    ("forty and two", 3, "402"),
+    # mixed digits and words
+    ("4 8 one two 2 9", 6, "481229"),
+    ("48 twelve 29", 6, "481229"),
+    # fillers around and between the groups
+    ("my code is 481229", 6, "481229"),
+    ("It's 481 229.", 6, "481229"),
+    ("it\u2019s four eight one", 3, "481"),
+    ("the code is four eight one and two two nine", 6, "481229"),
+    ("um, uh, four eight one, er, two two nine", 6, "481229"),
+    ("okay so I think it's 4 8 1 2 2 9 thanks", 6, "481229"),
+    ("yeah, that's four eight one two two nine, thank you", 6, "481229"),
+    ("please: 481-229!", 6, "481229"),
+    ("It is 12 34 56, thank you!", 6, "123456"),
+    # other lengths
+    ("4812", 4, "4812"),
+    ("one two three four five six seven eight nine zero", 10, "1234567890"),
+    # Unicode decimal digits are read as their ASCII digit (deliberate choice)
+    ("１２３４５６", 6, "123456"),
+    ("٤٨١٢٢٩", 6, "481229"),
+    # an int is its decimal string
+    (481229, 6, "481229"),
+    (1000, 4, "1000"),
+    (0, 1, "0"),
+]
+
+REFUSED = [
+    # wrong number of digits
+    ("48122", 6),
+    ("4812290", 6),
+    ("one two three four five six seven", 6),
+    ("four eight one two two", 6),
+    ("forty two seventeen ninety", 4),
+    # not a code
+    ("", 6),
+    ("   \t\n", 6),
+    ("abc123", 6),
+    ("48l229", 6),
+    ("4th 8 1 2 2 9", 6),
+    ("my code is banana", 6),
+    ("I don't know", 6),
+    ("one two three four five six seven eight", 6),
+    # homophones are refused, not guessed
+    ("four for one two two nine", 6),
+    ("to two one two two nine", 6),
+    # double / triple need one digit after them
+    ("double", 6),
+    ("four eight one two two double", 6),
+    ("double double four one two three", 6),
+    ("double forty one two three", 5),
+    ("double 44 one two", 6),
+    ("double um four one two three", 6),
+    # signs, symbols, scale words, ordinals
+    ("-481229", 6),
+    ("my code is -481229", 6),
+    ("minus four eight one two two nine", 6),
+    ("+481229", 6),
+    ("$481229", 6),
+    ("481229 \u2713", 6),
+    ("four hundred eighty one two hundred twenty nine", 6),
+    ("two hundred two hundred", 6),
+    ("a thousand two hundred", 6),
+    ("first second third fourth fifth sixth", 6),
+    ("three point five one two three", 6),
+    # non-decimal Unicode digits (superscripts) are refused
+    ("\u00b9\u00b2\u00b3\u2074\u2075\u2076", 6),
+    # only ASCII letters make words: full-width or accented look-alikes are refused
+    ("\uff46\uff4f\uff55\uff52 eight one two two nine", 6),
+    ("f\u00f6ur eight one two two nine", 6),
+    # too long: refused without parsing, even if it would otherwise read
+    pytest.param("1" * 100_000, 6, id="100kB-of-digits"),
+    ("481229" + " " * MAX_SPOKEN_INPUT, 6),
+    # not text
+    (None, 6),
+    ({"token": "481229"}, 6),
+    (["4", "8", "1", "2", "2", "9"], 6),
+    (True, 1),
+    (False, 1),
+    (481229.0, 6),
+    (b"481229", 6),
+    (12345, 6),  # "012345" with its leading zero lost
+    (-481229, 6),
+    (4812290, 6),
+    pytest.param(10**5000, 6, id="int-too-big-for-str"),
+]
+
+
+@pytest.mark.parametrize(("text", "length", "expected"), ACCEPTED)
+def test_accepted_forms(text: object, length: int, expected: str) -> None:
+    assert normalize_spoken_code(text, length) == expected
+
+
+@pytest.mark.parametrize(("text", "length"), REFUSED)
+def test_refused_forms(text: object, length: int) -> None:
+    assert normalize_spoken_code(text, length) is None
+
+
+def test_length_limit_is_inclusive() -> None:
+    padded = "481229".ljust(MAX_SPOKEN_INPUT)
+    assert len(padded) == MAX_SPOKEN_INPUT
+    assert normalize_spoken_code(padded, 6) == "481229"
+    assert normalize_spoken_code(padded + " ", 6) is None
+
+
+@pytest.mark.parametrize("length", [0, -1, True, 6.0, "6", None])
+def test_bad_length_is_a_programming_error(length: object) -> None:
+    with pytest.raises(ValueError, match="length"):
+        normalize_spoken_code("481229", length)  # type: ignore[arg-type]
+
+
+# --- properties -------------------------------------------------------------
+
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+TEENS = [
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+PREFIXES = ["", "my code is ", "it's ", "um, the code is ", "okay so I think it is ", "uh "]
+SUFFIXES = ["", " thanks", ", thank you", ".", "#", " please"]
+SEPARATORS = [" ", ", ", "-", ". ", "... ", " and ", " um ", ", uh, ", "\n", " so "]
+FILLER_SEPARATORS = [" um ", " and ", ", er, "]  # a pause: the next word starts a new number
+ZERO_FORMS = ["zero", "oh", "o", "nought", "0"]
+
+
+@st.composite
+def spoken_codes(draw: st.DrawFn) -> tuple[str, str]:
+    """A code of 4 to 10 digits and one way a caller might say it."""
+    code = draw(st.text(alphabet="0123456789", min_size=4, max_size=10))
+    parts: list[str] = []
+    i = 0
+    while i < len(code):
+        digit = code[i]
+        rest = code[i + 1 :]
+        choices = ["digit"]
+        if len(rest) >= 1 and digit != "0":
+            choices.append("pair")
+        if rest[:1] == digit:
+            choices.append("double")
+        if rest[:2] == digit * 2:
+            choices.append("triple")
+        if rest:
+            choices.append("digits")
+        kind = draw(st.sampled_from(choices))
+        if kind == "pair":
+            tens, unit = int(digit), int(code[i + 1])
+            if tens == 1:
+                parts.append(TEENS[unit])
+            elif unit:
+                parts.append(TENS[tens] + draw(st.sampled_from([" ", "-"])) + DIGIT_WORDS[unit])
+            else:
+                # "forty" then "two" would merge into 42: a bare tens word ends with a pause
+                parts.append(TENS[tens] + draw(st.sampled_from(FILLER_SEPARATORS)))
+            i += 2
+        elif kind in ("double", "triple"):
+            count = 2 if kind == "double" else 3
+            parts.append(f"{kind} {draw(_one_digit(digit))}")
+            i += count
+        elif kind == "digits":
+            run = draw(st.integers(min_value=2, max_value=min(4, len(code) - i)))
+            parts.append(code[i : i + run])
+            i += run
+        else:
+            parts.append(draw(_one_digit(digit)))
+            i += 1
+    spoken = parts[0]
+    for part in parts[1:]:
+        separator = "" if spoken.endswith(" ") else draw(st.sampled_from(SEPARATORS))
+        spoken += separator + part
+    spoken = draw(st.sampled_from(PREFIXES)) + spoken.strip() + draw(st.sampled_from(SUFFIXES))
+    if draw(st.booleans()):
+        spoken = spoken.upper()
+    return code, spoken
+
+
+def _one_digit(digit: str) -> st.SearchStrategy[str]:
+    if digit == "0":
+        return st.sampled_from(ZERO_FORMS)
+    return st.sampled_from([DIGIT_WORDS[int(digit)], digit])
+
+
+@settings(max_examples=500)
+@given(spoken_codes())
+def test_spoken_code_reads_back_as_its_digits(case: tuple[str, str]) -> None:
+    code, spoken = case
+    assert len(spoken) <= MAX_SPOKEN_INPUT
+    assert normalize_spoken_code(spoken, len(code)) == code
+    # one digit more or less than asked for is refused
+    assert normalize_spoken_code(spoken, len(code) + 1) is None
+    assert normalize_spoken_code(spoken, len(code) - 1) is None
+
+
+VOCABULARY = [
+    *DIGIT_WORDS,
+    *TEENS,
+    *(t for t in TENS if t),
+    *ZERO_FORMS,
+    "double",
+    "triple",
+    "um",
+    "and",
+    "hundred",
+    "banana",
+    "-",
+    "#",
+    "*",
+    ",",
+    "7",
+    "42",
+    "１",
+]
+
+
+@settings(max_examples=500)
+@given(
+    text=st.one_of(
+        st.text(),
+        st.lists(st.sampled_from(VOCABULARY), max_size=30).map(" ".join),
+    ),
+    length=st.integers(min_value=1, max_value=12),
+)
+def test_result_is_none_or_exactly_length_ascii_digits(text: str, length: int) -> None:
+    result = normalize_spoken_code(text, length)
+    if result is not None:
+        assert len(result) == length
+        assert result.isascii()
+        assert result.isdigit()
+        # the digits read back as themselves
+        assert normalize_spoken_code(result, length) == result
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.text(),
+        st.integers(),
+        st.none(),
+        st.lists(st.text()),
+        st.booleans(),
+        st.floats(),
+        st.binary(),
+        st.dictionaries(st.text(), st.text()),
+    )
+)
+def test_never_raises_on_any_input(value: object) -> None:
+    result = normalize_spoken_code(value, 6)
+    assert result is None or (len(result) == 6 and result.isascii() and result.isdigit())

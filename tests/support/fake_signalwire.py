@@ -1,0 +1,156 @@
+"""A fake of SignalWire's MFA REST API, served for real on loopback.
+
+It follows the documented behaviour (see ../shared/signalwire-notes.md):
+``POST /api/relay/rest/mfa/sms`` with basic auth answers ``{id, success, to,
+channel}``; ``POST /api/relay/rest/mfa/{id}/verify`` answers 200 true/false and
+404 once the request is unknown, verified, expired or out of attempts; 401 for
+bad credentials; 422 for invalid fields. The "phone" is ``texts``: what a
+caller's handset would receive, so a test can read the code like a person.
+
+Knobs for fault tests: ``latency`` (seconds before answering) and ``fault``
+(``"500"``, ``"garbage"``, ``"hang"``) applied to every request while set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+PROJECT_ID = "11111111-2222-3333-4444-555555555555"
+API_TOKEN = "PTfake0123456789abcdef"
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+@dataclass
+class _Pending:
+    to: str
+    code: str
+    expires_at: float
+    attempts_left: int
+    verified: bool = False
+
+
+@dataclass
+class FakeSignalWire:
+    latency: float = 0.0
+    fault: str | None = None
+    clock_offset: float = 0.0
+    texts: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def last_code_for(self, to: str) -> str:
+        for text in reversed(self.texts):
+            if text["to"] == to:
+                return str(text["code"])
+        raise LookupError(f"no text to {to}")
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/relay/rest/mfa/sms", self._send, methods=["POST"]),
+                Route("/api/relay/rest/mfa/{request_id}/verify", self._verify, methods=["POST"]),
+            ]
+        )
+
+    async def _common(self, request: Request) -> Response | dict[str, Any]:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.fault == "hang":
+            await asyncio.sleep(3600)
+        if self.fault == "500":
+            return JSONResponse({"error": "Internal Server Error"}, status_code=500)
+        if self.fault == "garbage":
+            return PlainTextResponse("<html>bad gateway</html>", status_code=200)
+        if not _authorised(request.headers.get("authorization", "")):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _invalid("body must be JSON")
+        if not isinstance(body, dict):
+            return _invalid("body must be an object")
+        with self._lock:
+            self.requests.append({"path": request.url.path, "body": body})
+        return body
+
+    async def _send(self, request: Request) -> Response:
+        body = await self._common(request)
+        if isinstance(body, Response):
+            return body
+        to, length = body.get("to"), body.get("token_length", 6)
+        attempts, valid_for = body.get("max_attempts", 3), body.get("valid_for", 3600)
+        if not isinstance(to, str) or not _E164.match(to):
+            return _invalid("to must be an E.164 number")
+        if not isinstance(length, int) or not 4 <= length <= 20:
+            return _invalid("token_length must be 4..20")
+        if not isinstance(attempts, int) or not 1 <= attempts <= 20:
+            return _invalid("max_attempts must be 1..20")
+        if not isinstance(valid_for, int) or not 1 <= valid_for <= 604800:
+            return _invalid("valid_for must be at most 604800")
+        code = "".join(secrets.choice("0123456789") for _ in range(length))
+        request_id = str(uuid.uuid4())
+        with self._lock:
+            self._pending[request_id] = _Pending(to, code, self.now() + valid_for, attempts)
+            self.texts.append(
+                {
+                    "to": to,
+                    "from": body.get("from"),
+                    "code": code,
+                    "body": f"{body.get('message', 'Your Personal Authorization Code is:')} {code}",
+                }
+            )
+        return JSONResponse({"id": request_id, "success": True, "to": to, "channel": "sms"})
+
+    async def _verify(self, request: Request) -> Response:
+        body = await self._common(request)
+        if isinstance(body, Response):
+            return body
+        token = body.get("token")
+        with self._lock:
+            pending = self._pending.get(request.path_params["request_id"])
+            if (
+                pending is None
+                or pending.verified
+                or pending.attempts_left <= 0
+                or self.now() >= pending.expires_at
+            ):
+                return JSONResponse({"error": "Not Found"}, status_code=404)
+            pending.attempts_left -= 1
+            if isinstance(token, str) and secrets.compare_digest(token, pending.code):
+                pending.verified = True
+                return JSONResponse({"success": True})
+        return JSONResponse({"success": False})
+
+
+def _authorised(header: str) -> bool:
+    expected = base64.b64encode(f"{PROJECT_ID}:{API_TOKEN}".encode()).decode()
+    return secrets.compare_digest(header, f"Basic {expected}")
+
+
+def _invalid(detail: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "errors": [
+                {"detail": detail, "status": "422", "title": "Invalid Attribute", "code": "422"}
+            ]
+        },
+        status_code=422,
+    )
