@@ -39,7 +39,9 @@ sandbox_log = logging.getLogger("mfa.sandbox")
 # directory (config.json, agent_config.json, ...) for settings of its own.
 SDK_CONFIG_FILE = Path(__file__).with_name("sdk_config.json")
 
-_MAX_SWAIG_BODY = 256 * 1024
+# A SWAIG request holds the call's data, not its history: 1 MB is ample.
+_MAX_SWAIG_BODY = 1024 * 1024
+_TOO_LARGE = "request body too large"
 
 
 class MfaAgent(AgentBase):
@@ -48,6 +50,7 @@ class MfaAgent(AgentBase):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
             name=settings.file.agent_name,
+            agent_id=settings.file.agent_name,
             route="/",
             host=settings.host,
             port=settings.port,
@@ -71,17 +74,31 @@ class MfaAgent(AgentBase):
     async def _handle_swaig_request(
         self, request: Request, response: Response
     ) -> Response | dict[str, Any]:
-        """Refuse malformed SWAIG bodies with a 400 before the SDK sees them.
+        """Refuse malformed SWAIG bodies with a 4xx before the SDK sees them.
 
         The SDK answers a JSON array, or a non-string function name or call id,
         with a 500 from deep inside its handler; the platform then retries a
         request that will never succeed while the caller hears silence.
         """
-        if request.method == "POST" and self._check_basic_auth(request):
-            problem = await _swaig_body_problem(request)
-            if problem is not None:
-                return JSONResponse({"error": problem}, status_code=400)
-        return await super()._handle_swaig_request(request, response)
+        rejected = await self._reject_malformed(request, swaig=True)
+        return rejected or await super()._handle_swaig_request(request, response)
+
+    async def _handle_root_request(self, request: Request) -> Response:
+        rejected = await self._reject_malformed(request, swaig=False)
+        return rejected or await super()._handle_root_request(request)
+
+    async def _handle_post_prompt_request(self, request: Request) -> Any:
+        rejected = await self._reject_malformed(request, swaig=False)
+        return rejected or await super()._handle_post_prompt_request(request)
+
+    async def _reject_malformed(self, request: Request, *, swaig: bool) -> Response | None:
+        if request.method != "POST" or not self._check_basic_auth(request):
+            return None  # the SDK answers GETs and unauthenticated requests itself
+        problem = await _body_problem(request, swaig=swaig)
+        if problem is None:
+            return None
+        status = 413 if problem == _TOO_LARGE else 400
+        return JSONResponse({"error": problem}, status_code=status)
 
     def on_summary(self, summary: Any, raw_data: Any = None) -> None:
         """The post-prompt summary is the model's account of the call: logged for the
@@ -97,19 +114,24 @@ class MfaAgent(AgentBase):
         return self.provider is not None and all(check() for check in self._readiness_checks)
 
 
-async def _swaig_body_problem(request: Request) -> str | None:
+async def _body_problem(request: Request, *, swaig: bool) -> str | None:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > _MAX_SWAIG_BODY:
-        return None  # the SDK answers 413
+        return _TOO_LARGE
     raw = await request.body()
     if len(raw) > _MAX_SWAIG_BODY:
-        return None
+        return _TOO_LARGE
+    if not swaig and not raw.strip():
+        return None  # an empty POST to / is a plain SWML fetch
     try:
         body = json.loads(raw)
     except ValueError:
         return "body must be JSON"
     if not isinstance(body, dict):
         return "body must be a JSON object"
+    if not swaig:
+        call = body.get("call")
+        return None if call is None or isinstance(call, dict) else "call must be an object"
     if not isinstance(body.get("function"), str):
         return "function must be a string"
     for key in ("call_id", "caller_id_num", "meta_data_token"):

@@ -67,7 +67,7 @@ async def test_send_wrong_then_right_verifies(fake_signalwire, agent_url):
 
         spoken = " ".join(code)
         reply = await call.invoke("verify_mfa", token=f"um my code is {spoken}")
-        assert "verified" in reply.response
+        assert "caller is verified" in reply.response
         assert call.global_data["mfa_verified"] is True
         assert call.global_data["mfa_verified_number_last4"] == "0001"
         assert META_REQUEST_ID not in call.meta_data["mfa_skill"]
@@ -81,7 +81,7 @@ async def test_code_cannot_be_reused(fake_signalwire, agent_url):
         await call.invoke("send_mfa")
         code = fake.last_code_for(CALLER)
         kept = dict(call.meta_data["mfa_skill"])
-        assert "verified" in (await call.invoke("verify_mfa", token=code)).response
+        assert "caller is verified" in (await call.invoke("verify_mfa", token=code)).response
 
         again = await call.invoke("verify_mfa", token=code)
         assert "No code has been sent" in again.response
@@ -112,7 +112,7 @@ async def test_exhaustion_then_a_new_code_works(fake_signalwire, agent_url):
 
         await call.invoke("send_mfa")
         new_code = fake.last_code_for(CALLER)
-        assert "verified" in (await call.invoke("verify_mfa", token=new_code)).response
+        assert "caller is verified" in (await call.invoke("verify_mfa", token=new_code)).response
         assert call.global_data["mfa_verified"] is True
 
 
@@ -151,7 +151,7 @@ async def test_malformed_code_uses_no_attempt(fake_signalwire, agent_url):
         assert len(fake.requests) == before
         assert call.meta_data["mfa_skill"]["mfa_attempts_left"] == 3
         code = fake.last_code_for(CALLER)
-        assert "verified" in (await call.invoke("verify_mfa", token=code)).response
+        assert "caller is verified" in (await call.invoke("verify_mfa", token=code)).response
 
 
 async def test_texting_another_number_is_refused(fake_signalwire, agent_url):

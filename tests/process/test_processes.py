@@ -1,0 +1,197 @@
+"""The product as an operator runs it: ``python -m agent`` and ``swaig-test`` as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.platform import PlatformCall
+from tests.conftest import AUTH, CALLER, write_config
+from tests.support.servers import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT_FILE = REPO / "agent" / "__main__.py"
+SANDBOX_CODE = re.compile(r"Your verification code is: (\d{6})")
+
+
+def sandbox_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALWIRE_", "MFA_"))}
+    env.update(
+        MFA_PROVIDER="sandbox",
+        MFA_AGENT_CONFIG=str(write_config(tmp_path)),
+        SWML_BASIC_AUTH_USER=AUTH[0],
+        SWML_BASIC_AUTH_PASSWORD=AUTH[1],
+        SIGNALWIRE_SWAIG_SECRET="process-test-secret",
+        **extra,
+    )
+    return env
+
+
+def swaig_test(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signalwire.cli.test_swaig", str(AGENT_FILE), *args],
+        env=sandbox_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_swaig_test_lists_tools(tmp_path):
+    result = swaig_test(tmp_path, "--list-tools")
+    assert result.returncode == 0, result.stderr
+    assert "send_mfa" in result.stdout and "verify_mfa" in result.stdout
+
+
+def test_swaig_test_dumps_swml(tmp_path):
+    result = swaig_test(tmp_path, "--dump-swml", "--raw")
+    assert result.returncode == 0, result.stderr
+    swml = json.loads(result.stdout[result.stdout.index("{") :])
+    verbs = swml["sections"]["main"]
+    ai = next(verb["ai"] for verb in verbs if "ai" in verb)
+    assert {f["function"] for f in ai["SWAIG"]["functions"]} == {"send_mfa", "verify_mfa"}
+    assert ai["params"]["digit_terminators"] == "#"
+
+
+def test_swaig_test_sends_then_verifies_across_processes(tmp_path):
+    """Two separate runs share the sandbox's SQLite file: the second verifies the first's code."""
+    sent = swaig_test(
+        tmp_path,
+        "--custom-data",
+        json.dumps({"caller_id_num": CALLER, "call_id": "cli-call"}),
+        "--exec",
+        "send_mfa",
+    )
+    assert sent.returncode == 0, sent.stderr
+    code = SANDBOX_CODE.search(sent.stdout + sent.stderr).group(1)
+    after = sent.stdout[sent.stdout.index("Actions:") :]
+    actions, _ = json.JSONDecoder().raw_decode(after[after.index("{") :])
+    request_id = actions["set_meta_data"]["mfa_request_id"]
+
+    verified = swaig_test(
+        tmp_path,
+        "--custom-data",
+        json.dumps(
+            {
+                "caller_id_num": CALLER,
+                "call_id": "cli-call",
+                "meta_data": {"mfa_request_id": request_id, "mfa_attempts_left": 3},
+            }
+        ),
+        "--exec",
+        "verify_mfa",
+        "--token",
+        " ".join(code),
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "caller is verified" in verified.stdout
+    assert '"mfa_verified": true' in verified.stdout
+
+
+@pytest.mark.slow
+def test_python_m_agent_serves_a_whole_call(tmp_path):
+    port = free_port()
+    env = sandbox_env(tmp_path, PORT=str(port), HOST="127.0.0.1")
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the agent exited during start-up"
+            assert time.monotonic() < deadline, "no /health within 30 s"
+            time.sleep(0.05)
+        print(f"start to /health: {time.perf_counter() - started:.2f} s")
+
+        async def play() -> PlatformCall:
+            async with httpx.AsyncClient(timeout=15) as http:
+                call = PlatformCall(http=http, base_url=base, auth=AUTH)
+                await call.start()
+                await call.invoke("send_mfa")
+                return call
+
+        call = asyncio.run(play())
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode in (0, -15)
+    # The sandbox "text" is in the log; nothing else in the log carries the code.
+    code = SANDBOX_CODE.search(output).group(1)
+    assert output.count(code) == 1
+    assert "sandbox" in output and "warning" in output
+    assert AUTH[1] not in output
+    assert "__token=" not in output or "__token=[redacted]" in output
+    assert call.meta_data["mfa_skill"]["mfa_attempts_left"] == 3
+
+
+def test_generated_password_is_printed_once_and_works(tmp_path):
+    port = free_port()
+    env = sandbox_env(tmp_path, PORT=str(port), HOST="127.0.0.1")
+    del env["SWML_BASIC_AUTH_PASSWORD"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = ""
+        deadline = time.monotonic() + 30
+        while "generated credentials" not in line:
+            line = process.stdout.readline()
+            assert line or process.poll() is None
+            assert time.monotonic() < deadline
+        user, password = line.strip().rsplit(" ", 1)[1].split(":", 1)
+        base = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                response = httpx.get(base + "/", auth=(user, password), timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert response.status_code == 200
+        assert httpx.get(base + "/", auth=(user, "wrong"), timeout=2).status_code == 401
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert output.count(password) == 0  # printed once above, never again (e.g. in logs)
+
+
+def test_bad_setting_stops_start_up_naming_the_key(tmp_path):
+    env = sandbox_env(tmp_path)
+    Path(env["MFA_AGENT_CONFIG"]).write_text("code:\n  token_length: 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "agent"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "code.token_length" in result.stderr
