@@ -1,0 +1,150 @@
+"""``python -m agent call``: play one phone call against the agent, no phone needed.
+
+It does what SignalWire does around a call: fetches the SWML, calls
+``send_mfa`` through its ``web_hook_url``, shows the text the caller's phone
+would get (sandbox), asks what the caller says (or takes ``--say``), calls
+``verify_mfa``, and keeps ``meta_data``/``global_data`` between steps exactly
+as the platform does (``agent.platform.PlatformCall``). There is no language
+model here: the person at the keyboard plays the caller, the simulator plays
+the platform, and the transcript shows each tool call and its answer.
+
+Without ``--url`` it starts an agent in this process on a free loopback port
+(the sandbox provider unless SignalWire credentials are set). Exit status 0
+when the call ends verified, 1 when not, 2 on a usage or connection problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TextIO
+
+import httpx
+
+from agent.platform import PlatformCall, ToolReply
+from skills.mfa.providers.sandbox import SandboxText
+
+FINAL_PHRASES = ("no tries left", "expired, was already used", "No code has been sent")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent call", description="Play one verification call against the agent."
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("AGENT_URL"),
+        help="a running agent's base URL (default: start one in-process)",
+    )
+    parser.add_argument("--user", default=os.environ.get("SWML_BASIC_AUTH_USER"))
+    parser.add_argument("--password", default=os.environ.get("SWML_BASIC_AUTH_PASSWORD"))
+    parser.add_argument(
+        "--caller", default="+15551230001", help="the caller ID the call comes from (E.164)"
+    )
+    parser.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        help="what the caller says when asked for the code (repeatable)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    with ExitStack() as stack:
+        outbox: list[SandboxText] = []
+        if args.url:
+            if not (args.user and args.password):
+                print(
+                    "call: --user and --password (or SWML_BASIC_AUTH_*) are needed with --url",
+                    file=sys.stderr,
+                )
+                return 2
+            base_url, auth = args.url.rstrip("/"), (args.user, args.password)
+        else:
+            base_url, auth = stack.enter_context(_in_process_agent(outbox))
+        answers = iter(args.say) if args.say else None
+        ask = (lambda: next(answers, "")) if answers is not None else _ask_keyboard
+        try:
+            return asyncio.run(play_call(base_url, auth, args.caller, ask, outbox, sys.stdout))
+        except httpx.HTTPError as exc:
+            print(
+                f"call: cannot reach the agent at {base_url} ({type(exc).__name__})",
+                file=sys.stderr,
+            )
+            return 2
+
+
+async def play_call(
+    base_url: str,
+    auth: tuple[str, str],
+    caller: str,
+    ask: Callable[[], str],
+    outbox: list[SandboxText],
+    out: TextIO,
+) -> int:
+    async with httpx.AsyncClient(timeout=20) as http:
+        call = PlatformCall(http=http, base_url=base_url, auth=auth, caller=caller)
+        await call.start()
+        print(f"call {call.call_id} from {caller} to the agent at {base_url}", file=out)
+        _show(out, "send_mfa", {}, await call.invoke("send_mfa"))
+        for text in outbox:
+            print(f"  [sandbox text to {caller}] {text.body}", file=out)
+
+        while not call.global_data.get("mfa_verified"):
+            said = ask().strip()
+            if not said:
+                break
+            reply = await call.invoke("verify_mfa", token=said)
+            _show(out, "verify_mfa", {"token": said}, reply)
+            if any(phrase in reply.response for phrase in FINAL_PHRASES):
+                break
+        verified = call.global_data.get("mfa_verified") is True
+        print(f"global_data.mfa_verified = {json.dumps(verified)}", file=out)
+        return 0 if verified else 1
+
+
+def _show(out: TextIO, tool: str, arguments: dict[str, str], reply: ToolReply) -> None:
+    print(f"> {tool}({json.dumps(arguments)[1:-1]})", file=out)
+    print(f"< {reply.status_code} {reply.response}", file=out)
+    for action in reply.actions:
+        names = ", ".join(action)
+        print(f"  action: {names}", file=out)
+
+
+def _ask_keyboard() -> str:
+    try:
+        return input("caller says the code (empty to hang up): ")
+    except EOFError:
+        return ""
+
+
+class _in_process_agent:
+    """Serve an agent from the environment's settings on a free loopback port."""
+
+    def __init__(self, outbox: list[SandboxText]) -> None:
+        self._outbox = outbox
+        self._server = None
+
+    def __enter__(self) -> tuple[str, tuple[str, str]]:
+        from agent.app import build_agent
+        from agent.cli import load_or_exit
+        from agent.local_server import ServerThread
+
+        settings = load_or_exit()
+
+        # The simulator prints the sandbox text itself, in the transcript.
+        agent = build_agent(settings, sandbox_deliver=self._outbox.append)
+        self._server = ServerThread(agent.get_app()).__enter__()
+        auth = (settings.basic_auth_user, settings.basic_auth_password.get_secret_value())
+        return self._server.url, auth
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.__exit__(*exc)

@@ -1,0 +1,82 @@
+"""``python -m agent call`` as a newcomer uses it: a process, reading and typing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.process.test_processes import sandbox_env
+
+CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] Your verification code is: (\d{6})")
+
+
+def start_simulator(tmp_path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "call", *args],
+        env=sandbox_env(tmp_path),
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_typing_the_texted_code_verifies(tmp_path):
+    process = start_simulator(tmp_path)
+    code = None
+    for line in process.stdout:
+        match = CODE_LINE.search(line)
+        if match:
+            code = match.group(1)
+            break
+    assert code, "the sandbox text should be shown"
+    spoken = " ".join(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][int(d)]
+        for d in code
+    )
+    out, err = process.communicate(f"my code is {spoken}\n", timeout=60)
+    assert process.returncode == 0, err
+    assert "caller is verified" in out
+    assert "global_data.mfa_verified = true" in out
+
+
+def test_a_wrong_code_three_times_does_not_verify(tmp_path):
+    process = start_simulator(
+        tmp_path, "--say", "000000", "--say", "000000", "--say", "000000", "--say", "000000"
+    )
+    out, err = process.communicate(timeout=60)
+    # Tiny chance the sandbox picked 000000; then the first try verifies and this is moot.
+    if "caller is verified" in out:
+        return
+    assert process.returncode == 1, err
+    assert out.count("> verify_mfa") == 3
+    assert "no tries left" in out
+    assert "global_data.mfa_verified = false" in out
+
+
+def test_unreachable_agent_exits_2(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "call",
+            "--url",
+            "http://127.0.0.1:9",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--say",
+            "123456",
+        ],
+        env=sandbox_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "cannot reach the agent" in result.stderr
