@@ -185,6 +185,7 @@ def build_agent(
             "policy": policy,
             "publisher": agent.publisher,
             "agent_id": agent.agent_id,
+            "language_code": settings.file.language.code,
         },
     )
     _mount_operational_routes(agent)

@@ -174,7 +174,7 @@ def normalize_space_url(value: str) -> str:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be a space host or an http(s) base URL")
         return value
-    if "/" in value or " " in value:
+    if not all(ch.isalnum() or ch in ".-" for ch in value):
         raise ValueError("must be a space host such as example.signalwire.com")
     if "." not in value:
         value = f"{value}.signalwire.com"
@@ -242,6 +242,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "provider_fell_back": fell_back,
     }
     if provider is ProviderName.SIGNALWIRE:
+        missing = [
+            _ENV_NAMES[k] for k in ("project_id", "api_token", "base_url") if not credentials[k]
+        ]
+        if missing:
+            raise SettingsError("MFA_PROVIDER=signalwire needs " + ", ".join(missing))
         if not credentials["from_number"]:
             raise SettingsError(
                 "MFA_FROM_NUMBER is required with the SignalWire provider "

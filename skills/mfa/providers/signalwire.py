@@ -126,7 +126,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
         raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
     try:
         payload = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200) from None
     if not isinstance(payload, dict):
         raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
@@ -137,7 +137,7 @@ def _error_reason(response: httpx.Response) -> str:
     """A short, credential-free description of a 4xx/5xx for the logs."""
     try:
         payload = json.loads(response.content[:_MAX_BODY_BYTES])
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if isinstance(payload, dict):
         errors = payload.get("errors")

@@ -1,0 +1,393 @@
+"""``load_settings``: defaults, provider choice, secrets kept secret, and every bad value
+stopping start-up with a message that names the key.
+
+Every test passes an explicit environment dict; ``os.environ`` is never read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, SecretStr
+
+from agent.settings import (
+    DEFAULT_CONFIG_PATH,
+    FileConfig,
+    ProviderName,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+
+PROJECT_ID = "a1b2c3d4-proj-9e8f-7a6b-5c4d3e2f1a0b"
+API_TOKEN = "PTsecret0123456789abcdefTOKEN"
+PASSWORD = "s3cret-basic-auth-PASSWORD"
+
+CREDENTIALS = {
+    "SIGNALWIRE_PROJECT_ID": PROJECT_ID,
+    "SIGNALWIRE_API_TOKEN": API_TOKEN,
+    "SIGNALWIRE_SPACE": "example.signalwire.com",
+    "MFA_FROM_NUMBER": "+15559870000",
+}
+
+
+def write_yaml(tmp_path: Path, data: Any, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def env_with(config: Path | None = None, **env: str) -> dict[str, str]:
+    environ = {"MFA_AGENT_CONFIG": str(config)} if config else {}
+    environ.update(env)
+    return environ
+
+
+def settings_error(environ: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ)
+    return str(info.value)
+
+
+# -- defaults and the shipped file -----------------------------------------------------------
+
+
+def test_defaults_from_the_shipped_file() -> None:
+    settings = load_settings({})
+    assert settings.config_path == DEFAULT_CONFIG_PATH
+    code = settings.file.code
+    assert code.token_length == 6
+    assert code.valid_for == 600
+    assert code.max_attempts == 3
+    assert code.allow_other_numbers is False
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 3000
+    assert settings.proxy_url_base is None
+    assert settings.swaig_secret is None
+    assert settings.signing_key is None
+
+
+def test_no_credentials_falls_back_to_sandbox() -> None:
+    settings = load_settings({})
+    assert settings.provider is ProviderName.SANDBOX
+    assert settings.provider_fell_back is True
+    assert settings.signalwire is None
+
+
+def test_partial_credentials_fall_back_to_sandbox() -> None:
+    environ = dict(CREDENTIALS)
+    del environ["SIGNALWIRE_API_TOKEN"]
+    settings = load_settings(environ)
+    assert settings.provider is ProviderName.SANDBOX
+    assert settings.provider_fell_back is True
+
+
+def test_credentials_select_signalwire() -> None:
+    settings = load_settings(dict(CREDENTIALS))
+    assert settings.provider is ProviderName.SIGNALWIRE
+    assert settings.provider_fell_back is False
+    assert settings.signalwire is not None
+    assert settings.signalwire.project_id == PROJECT_ID
+    assert settings.signalwire.api_token.get_secret_value() == API_TOKEN
+    assert settings.signalwire.base_url == "https://example.signalwire.com"
+    assert settings.signalwire.from_number == "+15559870000"
+
+
+def test_credentials_are_stripped() -> None:
+    environ = {key: f"  {value}\n" for key, value in CREDENTIALS.items()}
+    settings = load_settings(environ)
+    assert settings.signalwire is not None
+    assert settings.signalwire.project_id == PROJECT_ID
+    assert settings.signalwire.api_token.get_secret_value() == API_TOKEN
+    assert settings.signalwire.from_number == "+15559870000"
+
+
+def test_explicit_signalwire_provider() -> None:
+    settings = load_settings({**CREDENTIALS, "MFA_PROVIDER": " SignalWire "})
+    assert settings.provider is ProviderName.SIGNALWIRE
+    assert settings.provider_fell_back is False
+
+
+def test_sandbox_forced_even_with_credentials() -> None:
+    settings = load_settings({**CREDENTIALS, "MFA_PROVIDER": "sandbox"})
+    assert settings.provider is ProviderName.SANDBOX
+    assert settings.provider_fell_back is False
+    assert settings.signalwire is None
+
+
+def test_unknown_provider_is_refused() -> None:
+    message = settings_error({**CREDENTIALS, "MFA_PROVIDER": "bogus"})
+    assert "MFA_PROVIDER" in message
+
+
+def test_signalwire_without_credentials_is_refused() -> None:
+    message = settings_error({"MFA_PROVIDER": "signalwire"})
+    assert "MFA_PROVIDER" in message
+    for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE"):
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    "missing", ["SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE"]
+)
+def test_signalwire_with_one_credential_missing_names_it(missing: str) -> None:
+    environ = {**CREDENTIALS, "MFA_PROVIDER": "signalwire"}
+    environ[missing] = ""
+    message = settings_error(environ)
+    assert missing in message
+    assert API_TOKEN not in message
+
+
+def test_signalwire_without_from_number_names_it() -> None:
+    environ = dict(CREDENTIALS)
+    del environ["MFA_FROM_NUMBER"]
+    message = settings_error(environ)
+    assert "MFA_FROM_NUMBER" in message
+
+
+def test_env_overrides() -> None:
+    settings = load_settings(
+        {
+            "HOST": "127.0.0.1",
+            "PORT": "8080",
+            "SWML_PROXY_URL_BASE": "https://agent.example.com/",
+            "SIGNALWIRE_SWAIG_SECRET": "swaig-secret",
+            "SIGNALWIRE_SIGNING_KEY": "signing-key",
+        }
+    )
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.proxy_url_base == "https://agent.example.com"
+    assert settings.swaig_secret is not None
+    assert settings.swaig_secret.get_secret_value() == "swaig-secret"
+    assert settings.signing_key is not None
+    assert settings.signing_key.get_secret_value() == "signing-key"
+
+
+# -- basic auth and secrets ------------------------------------------------------------------
+
+
+def test_generated_basic_auth_password() -> None:
+    first = load_settings({})
+    second = load_settings({})
+    assert first.basic_auth_generated is True
+    assert first.basic_auth_user == "mfa"
+    password = first.basic_auth_password.get_secret_value()
+    assert password
+    assert len(password) >= 16
+    assert password != second.basic_auth_password.get_secret_value()
+
+
+def test_given_basic_auth_is_kept() -> None:
+    settings = load_settings(
+        {"SWML_BASIC_AUTH_USER": "operator", "SWML_BASIC_AUTH_PASSWORD": PASSWORD}
+    )
+    assert settings.basic_auth_generated is False
+    assert settings.basic_auth_user == "operator"
+    assert settings.basic_auth_password.get_secret_value() == PASSWORD
+
+
+def test_secrets_are_secret_str() -> None:
+    settings = load_settings(
+        {
+            **CREDENTIALS,
+            "SWML_BASIC_AUTH_PASSWORD": PASSWORD,
+            "SIGNALWIRE_SWAIG_SECRET": "swaig-secret-value",
+            "SIGNALWIRE_SIGNING_KEY": "signing-key-value",
+        }
+    )
+    assert isinstance(settings.basic_auth_password, SecretStr)
+    assert settings.signalwire is not None
+    assert isinstance(settings.signalwire.api_token, SecretStr)
+    for text in (repr(settings), str(settings), repr(settings.signalwire), str(settings.file)):
+        assert API_TOKEN not in text
+        assert PASSWORD not in text
+        assert "swaig-secret-value" not in text
+        assert "signing-key-value" not in text
+    generated = load_settings({})
+    secret = generated.basic_auth_password.get_secret_value()
+    assert secret not in repr(generated)
+    assert secret not in str(generated)
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({})
+    with pytest.raises(ValueError):
+        settings.port = 1  # type: ignore[misc]
+
+
+# -- bad values name their key ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code, key",
+    [
+        ({"token_length": 3}, "token_length"),
+        ({"token_length": 21}, "token_length"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": 21}, "max_attempts"),
+        ({"valid_for": 10**7}, "valid_for"),
+        ({"valid_for": 29}, "valid_for"),
+        ({"token_length": "six"}, "token_length"),
+        ({"message": ""}, "message"),
+        ({"tokn_length": 6}, "tokn_length"),
+    ],
+)
+def test_bad_code_values_name_the_key(tmp_path: Path, code: dict[str, Any], key: str) -> None:
+    config = write_yaml(tmp_path, {"code": code})
+    message = settings_error(env_with(config))
+    assert f"code.{key}" in message
+    assert str(config) in message
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"agent_nmae": "x"}, "agent_nmae"),
+        ({"upstream": {"deadline_seconds": 30}}, "upstream.deadline_seconds"),
+        ({"upstream": {"max_connections": 0}}, "upstream.max_connections"),
+        ({"dtmf": {"digit_timeout_ms": 10}}, "dtmf.digit_timeout_ms"),
+        ({"agent_name": "has spaces"}, "agent_name"),
+        ({"sandbox_db_path": "  "}, "sandbox_db_path"),
+        ({"language": {"voice": "x", "speed": 2}}, "language.speed"),
+    ],
+)
+def test_other_bad_file_values_name_the_key(tmp_path: Path, data: dict[str, Any], key: str) -> None:
+    message = settings_error(env_with(write_yaml(tmp_path, data)))
+    assert key in message
+
+
+def test_several_problems_are_all_named(tmp_path: Path) -> None:
+    config = write_yaml(tmp_path, {"code": {"token_length": 3, "max_attempts": 0}})
+    message = settings_error(env_with(config))
+    assert "code.token_length" in message
+    assert "code.max_attempts" in message
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "42\n"])
+def test_yaml_that_is_not_a_mapping(tmp_path: Path, text: str) -> None:
+    config = write_yaml(tmp_path, text)
+    message = settings_error(env_with(config))
+    assert str(config) in message
+    assert "mapping" in message
+
+
+def test_invalid_yaml_says_the_line(tmp_path: Path) -> None:
+    config = write_yaml(tmp_path, "code:\n  token_length: 6\n  valid_for: [600\nagent_name: x\n")
+    message = settings_error(env_with(config))
+    assert str(config) in message
+    assert "line" in message
+    assert "not valid YAML" in message
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "nope.yaml"
+    message = settings_error(env_with(config))
+    assert "MFA_AGENT_CONFIG" in message
+    assert str(config) in message
+
+
+def test_empty_config_file_means_defaults(tmp_path: Path) -> None:
+    settings = load_settings(env_with(write_yaml(tmp_path, "")))
+    assert settings.file == FileConfig()
+
+
+def test_partial_config_file_keeps_other_defaults(tmp_path: Path) -> None:
+    config = write_yaml(tmp_path, {"code": {"token_length": 8}, "persona_name": "Ada"})
+    settings = load_settings(env_with(config))
+    assert settings.config_path == config
+    assert settings.file.code.token_length == 8
+    assert settings.file.code.valid_for == 600
+    assert settings.file.persona_name == "Ada"
+
+
+@pytest.mark.parametrize("number", ["5551234", "15559870000", "+1 555 987 0000", "+1555", "abc"])
+def test_from_number_must_be_e164(number: str) -> None:
+    message = settings_error({**CREDENTIALS, "MFA_FROM_NUMBER": number})
+    assert "MFA_FROM_NUMBER" in message
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "-1"])
+def test_bad_port(port: str) -> None:
+    assert "PORT" in settings_error({"PORT": port})
+
+
+@pytest.mark.parametrize("url", ["not a url", "agent.example.com", "ftp://agent.example.com"])
+def test_bad_proxy_url_base(url: str) -> None:
+    assert "SWML_PROXY_URL_BASE" in settings_error({"SWML_PROXY_URL_BASE": url})
+
+
+@pytest.mark.parametrize("token", ["changeme", "ChangeMe", " password ", "xxx"])
+def test_placeholder_api_token(token: str) -> None:
+    message = settings_error({**CREDENTIALS, "SIGNALWIRE_API_TOKEN": token})
+    assert "SIGNALWIRE_API_TOKEN" in message
+    assert token.strip() not in message.lower().replace("signalwire_api_token", "")
+
+
+@pytest.mark.parametrize(
+    "space, base_url",
+    [
+        ("example", "https://example.signalwire.com"),
+        ("example.signalwire.com", "https://example.signalwire.com"),
+        ("example.signalwire.com/", "https://example.signalwire.com"),
+        ("https://example.signalwire.com", "https://example.signalwire.com"),
+        ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
+def test_signalwire_space_forms(space: str, base_url: str) -> None:
+    settings = load_settings({**CREDENTIALS, "SIGNALWIRE_SPACE": space})
+    assert settings.signalwire is not None
+    assert settings.signalwire.base_url == base_url
+
+
+@pytest.mark.parametrize(
+    "space", ["ftp://x", "https://", "exa mple", "example/path", "example:443"]
+)
+def test_bad_signalwire_space(space: str) -> None:
+    message = settings_error({**CREDENTIALS, "SIGNALWIRE_SPACE": space})
+    assert "SIGNALWIRE_SPACE" in message
+
+
+def test_error_messages_never_hold_the_token() -> None:
+    for environ in (
+        {**CREDENTIALS, "MFA_FROM_NUMBER": "5551234"},
+        {**CREDENTIALS, "SIGNALWIRE_SPACE": "ftp://x"},
+        {**CREDENTIALS, "PORT": "abc"},
+    ):
+        message = settings_error(environ)
+        assert API_TOKEN not in message
+
+
+# -- consistency of the shipped file ---------------------------------------------------------
+
+
+def _assert_keys_are_fields(data: dict[str, Any], model: type[BaseModel], where: str) -> None:
+    for key, value in data.items():
+        assert key in model.model_fields, f"{where}{key} is not a field of {model.__name__}"
+        annotation = model.model_fields[key].annotation
+        if isinstance(value, dict):
+            assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            _assert_keys_are_fields(value, annotation, f"{where}{key}.")
+
+
+def test_shipped_config_loads_and_every_key_is_a_field() -> None:
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    _assert_keys_are_fields(data, FileConfig, "")
+
+    settings = load_settings({"MFA_AGENT_CONFIG": str(DEFAULT_CONFIG_PATH)})
+    assert isinstance(settings, Settings)
+    # What the file says is what was loaded (no key silently ignored).
+    assert settings.file.model_dump(include=set(data)) == data
+
+
+def test_shipped_config_matches_the_model_defaults() -> None:
+    """The file documents the defaults: it and the model must not drift apart."""
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    defaults = FileConfig().model_dump()
+    for key, value in data.items():
+        assert defaults[key] == value, key
