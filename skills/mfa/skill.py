@@ -19,8 +19,8 @@ from skills.mfa.tools import CodePolicy, MfaTools
 
 META_DATA_TOKEN = "mfa_skill"
 
-SEND_FILLERS = {"default": ["One moment, I'm texting you a code now.", "Sending that code now."]}
-VERIFY_FILLERS = {"default": ["Let me check that code.", "Checking that now."]}
+SEND_FILLERS = ["One moment, I'm texting you a code now.", "Sending that code now."]
+VERIFY_FILLERS = ["Let me check that code.", "Checking that now."]
 
 
 class MfaSkill(SkillBase):
@@ -54,6 +54,11 @@ class MfaSkill(SkillBase):
                     "description": "Names the agent in events",
                     "required": True,
                 },
+                "language_code": {
+                    "type": "string",
+                    "description": "Language the spoken fillers are keyed by",
+                    "default": "en-US",
+                },
             }
         )
         return schema
@@ -73,6 +78,7 @@ class MfaSkill(SkillBase):
             self.logger.error("mfa skill needs params['agent_id']")
             return False
         self.policy = policy
+        self.language_code = str(self.params.get("language_code") or "en-US")
         self.tools = MfaTools(
             provider=provider, policy=policy, publisher=publisher, agent_id=agent_id
         )
@@ -96,7 +102,7 @@ class MfaSkill(SkillBase):
             },
             handler=self.tools.send_mfa,
             secure=True,
-            fillers=SEND_FILLERS,
+            fillers={self.language_code: SEND_FILLERS},
             meta_data_token=META_DATA_TOKEN,
         )
         self.define_tool(
@@ -114,7 +120,7 @@ class MfaSkill(SkillBase):
             required=["token"],
             handler=self.tools.verify_mfa,
             secure=True,
-            fillers=VERIFY_FILLERS,
+            fillers={self.language_code: VERIFY_FILLERS},
             meta_data_token=META_DATA_TOKEN,
         )
 

@@ -205,7 +205,7 @@ class MfaTools:
         args: Any,
         raw_data: Any,
     ) -> FunctionResult:
-        call = _Call(self, tool, raw_data if isinstance(raw_data, dict) else {})
+        call = _Call(self._emit, tool, raw_data if isinstance(raw_data, dict) else {})
         try:
             return await body(call, args if isinstance(args, dict) else {})
         except Exception as exc:
@@ -213,12 +213,35 @@ class MfaTools:
             log.error("tool_failed", extra={"tool": tool, "exc_type": type(exc).__name__})
             return call.finish(Outcome.ERROR, messages.unexpected_failure())
 
+    def _emit(self, call: _Call, outcome: Outcome, attempts_left: int | None) -> None:
+        if call.number:
+            masked = mask_number(call.number)
+        else:
+            masked = f"***{call.number_last4}" if call.number_last4 else "unknown"
+        self._publisher.publish(
+            MfaEvent(
+                agent_id=self._agent_id,
+                call_id=call.id[:128],
+                tool=call.tool,
+                outcome=outcome,
+                masked_number=masked,
+                provider=self._provider.name,
+                duration_ms=(time.perf_counter() - call.started) * 1000,
+                attempts_left=attempts_left,
+            )
+        )
+
 
 class _Call:
-    """One tool invocation: the request's facts and the event it ends with."""
+    """One tool invocation: the request's facts, and the event it ends with."""
 
-    def __init__(self, tools: MfaTools, tool: str, raw: dict[str, Any]) -> None:
-        self.tools = tools
+    def __init__(
+        self,
+        emit: Callable[[_Call, Outcome, int | None], None],
+        tool: str,
+        raw: dict[str, Any],
+    ) -> None:
+        self._emit = emit
         self.tool = tool
         self.raw = raw
         call_id = raw.get("call_id")
@@ -232,23 +255,8 @@ class _Call:
     def finish(
         self, outcome: Outcome, text: str, *, attempts_left: int | None = None
     ) -> FunctionResult:
-        masked = (
-            mask_number(self.number)
-            if self.number
-            else (f"***{self.number_last4}" if self.number_last4 else "unknown")
-        )
-        self.tools._publisher.publish(
-            MfaEvent(
-                agent_id=self.tools._agent_id,
-                call_id=self.id[:128],
-                tool=self.tool,
-                outcome=outcome,
-                masked_number=masked,
-                provider=self.tools._provider.name,
-                duration_ms=(time.perf_counter() - self.started) * 1000,
-                attempts_left=attempts_left,
-            )
-        )
+        """Publish the outcome's event and start the reply the model will read."""
+        self._emit(self, outcome, attempts_left)
         return FunctionResult(text)
 
 
