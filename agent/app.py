@@ -25,8 +25,10 @@ from signalwire.skills.registry import skill_registry
 from agent.prompts import load_prompt_sections
 from agent.settings import ProviderName, Settings
 from skills.mfa.events import EventPublisher
-from skills.mfa.phone import mask_number, region_of
+from skills.mfa.limits import CounterStore, InProcessCounterStore, SendLimiter, SendLimits
+from skills.mfa.phone import country_code_of, mask_number, region_of
 from skills.mfa.providers.base import CodeProvider
+from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.providers.signalwire import SignalWireProvider, new_shared_client
 from skills.mfa.skill import MfaSkill
@@ -68,6 +70,7 @@ class MfaAgent(AgentBase):
         self.settings = settings
         self.publisher = EventPublisher()
         self.provider: CodeProvider | None = None
+        self.counters: CounterStore | None = None
         self.http: httpx.AsyncClient | None = None
         self._readiness_checks: list[Callable[[], bool]] = []
 
@@ -160,12 +163,18 @@ def build_agent(
         max_connections=upstream.max_connections,
         transport=http_transport,
     )
-    agent.provider = _build_provider(settings, agent.http, sandbox_deliver)
+    agent.provider = CircuitBreakerProvider(
+        _build_provider(settings, agent.http, sandbox_deliver),
+        failure_threshold=settings.file.breaker.failure_threshold,
+        open_seconds=settings.file.breaker.open_seconds,
+    )
+    agent.counters = InProcessCounterStore()
 
     code = settings.file.code
-    default_region = (
-        region_of(settings.signalwire.from_number) if settings.signalwire else None
-    ) or "US"
+    from_number = settings.signalwire.from_number if settings.signalwire else None
+    default_region = (region_of(from_number) if from_number else None) or "US"
+    home_country = (country_code_of(from_number) if from_number else None) or 1
+    limits = settings.file.limits
     policy = CodePolicy(
         message=code.message,
         token_length=code.token_length,
@@ -173,6 +182,18 @@ def build_agent(
         max_attempts=code.max_attempts,
         allow_other_numbers=code.allow_other_numbers,
         default_region=default_region,
+        allowed_country_codes=frozenset(limits.allowed_country_codes or [home_country]),
+    )
+    limiter = SendLimiter(
+        agent.counters,
+        SendLimits(
+            sends_per_call=limits.sends_per_call,
+            resend_cooldown_seconds=limits.resend_cooldown_seconds,
+            per_recipient_per_hour=limits.per_recipient_per_hour,
+            per_recipient_per_day=limits.per_recipient_per_day,
+            agent_sends_per_minute=limits.agent_sends_per_minute,
+        ),
+        agent_id=agent.agent_id,
     )
 
     _configure_conversation(agent, settings)
@@ -185,6 +206,7 @@ def build_agent(
             "policy": policy,
             "publisher": agent.publisher,
             "agent_id": agent.agent_id,
+            "limiter": limiter,
             "language_code": settings.file.language.code,
         },
     )

@@ -77,6 +77,33 @@ class DtmfConfig(_Strict):
     digit_timeout_ms: int = Field(4000, ge=500, le=30000)
 
 
+class LimitsConfig(_Strict):
+    """Abuse limits; see skills/mfa/limits.py for what each one defends against."""
+
+    sends_per_call: int = Field(3, ge=1, le=20)
+    resend_cooldown_seconds: float = Field(30.0, ge=0, le=3600)
+    per_recipient_per_hour: int = Field(5, ge=1, le=1000)
+    per_recipient_per_day: int = Field(10, ge=1, le=10000)
+    agent_sends_per_minute: int = Field(120, ge=1, le=100000)
+    # Country calling codes recipients may have; empty: the country of MFA_FROM_NUMBER
+    # (or 1 in the sandbox).
+    allowed_country_codes: list[int] = Field(default_factory=list)
+
+    @field_validator("allowed_country_codes")
+    @classmethod
+    def _calling_codes(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= code <= 999 for code in value):
+            raise ValueError("country calling codes are 1 to 999, e.g. [1, 44]")
+        return value
+
+
+class BreakerConfig(_Strict):
+    """After ``failure_threshold`` upstream outages in a row, fail fast for ``open_seconds``."""
+
+    failure_threshold: int = Field(5, ge=1, le=1000)
+    open_seconds: float = Field(30.0, gt=0, le=3600)
+
+
 class FileConfig(_Strict):
     """What the YAML file may hold. Unknown keys are refused so typos surface."""
 
@@ -87,6 +114,8 @@ class FileConfig(_Strict):
     code: CodeConfig = CodeConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     dtmf: DtmfConfig = DtmfConfig()
+    limits: LimitsConfig = LimitsConfig()
+    breaker: BreakerConfig = BreakerConfig()
     sandbox_db_path: str = "var/sandbox.sqlite3"
     prompts_dir: str | None = None
 

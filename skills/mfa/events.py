@@ -31,6 +31,9 @@ class Outcome(StrEnum):
     NO_CODE_SENT = "no_code_sent"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_REJECTED = "provider_rejected"
+    RATE_LIMITED = "rate_limited"
+    COUNTRY_REFUSED = "country_refused"
+    NUMBER_TYPE_REFUSED = "number_type_refused"
     ERROR = "error"
 
 

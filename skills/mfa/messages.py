@@ -104,3 +104,52 @@ def unexpected_failure() -> str:
         "Something went wrong on our side and nothing was changed. Apologise and offer to "
         "try again."
     )
+
+
+def resent(last4: str, valid_minutes: int) -> str:
+    return (
+        code_sent(last4, valid_minutes)
+        + " This new code replaces the earlier one, which no longer works."
+    )
+
+
+def wait_before_resend(seconds: int) -> str:
+    return (
+        f"A code was sent moments ago; texts can take a little while. Ask the caller to wait "
+        f"about {max(1, seconds)} seconds and check their messages before asking for another."
+    )
+
+
+def too_many_sends_this_call() -> str:
+    return (
+        "That is as many codes as can be sent on one call, so no new code was sent. Ask the "
+        "caller to use the latest code they received, or to call back later."
+    )
+
+
+def too_many_sends_to_number() -> str:
+    return (
+        "Too many codes have gone to this phone number recently, so no code was sent. Apologise "
+        "and ask the caller to try again later."
+    )
+
+
+def agent_busy() -> str:
+    return (
+        "The verification service is very busy right now, so no code was sent. Apologise and "
+        "ask the caller to try again in a few minutes."
+    )
+
+
+def country_not_supported() -> str:
+    return (
+        "Codes cannot be texted to phone numbers in that country, so no code was sent. "
+        "Apologise and ask if there is anything else you can help with."
+    )
+
+
+def number_cannot_receive_texts() -> str:
+    return (
+        "That phone number cannot receive text messages, so no code was sent. Apologise and "
+        "explain that verification needs a mobile phone."
+    )

@@ -38,6 +38,35 @@ def to_e164(raw: object, default_region: str | None = "US") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Types that cannot receive a text, or that cost the sender (premium rate, SMS pumping).
+_UNTEXTABLE_TYPES = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE,
+    phonenumbers.PhoneNumberType.SHARED_COST,
+    phonenumbers.PhoneNumberType.UAN,
+    phonenumbers.PhoneNumberType.VOICEMAIL,
+    phonenumbers.PhoneNumberType.PAGER,
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+}
+
+
+def country_code_of(e164: str) -> int | None:
+    try:
+        return int(phonenumbers.parse(e164, None).country_code)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def textable_type(e164: str) -> bool:
+    """False where phonenumbers can tell the number cannot take an SMS or bills the sender
+    (premium rate, shared cost, landline, pager, ...). Unknown types pass: the provider
+    refuses what it cannot text."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) not in _UNTEXTABLE_TYPES
+
+
 def region_of(e164: str) -> str | None:
     """The ISO region of an E.164 number, used as the default for numbers without ``+``."""
     try:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from signalwire.core.skill_base import SkillBase
 
 from skills.mfa.events import EventPublisher
+from skills.mfa.limits import SendLimiter
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.tools import CodePolicy, MfaTools
 
@@ -54,6 +55,11 @@ class MfaSkill(SkillBase):
                     "description": "Names the agent in events",
                     "required": True,
                 },
+                "limiter": {
+                    "type": "object",
+                    "description": "SendLimiter enforcing the abuse limits (optional)",
+                    "required": False,
+                },
                 "language_code": {
                     "type": "string",
                     "description": "Language the spoken fillers are keyed by",
@@ -79,8 +85,16 @@ class MfaSkill(SkillBase):
             return False
         self.policy = policy
         self.language_code = str(self.params.get("language_code") or "en-US")
+        limiter = self.params.get("limiter")
+        if limiter is not None and not isinstance(limiter, SendLimiter):
+            self.logger.error("mfa skill: params['limiter'] must be a SendLimiter")
+            return False
         self.tools = MfaTools(
-            provider=provider, policy=policy, publisher=publisher, agent_id=agent_id
+            provider=provider,
+            policy=policy,
+            publisher=publisher,
+            agent_id=agent_id,
+            limiter=limiter,
         )
         return True
 

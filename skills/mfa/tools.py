@@ -23,7 +23,8 @@ from signalwire.core.function_result import FunctionResult
 
 from skills.mfa import messages
 from skills.mfa.events import EventPublisher, MfaEvent, Outcome
-from skills.mfa.phone import last_digits, mask_number, to_e164
+from skills.mfa.limits import LimitKind, Refusal, SendLimiter
+from skills.mfa.phone import country_code_of, last_digits, mask_number, textable_type, to_e164
 from skills.mfa.providers.base import (
     CodeNotFound,
     CodeProvider,
@@ -54,6 +55,7 @@ class CodePolicy:
     max_attempts: int
     allow_other_numbers: bool
     default_region: str | None
+    allowed_country_codes: frozenset[int] = frozenset({1})
 
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], Awaitable[FunctionResult]]
@@ -69,8 +71,10 @@ class MfaTools:
         policy: CodePolicy,
         publisher: EventPublisher,
         agent_id: str,
+        limiter: SendLimiter | None = None,
     ) -> None:
         self._provider = provider
+        self._limiter = limiter
         self._policy = policy
         self._publisher = publisher
         self._agent_id = agent_id
@@ -94,6 +98,19 @@ class MfaTools:
             if target is None:
                 return call.finish(Outcome.NO_CALLER_NUMBER, messages.no_caller_number())
         call.number = target
+
+        if country_code_of(target) not in self._policy.allowed_country_codes:
+            return call.finish(Outcome.COUNTRY_REFUSED, messages.country_not_supported())
+        if not textable_type(target):
+            return call.finish(Outcome.NUMBER_TYPE_REFUSED, messages.number_cannot_receive_texts())
+        replaces_earlier = bool(call.meta_data.get(META_REQUEST_ID))
+        if self._limiter is not None:
+            refusal = await self._limiter.try_send(
+                call.id, target, replaces_pending=replaces_earlier
+            )
+            if refusal is not None:
+                log.warning("send_limited", extra={"limit": str(refusal.kind), "call_id": call.id})
+                return call.finish(Outcome.RATE_LIMITED, _refusal_message(refusal))
 
         request = SendRequest(
             to=target,
@@ -125,11 +142,10 @@ class MfaTools:
             return call.finish(Outcome.SEND_FAILED, text)
 
         minutes = max(1, self._policy.valid_for // 60)
-        result = call.finish(
-            Outcome.CODE_SENT,
-            messages.code_sent(last_digits(target), minutes),
-            attempts_left=self._policy.max_attempts,
+        text = (messages.resent if replaces_earlier else messages.code_sent)(
+            last_digits(target), minutes
         )
+        result = call.finish(Outcome.CODE_SENT, text, attempts_left=self._policy.max_attempts)
         # A resend replaces the pending request: the newest code is the one that counts.
         return result.set_metadata(
             {
@@ -258,6 +274,17 @@ class _Call:
         """Publish the outcome's event and start the reply the model will read."""
         self._emit(self, outcome, attempts_left)
         return FunctionResult(text)
+
+
+def _refusal_message(refusal: Refusal) -> str:
+    if refusal.kind is LimitKind.CALL_COOLDOWN:
+        return messages.wait_before_resend(round(refusal.retry_after))
+    if refusal.kind is LimitKind.CALL_SENDS:
+        return messages.too_many_sends_this_call()
+    if refusal.kind is LimitKind.AGENT_RATE:
+        log.error("agent_send_rate_cap_reached")  # an alert: possible SMS pumping burst
+        return messages.agent_busy()
+    return messages.too_many_sends_to_number()
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -1,0 +1,194 @@
+"""Send limits: the defences against SMS pumping, code guessing and harassment.
+
+Every send must pass all of these at once, checked and counted as one step:
+
+=================  ===========================================  =====================
+rule               why                                          default
+=================  ===========================================  =====================
+call cooldown      a caller hammering "send it again"           1 per 30 s per call
+sends per call     one call cannot become a text cannon         3 per call
+recipient / hour   harassment of one phone across many calls    5 per rolling hour
+recipient / day    the same, slower                             10 per rolling day
+agent rate cap     pumping bursts against the account           120 per minute
+=================  ===========================================  =====================
+
+The counters live behind ``CounterStore``: ``InProcessCounterStore`` here, a
+shared store (Redis) when several replicas serve the agent. A store checks all
+rules of one send and records them only when every rule allows it, so a refusal
+never burns another rule's budget and concurrent sends never overshoot a limit.
+Recipient keys hold a hash of the number, never the number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class LimitKind(StrEnum):
+    CALL_COOLDOWN = "call_cooldown"
+    CALL_SENDS = "call_sends"
+    RECIPIENT_HOUR = "recipient_hour"
+    RECIPIENT_DAY = "recipient_day"
+    AGENT_RATE = "agent_rate"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """At most ``limit`` hits on ``key`` within any ``window`` seconds.
+
+    A rule with ``enforce=False`` is only recorded, so that a later send can be
+    checked against it.
+    """
+
+    kind: LimitKind
+    key: str
+    limit: int
+    window: float
+    enforce: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    kind: LimitKind
+    retry_after: float
+
+
+class CounterStore(Protocol):
+    """Sliding-window counters; ``acquire`` is atomic over all its rules."""
+
+    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
+        """Record one hit on every rule and return None, or record nothing and return the
+        first rule that refuses."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the store can be used right now (readiness)."""
+        ...
+
+
+class InProcessCounterStore:
+    """Counters in this process: one lock, a deque of hit times per key.
+
+    A key holds at most ``limit`` timestamps, and keys whose newest hit is older
+    than their window are swept now and then, so memory stays bounded by the
+    live traffic.
+    """
+
+    def __init__(self, *, sweep_every: int = 1000) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._windows: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+        self._sweep_every = sweep_every
+        self._since_sweep = 0
+
+    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
+        async with self._lock:
+            for rule in rules:
+                hits = self._live_hits(rule, now)
+                if rule.enforce and len(hits) >= rule.limit:
+                    return Refusal(rule.kind, retry_after=max(0.0, hits[0] + rule.window - now))
+            for rule in rules:
+                self._hits.setdefault(rule.key, deque()).append(now)
+                self._windows[rule.key] = max(self._windows.get(rule.key, 0.0), rule.window)
+            self._since_sweep += 1
+            if self._since_sweep >= self._sweep_every:
+                self._sweep(now)
+        return None
+
+    async def ping(self) -> bool:
+        return True
+
+    def key_count(self) -> int:
+        return len(self._hits)
+
+    def _live_hits(self, rule: Rule, now: float) -> deque[float]:
+        hits = self._hits.get(rule.key)
+        if hits is None:
+            return deque()
+        while hits and hits[0] <= now - rule.window:
+            hits.popleft()
+        return hits
+
+    def _sweep(self, now: float) -> None:
+        self._since_sweep = 0
+        stale = [
+            key
+            for key, hits in self._hits.items()
+            if not hits or hits[-1] <= now - self._windows.get(key, 0.0)
+        ]
+        for key in stale:
+            self._hits.pop(key, None)
+            self._windows.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class SendLimits:
+    """The numbers, from the settings."""
+
+    sends_per_call: int = 3
+    resend_cooldown_seconds: float = 30.0
+    per_recipient_per_hour: int = 5
+    per_recipient_per_day: int = 10
+    agent_sends_per_minute: int = 120
+
+
+class SendLimiter:
+    """Builds the rules for one send and asks the store."""
+
+    def __init__(
+        self,
+        store: CounterStore,
+        limits: SendLimits,
+        *,
+        agent_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._agent_id = agent_id
+        self._clock = clock
+
+    async def try_send(
+        self, call_id: str, recipient_e164: str, *, replaces_pending: bool
+    ) -> Refusal | None:
+        """Count one send, or say which limit refuses it.
+
+        The cooldown applies only while an earlier code of this call is still pending:
+        a caller whose code expired or ran out of tries may ask for a new one at once
+        (the per-call cap still bounds that).
+        """
+        limits = self._limits
+        recipient = recipient_key(recipient_e164)
+        call = call_id or "unknown-call"
+        rules = [
+            Rule(
+                LimitKind.CALL_COOLDOWN,
+                f"cooldown:{call}",
+                1,
+                limits.resend_cooldown_seconds,
+                enforce=replaces_pending,
+            ),
+            Rule(LimitKind.CALL_SENDS, f"call:{call}", limits.sends_per_call, 86400.0),
+            Rule(
+                LimitKind.RECIPIENT_HOUR, f"to:h:{recipient}", limits.per_recipient_per_hour, 3600.0
+            ),
+            Rule(
+                LimitKind.RECIPIENT_DAY, f"to:d:{recipient}", limits.per_recipient_per_day, 86400.0
+            ),
+            Rule(
+                LimitKind.AGENT_RATE, f"agent:{self._agent_id}", limits.agent_sends_per_minute, 60.0
+            ),
+        ]
+        return await self._store.acquire(rules, self._clock())
+
+
+def recipient_key(e164: str) -> str:
+    """A stable, non-reversible-at-a-glance key for a number (stores never hold numbers)."""
+    return hashlib.sha256(b"mfa-recipient:" + e164.encode()).hexdigest()[:32]
