@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from skills.mfa.providers.base import (
     CodeNotFound,
@@ -43,7 +43,15 @@ from skills.mfa.providers.base import (
     VerifyOutcome,
 )
 
-__all__ = ["EXPIRED_RETENTION_SECONDS", "SandboxProvider", "SandboxText"]
+__all__ = [
+    "EXPIRED_RETENTION_SECONDS",
+    "PendingCodes",
+    "SandboxProvider",
+    "SandboxText",
+    "SqlitePendingCodes",
+    "hash_code",
+    "secret_digits",
+]
 
 #: Expired rows are kept this long before a send sweeps them away. Keeping them a while
 #: costs nothing (they already answer ``CodeNotFound``) and makes the sweep rare work.
@@ -90,12 +98,12 @@ class SandboxText:
 Deliver = Callable[[SandboxText], Awaitable[None] | None]
 
 
-def _secret_digits(length: int) -> str:
+def secret_digits(length: int) -> str:
     """``length`` uniformly random digits from the OS CSPRNG, leading zeros kept."""
     return str(secrets.randbelow(10**length)).zfill(length)
 
 
-def _hash_code(salt: bytes, code: str) -> str:
+def hash_code(salt: bytes, code: str) -> str:
     """One SHA-256: a few microseconds, so verify stays far below a millisecond.
 
     A slow KDF would buy nothing here: the code space is tiny and rows live minutes.
@@ -103,65 +111,71 @@ def _hash_code(salt: bytes, code: str) -> str:
     return hashlib.sha256(salt + code.encode("utf-8")).hexdigest()
 
 
+class PendingCodes(Protocol):
+    """Where the sandbox keeps pending codes: a SQLite file here, Redis for replicas.
+
+    ``check`` must be one atomic step (read, compare, count the try, delete when used
+    or dead), so two simultaneous right answers verify exactly once.
+    """
+
+    async def insert(
+        self,
+        request_id: str,
+        salt: bytes,
+        code_hash: str,
+        expires_at: float,
+        max_attempts: int,
+        now: float,
+    ) -> None: ...
+
+    async def delete(self, request_id: str) -> None: ...
+
+    async def check(self, request_id: str, code: str, now: float) -> VerifyOutcome: ...
+
+    def pending_count(self, now: float) -> int: ...
+
+
 class SandboxProvider:
-    """A ``CodeProvider`` backed by a SQLite file instead of SignalWire.
+    """A ``CodeProvider`` that makes and checks codes itself instead of asking SignalWire.
 
-    Connection per call: every ``send``/``verify`` opens its own connection inside the
-    worker thread that ``asyncio.to_thread`` gives it, and closes it before returning.
-    ``sqlite3`` connections must not be shared between threads without a lock, and a lock
-    would only repeat what SQLite already does across processes: ``BEGIN IMMEDIATE`` plus
-    the busy timeout serialize writers whether they are threads, tasks or other processes,
-    so one mechanism covers all three. It also leaves no state tied to an event loop or a
-    thread, so an instance works across ``asyncio.run`` calls and loops. Opening a
-    connection to a local file costs tens of microseconds, well within a voice turn.
-
-    The schema and WAL mode are set up once in the constructor (synchronously, at startup):
-    WAL is a property of the file, so every later connection gets it, and readers never
-    block the single writer.
+    ``store`` is a SQLite file path (one process, or several sharing a disk) or any
+    ``PendingCodes`` (``RedisPendingCodes`` for replicas on several machines).
     """
 
     name = "sandbox"
 
     def __init__(
         self,
-        db_path: str | Path,
+        store: str | Path | PendingCodes,
         *,
         deliver: Deliver,
         clock: Callable[[], float] = time.time,
         random_digits: Callable[[int], str] | None = None,
     ) -> None:
-        """Open (creating if needed) the database at ``db_path``.
-
-        ``clock`` returns seconds on the same scale as ``time.time`` and decides expiry;
-        every instance sharing a file must use the same clock. ``random_digits(n)`` must
+        """``clock`` returns seconds on the same scale as ``time.time`` and decides expiry;
+        every instance sharing a store must use the same clock. ``random_digits(n)`` must
         return ``n`` digits; it exists so tests can know the code, and defaults to
         ``secrets``.
         """
-        self._db_path = Path(db_path)
+        self._store: PendingCodes = (
+            SqlitePendingCodes(store) if isinstance(store, str | Path) else store
+        )
         self._deliver = deliver
         self._clock = clock
-        self._random_digits = random_digits or _secret_digits
+        self._random_digits = random_digits or secret_digits
         self._closed = False
-        self._db_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
 
     @property
     def db_path(self) -> Path:
-        return self._db_path
+        if not isinstance(self._store, SqlitePendingCodes):
+            raise AttributeError("this sandbox does not keep its codes in a file")
+        return self._store.db_path
 
     async def send(self, request: SendRequest) -> SentCode:
         """Store a new pending code, then hand its text to ``deliver``.
 
-        The row is committed before delivery, so a code that reaches the phone can always
-        be verified. If delivery fails the row is removed again and the send reports
+        The code is stored before delivery, so a code that reaches the phone can always
+        be verified. If delivery fails it is removed again and the send reports
         ``ProviderUnavailable`` with ``may_have_arrived=False``. Invalid fields are refused
         with ``ProviderRejected(422)``, as SignalWire does.
         """
@@ -173,8 +187,14 @@ class SandboxProvider:
         request_id = str(uuid.uuid4())
         now = self._clock()
         salt = secrets.token_bytes(_SALT_BYTES)
-        row = (request_id, salt, _hash_code(salt, code), now + request.valid_for)
-        await self._run(self._insert, row, request.max_attempts, now)
+        await self._store.insert(
+            request_id,
+            salt,
+            hash_code(salt, code),
+            now + request.valid_for,
+            request.max_attempts,
+            now,
+        )
 
         text = SandboxText(
             request_id=request_id,
@@ -188,7 +208,7 @@ class SandboxProvider:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            await self._run(self._delete, request_id)
+            await self._store.delete(request_id)
             raise ProviderUnavailable("delivery failed", may_have_arrived=False) from exc
         return SentCode(request_id)
 
@@ -197,32 +217,85 @@ class SandboxProvider:
 
         Gone means unknown, expired (``now >= expires_at``), already verified or out of
         attempts. Every answered attempt, right or wrong, uses one try, so
-        ``attempts_left`` is what remains after this one. A right code deletes the row
-        (single use); a wrong one that uses the last try deletes it too.
+        ``attempts_left`` is what remains after this one. A right code deletes the
+        pending code (single use); a wrong one that uses the last try deletes it too.
         """
         self._check_open()
-        return await self._run(self._check, request_id, code, self._clock())
+        return await self._store.check(request_id, code, self._clock())
 
     def pending_count(self) -> int:
-        """Number of live pending codes (not expired, not used, tries left). Synchronous.
-
-        A single indexed ``COUNT`` meant for benchmarks and tests; it blocks the caller for
-        the length of one small read, so do not call it from a hot async path.
-        """
+        """Number of live pending codes (not expired, not used, tries left). Synchronous:
+        meant for benchmarks and tests, not for a hot async path."""
         self._check_open()
+        return self._store.pending_count(self._clock())
+
+    async def aclose(self) -> None:
+        """Refuse further calls. Stores hold no open connection of their own."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("SandboxProvider is closed")
+
+
+class SqlitePendingCodes:
+    """Pending codes in a SQLite file.
+
+    Connection per call: every operation opens its own connection inside the worker
+    thread that ``asyncio.to_thread`` gives it, and closes it before returning.
+    ``sqlite3`` connections must not be shared between threads without a lock, and a lock
+    would only repeat what SQLite already does across processes: ``BEGIN IMMEDIATE`` plus
+    the busy timeout serialize writers whether they are threads, tasks or other processes,
+    so one mechanism covers all three. It also leaves no state tied to an event loop or a
+    thread, so an instance works across ``asyncio.run`` calls and loops. Opening a
+    connection to a local file costs tens of microseconds, well within a voice turn.
+
+    The schema and WAL mode are set up once in the constructor (synchronously, at startup):
+    WAL is a property of the file, so every later connection gets it, and readers never
+    block the single writer.
+    """
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    async def insert(
+        self,
+        request_id: str,
+        salt: bytes,
+        code_hash: str,
+        expires_at: float,
+        max_attempts: int,
+        now: float,
+    ) -> None:
+        row = (request_id, salt, code_hash, expires_at)
+        await self._run(self._insert, row, max_attempts, now)
+
+    async def delete(self, request_id: str) -> None:
+        await self._run(self._delete, request_id)
+
+    async def check(self, request_id: str, code: str, now: float) -> VerifyOutcome:
+        return await self._run(self._check, request_id, code, now)
+
+    def pending_count(self, now: float) -> int:
+        """A single indexed ``COUNT``; blocks for the length of one small read."""
         conn = self._connect()
         try:
             (count,) = conn.execute(
-                "SELECT COUNT(*) FROM pending_codes WHERE expires_at > ?", (self._clock(),)
+                "SELECT COUNT(*) FROM pending_codes WHERE expires_at > ?", (now,)
             ).fetchone()
         finally:
             conn.close()
         return int(count)
-
-    async def aclose(self) -> None:
-        """Refuse further calls. Connections are per call, so none stays open to close;
-        calls already running finish and close their own."""
-        self._closed = True
 
     # -- blocking work, run in a worker thread -------------------------------------------
 
@@ -257,7 +330,7 @@ class SandboxProvider:
         if attempts_left <= 0:  # not stored by this module, but be strict about old rows
             raise CodeNotFound("out of attempts")
         remaining = attempts_left - 1
-        if hmac.compare_digest(_hash_code(salt, code), code_hash):
+        if hmac.compare_digest(hash_code(salt, code), code_hash):
             conn.execute("DELETE FROM pending_codes WHERE request_id = ?", (request_id,))
             return VerifyOutcome(verified=True, attempts_left=remaining)
         if remaining == 0:
@@ -307,16 +380,12 @@ class SandboxProvider:
         # module open deferred transactions behind our back. synchronous=NORMAL is safe
         # with WAL against process crashes and avoids an fsync on every commit.
         conn = sqlite3.connect(
-            self._db_path,
+            self.db_path,
             timeout=BUSY_TIMEOUT_SECONDS,
             isolation_level=None,
         )
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("SandboxProvider is closed")
 
 
 def _validate(request: SendRequest) -> None:
