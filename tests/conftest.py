@@ -91,3 +91,21 @@ def serve_agent() -> Iterator[Callable[[MfaAgent | Settings], str]]:
     yield serve
     for server in servers:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One redis-server for the session (``.ci/run`` installs Debian's redis-server)."""
+    from tests.support.redis_server import RedisServer
+
+    if not RedisServer.available():
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    redis_server.flush()
+    return str(redis_server.url)

@@ -54,6 +54,10 @@ class Rule:
     enforce: bool = True
 
 
+class CounterStoreUnavailable(Exception):
+    """The shared counters cannot be reached; the send is refused (fail closed)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     kind: LimitKind

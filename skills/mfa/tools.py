@@ -23,7 +23,7 @@ from signalwire.core.function_result import FunctionResult
 
 from skills.mfa import messages
 from skills.mfa.events import EventPublisher, MfaEvent, Outcome
-from skills.mfa.limits import LimitKind, Refusal, SendLimiter
+from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, SendLimiter
 from skills.mfa.phone import country_code_of, last_digits, mask_number, textable_type, to_e164
 from skills.mfa.providers.base import (
     CodeNotFound,
@@ -105,9 +105,14 @@ class MfaTools:
             return call.finish(Outcome.NUMBER_TYPE_REFUSED, messages.number_cannot_receive_texts())
         replaces_earlier = bool(call.meta_data.get(META_REQUEST_ID))
         if self._limiter is not None:
-            refusal = await self._limiter.try_send(
-                call.id, target, replaces_pending=replaces_earlier
-            )
+            try:
+                refusal = await self._limiter.try_send(
+                    call.id, target, replaces_pending=replaces_earlier
+                )
+            except CounterStoreUnavailable:
+                # Fail closed: without the counters no limit can be enforced.
+                log.error("limits_unavailable", extra={"call_id": call.id})
+                return call.finish(Outcome.SEND_FAILED, messages.provider_unavailable())
             if refusal is not None:
                 log.warning("send_limited", extra={"limit": str(refusal.kind), "call_id": call.id})
                 return call.finish(Outcome.RATE_LIMITED, _refusal_message(refusal))

@@ -1,0 +1,251 @@
+"""Shared state on Redis, for several replicas behind a load balancer.
+
+SignalWire may send each SWAIG request of one call to a different replica, so
+everything a decision depends on must be shared: the sandbox's pending codes,
+every rate-limit counter and the circuit breaker. Each check-and-update is one
+Lua script (atomic on the server), and every key expires on its own, so there
+is no cleanup job and no unbounded growth.
+
+When Redis cannot be reached the callers get a polite answer, never a guess:
+pending codes and counters raise (the send or verify is refused, nothing is
+verified); the breaker fails open (it is an optimisation, not a guard).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
+from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
+from skills.mfa.providers.breaker import BreakerSnapshot
+from skills.mfa.providers.sandbox import hash_code
+
+log = logging.getLogger("mfa.redis")
+
+REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+def connect(url: str, *, timeout: float = 1.0) -> Redis:
+    """One client (a connection pool) per process, with short timeouts: a caller waits."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+        health_check_interval=15,
+        decode_responses=False,
+    )
+
+
+# -- sandbox pending codes --------------------------------------------------------------
+
+# KEYS[1] the code's hash; ARGV: code hash of the attempt, now.
+# Returns -1 when gone, else 1000 * verified + attempts left.
+_CHECK_CODE = """
+local k = KEYS[1]
+local found = redis.call('HMGET', k, 'code_hash', 'expires_at', 'attempts_left')
+if not found[1] then return -1 end
+local left = tonumber(found[3])
+if left <= 0 or tonumber(ARGV[2]) >= tonumber(found[2]) then
+  redis.call('DEL', k)
+  return -1
+end
+left = left - 1
+if found[1] == ARGV[1] then
+  redis.call('DEL', k)
+  return 1000 + left
+end
+if left == 0 then redis.call('DEL', k) else redis.call('HSET', k, 'attempts_left', left) end
+return left
+"""
+
+
+class RedisPendingCodes:
+    """The sandbox's pending codes in Redis hashes that expire with the code."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "mfa") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._check = redis.register_script(_CHECK_CODE)
+
+    def _key(self, request_id: str) -> str:
+        return f"{self._prefix}:code:{request_id}"
+
+    async def insert(
+        self,
+        request_id: str,
+        salt: bytes,
+        code_hash: str,
+        expires_at: float,
+        max_attempts: int,
+        now: float,
+    ) -> None:
+        key = self._key(request_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    key,
+                    mapping={
+                        "salt": salt,
+                        "code_hash": code_hash,
+                        "expires_at": repr(expires_at),
+                        "attempts_left": max_attempts,
+                    },
+                )
+                pipe.pexpire(key, max(1, math.ceil((expires_at - now) * 1000)))
+                await pipe.execute()
+        except REDIS_ERRORS:
+            raise ProviderUnavailable("redis", may_have_arrived=False) from None
+
+    async def delete(self, request_id: str) -> None:
+        try:
+            await self._redis.delete(self._key(request_id))
+        except REDIS_ERRORS:
+            raise ProviderUnavailable("redis", may_have_arrived=False) from None
+
+    async def check(self, request_id: str, code: str, now: float) -> VerifyOutcome:
+        key = self._key(request_id)
+        try:
+            salt = await self._redis.hget(key, "salt")
+            if salt is None:
+                raise CodeNotFound("unknown, used, expired or out of attempts")
+            result = int(await self._check(keys=[key], args=[hash_code(salt, code), repr(now)]))
+        except REDIS_ERRORS:
+            # Nothing was counted or verified for certain: the caller may try again.
+            raise ProviderUnavailable("redis", may_have_arrived=True) from None
+        if result < 0:
+            raise CodeNotFound("unknown, used, expired or out of attempts")
+        return VerifyOutcome(verified=result >= 1000, attempts_left=result % 1000)
+
+    def pending_count(self, now: float) -> int:
+        raise NotImplementedError("count pending codes with redis-cli: SCAN MATCH mfa:code:*")
+
+
+# -- rate-limit counters ----------------------------------------------------------------
+
+# KEYS: one sorted set per rule. ARGV[1] now, ARGV[2] a unique member, then per rule
+# limit, window, enforce. Returns {0, 0} when every rule allows (all recorded), else
+# {index of the refusing rule, seconds until it would allow}.
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local base = 2 + (i - 1) * 3
+  local limit, window, enforce = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3]
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if enforce == '1' and redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return {i, tostring(tonumber(oldest[2]) + window - now)}
+  end
+end
+for i = 1, #KEYS do
+  local window = tonumber(ARGV[2 + (i - 1) * 3 + 2])
+  redis.call('ZADD', KEYS[i], now, ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000) + 1000)
+end
+return {0, '0'}
+"""
+
+
+class RedisCounterStore:
+    """``CounterStore`` on Redis: one sorted set of hit times per key, checked atomically."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "mfa") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
+        args: list[Any] = [repr(now), uuid.uuid4().hex]
+        for rule in rules:
+            args += [rule.limit, repr(rule.window), "1" if rule.enforce else "0"]
+        keys = [f"{self._prefix}:limit:{rule.key}" for rule in rules]
+        try:
+            index, retry_after = await self._acquire(keys=keys, args=args)
+        except REDIS_ERRORS:
+            raise CounterStoreUnavailable("redis") from None
+        if int(index) == 0:
+            return None
+        return Refusal(rules[int(index) - 1].kind, retry_after=max(0.0, float(retry_after)))
+
+    async def ping(self) -> bool:
+        return await ping(self._redis)
+
+
+async def ping(redis: Redis) -> bool:
+    try:
+        return bool(await redis.ping())
+    except REDIS_ERRORS:
+        return False
+
+
+# -- circuit breaker state ----------------------------------------------------------------
+
+_BEFORE_CALL = """
+local k = KEYS[1]
+local now, open_seconds = tonumber(ARGV[1]), tonumber(ARGV[2])
+local open_until = tonumber(redis.call('HGET', k, 'open_until') or '0')
+if open_until == 0 then return 1 end
+if now < open_until then return 0 end
+local trial_until = tonumber(redis.call('HGET', k, 'trial_until') or '0')
+if now < trial_until then return 0 end
+redis.call('HSET', k, 'trial_until', now + open_seconds)
+return 1
+"""
+
+_RECORD = """
+local k = KEYS[1]
+local ok, now = ARGV[1], tonumber(ARGV[2])
+local threshold, open_seconds = tonumber(ARGV[3]), tonumber(ARGV[4])
+if ok == '1' then redis.call('DEL', k) return 0 end
+local failures = redis.call('HINCRBY', k, 'failures', 1)
+local open_until = tonumber(redis.call('HGET', k, 'open_until') or '0')
+redis.call('HSET', k, 'trial_until', 0)
+if failures >= threshold or open_until > 0 then
+  redis.call('HSET', k, 'open_until', now + open_seconds)
+end
+redis.call('PEXPIRE', k, math.ceil(open_seconds * 1000) * 4 + 60000)
+return failures
+"""
+
+
+class RedisBreakerState:
+    """``BreakerState`` shared by replicas, so one outage opens the breaker everywhere."""
+
+    def __init__(self, redis: Redis, *, key: str = "mfa:breaker") -> None:
+        self._redis = redis
+        self._key = key
+        self._before = redis.register_script(_BEFORE_CALL)
+        self._record = redis.register_script(_RECORD)
+
+    async def before_call(self, now: float, open_seconds: float) -> bool:
+        try:
+            return bool(int(await self._before(keys=[self._key], args=[now, open_seconds])))
+        except REDIS_ERRORS:
+            return True  # fail open: the provider's own deadline still bounds the wait
+
+    async def record(self, ok: bool, now: float, threshold: int, open_seconds: float) -> None:
+        try:
+            await self._record(
+                keys=[self._key], args=["1" if ok else "0", now, threshold, open_seconds]
+            )
+        except REDIS_ERRORS:
+            log.warning("breaker_state_unavailable")
+
+    async def snapshot(self) -> BreakerSnapshot:
+        try:
+            raw = await self._redis.hgetall(self._key)
+        except REDIS_ERRORS:
+            return BreakerSnapshot()
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        return BreakerSnapshot(
+            failures=int(fields.get("failures", 0)),
+            open_until=float(fields.get("open_until", 0)),
+            trial_in_flight=float(fields.get("trial_until", 0)) > 0,
+        )

@@ -1,0 +1,186 @@
+"""Shared state on a real redis-server: the same rules as in-process, across clients."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Rule
+from skills.mfa.providers.base import (
+    CodeNotFound,
+    ProviderUnavailable,
+    SendRequest,
+    SentCode,
+    VerifyOutcome,
+)
+from skills.mfa.providers.breaker import CircuitBreakerProvider
+from skills.mfa.providers.sandbox import SandboxProvider
+from skills.mfa.redis_state import (
+    RedisBreakerState,
+    RedisCounterStore,
+    RedisPendingCodes,
+    connect,
+)
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+REQUEST = SendRequest(
+    to="+15551230001", message="Code:", token_length=6, valid_for=600, max_attempts=3
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sandbox(url: str, clock: Clock, outbox: list) -> SandboxProvider:
+    return SandboxProvider(RedisPendingCodes(connect(url)), deliver=outbox.append, clock=clock)
+
+
+async def test_codes_verify_once_across_two_clients(redis_url):
+    clock, outbox = Clock(), []
+    first, second = sandbox(redis_url, clock, outbox), sandbox(redis_url, clock, outbox)
+    sent = await first.send(REQUEST)
+    code = outbox[-1].code
+    results = await asyncio.gather(
+        *(provider.verify(sent.request_id, code) for provider in [first, second] * 10),
+        return_exceptions=True,
+    )
+    verified = [r for r in results if isinstance(r, VerifyOutcome) and r.verified]
+    assert len(verified) == 1
+    assert all(isinstance(r, CodeNotFound) for r in results if r not in verified)
+
+
+async def test_wrong_codes_count_down_then_the_code_is_dead(redis_url):
+    clock, outbox = Clock(), []
+    provider = sandbox(redis_url, clock, outbox)
+    sent = await provider.send(REQUEST)
+    wrong = "000000" if outbox[-1].code != "000000" else "111111"
+    left = [(await provider.verify(sent.request_id, wrong)).attempts_left for _ in range(3)]
+    assert left == [2, 1, 0]
+    with pytest.raises(CodeNotFound):
+        await provider.verify(sent.request_id, outbox[-1].code)
+
+
+async def test_expiry_and_key_ttl(redis_url):
+    clock, outbox = Clock(), []
+    redis = connect(redis_url)
+    provider = SandboxProvider(RedisPendingCodes(redis), deliver=outbox.append, clock=clock)
+    sent = await provider.send(REQUEST)
+    ttl = await redis.pttl(f"mfa:code:{sent.request_id}")
+    assert 590_000 < ttl <= 600_000  # the key expires by itself with the code
+    assert outbox[-1].code.encode() not in b"".join(
+        v for v in (await redis.hgetall(f"mfa:code:{sent.request_id}")).values()
+    )
+    clock.now += 600
+    with pytest.raises(CodeNotFound):
+        await provider.verify(sent.request_id, outbox[-1].code)
+
+
+async def test_counters_never_overshoot_under_concurrency(redis_url):
+    stores = [RedisCounterStore(connect(redis_url)) for _ in range(2)]
+    rule = Rule(LimitKind.AGENT_RATE, "agent:x", 150, 60.0)
+    results = await asyncio.gather(
+        *(stores[i % 2].acquire([rule], 1000.0 + i / 1000) for i in range(200))
+    )
+    assert sum(r is None for r in results) == 150
+    assert {r.kind for r in results if r is not None} == {LimitKind.AGENT_RATE}
+
+
+async def test_a_refusal_records_nothing_and_windows_roll(redis_url):
+    store = RedisCounterStore(connect(redis_url))
+    loose = Rule(LimitKind.RECIPIENT_DAY, "to:d:r", 10, 86400.0)
+    tight = Rule(LimitKind.CALL_SENDS, "call:c", 1, 60.0)
+    assert await store.acquire([loose, tight], 0.0) is None
+    refusal = await store.acquire([loose, tight], 10.0)
+    assert refusal is not None and refusal.kind is LimitKind.CALL_SENDS
+    assert refusal.retry_after == pytest.approx(50.0)
+    redis = connect(redis_url)
+    assert await redis.zcard("mfa:limit:to:d:r") == 1  # the refused send was not counted
+    assert await store.acquire([loose, tight], 61.0) is None
+    assert 0 < await redis.pttl("mfa:limit:call:c") <= 61_000
+
+
+async def test_record_only_rules_are_kept_for_later_checks(redis_url):
+    store = RedisCounterStore(connect(redis_url))
+    recorded = Rule(LimitKind.CALL_COOLDOWN, "cooldown:c", 1, 30.0, enforce=False)
+    enforced = Rule(LimitKind.CALL_COOLDOWN, "cooldown:c", 1, 30.0)
+    assert await store.acquire([recorded], 0.0) is None
+    assert await store.acquire([recorded], 1.0) is None
+    refusal = await store.acquire([enforced], 5.0)
+    assert refusal is not None and refusal.kind is LimitKind.CALL_COOLDOWN
+
+
+class Failing:
+    name = "failing"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, request: SendRequest) -> SentCode:
+        self.calls += 1
+        raise ProviderUnavailable("server_error", may_have_arrived=True)
+
+    async def verify(self, request_id: str, code: str) -> VerifyOutcome:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_breaker_state_is_shared_by_replicas(redis_url):
+    clock = Clock()
+    inner_a, inner_b = Failing(), Failing()
+    a = CircuitBreakerProvider(
+        inner_a,
+        state=RedisBreakerState(connect(redis_url)),
+        failure_threshold=2,
+        open_seconds=30,
+        clock=clock,
+    )
+    b = CircuitBreakerProvider(
+        inner_b,
+        state=RedisBreakerState(connect(redis_url)),
+        failure_threshold=2,
+        open_seconds=30,
+        clock=clock,
+    )
+    for provider in (a, b):
+        with pytest.raises(ProviderUnavailable):
+            await provider.send(REQUEST)
+    with pytest.raises(ProviderUnavailable) as opened:
+        await b.send(REQUEST)
+    assert opened.value.kind == "circuit_open"
+    assert (inner_a.calls, inner_b.calls) == (1, 1)
+    assert await a.is_open()
+
+
+async def test_redis_down_refuses_politely_and_recovers():
+    server = RedisServer().start()
+    try:
+        clock, outbox = Clock(), []
+        provider = sandbox(server.url, clock, outbox)
+        store = RedisCounterStore(connect(server.url))
+        breaker_state = RedisBreakerState(connect(server.url))
+        sent = await provider.send(REQUEST)
+        server.stop()
+        with pytest.raises(ProviderUnavailable):
+            await provider.verify(sent.request_id, outbox[-1].code)
+        with pytest.raises(ProviderUnavailable):
+            await provider.send(REQUEST)
+        with pytest.raises(CounterStoreUnavailable):
+            await store.acquire([Rule(LimitKind.AGENT_RATE, "a", 1, 60.0)], 0.0)
+        assert await store.ping() is False
+        assert await breaker_state.before_call(0.0, 30.0) is True  # fails open
+        server.start()
+        assert await store.ping() is True
+        sent = await provider.send(REQUEST)
+        assert (await provider.verify(sent.request_id, outbox[-1].code)).verified
+    finally:
+        server.stop()
