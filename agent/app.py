@@ -22,6 +22,8 @@ from fastapi.responses import JSONResponse
 from signalwire import AgentBase
 from signalwire.skills.registry import skill_registry
 
+from agent.live import EventHub, install_live_features
+from agent.outcome_webhook import OutcomeWebhook, install_outcome_webhook
 from agent.prompts import load_prompt_sections
 from agent.settings import ProviderName, Settings
 from skills.mfa.events import EventPublisher
@@ -72,6 +74,8 @@ class MfaAgent(AgentBase):
         self.provider: CodeProvider | None = None
         self.counters: CounterStore | None = None
         self.http: httpx.AsyncClient | None = None
+        self.live_hub: EventHub | None = None
+        self.outcome_webhook: OutcomeWebhook | None = None
         self._readiness_checks: list[Callable[[], bool]] = []
 
     async def _handle_swaig_request(
@@ -109,6 +113,8 @@ class MfaAgent(AgentBase):
         call_id = raw_data.get("call_id") if isinstance(raw_data, dict) else None
         verified = summary.get("verified") if isinstance(summary, dict) else None
         log.info("call_summary", extra={"call_id": call_id, "model_says_verified": verified})
+        if self.live_hub is not None:
+            self.live_hub.publish_summary(call_id, summary)
 
     def add_readiness_check(self, check: Callable[[], bool]) -> None:
         self._readiness_checks.append(check)
@@ -163,8 +169,14 @@ def build_agent(
         max_connections=upstream.max_connections,
         transport=http_transport,
     )
+    hub = agent.live_hub = EventHub(agent_id=agent.agent_id)
+
+    def log_and_show_sandbox_text(text: SandboxText) -> None:
+        log_sandbox_text(text)
+        hub.publish_sandbox_text(text)
+
     agent.provider = CircuitBreakerProvider(
-        _build_provider(settings, agent.http, sandbox_deliver),
+        _build_provider(settings, agent.http, sandbox_deliver or log_and_show_sandbox_text),
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
     )
@@ -210,6 +222,8 @@ def build_agent(
             "language_code": settings.file.language.code,
         },
     )
+    install_live_features(agent, settings)
+    install_outcome_webhook(agent, settings)
     _mount_operational_routes(agent)
     _install_lifespan(agent)
     return agent

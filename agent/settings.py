@@ -167,6 +167,27 @@ class Settings(_Strict):
     provider: ProviderName
     provider_fell_back: bool = False
     signalwire: SignalWireCredentials | None = None
+    outcome_webhook_url: str | None = None
+    outcome_webhook_secret: SecretStr | None = None
+
+    @field_validator("outcome_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an absolute http(s) URL such as https://hooks.example.com/mfa"
+            )
+        return value
+
+    @field_validator("outcome_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a random string)")
+        return value
 
     @field_validator("proxy_url_base")
     @classmethod
@@ -184,6 +205,10 @@ class Settings(_Strict):
             raise ValueError(
                 "MFA_PROVIDER=signalwire needs SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, "
                 "SIGNALWIRE_SPACE and MFA_FROM_NUMBER"
+            )
+        if self.outcome_webhook_url and self.outcome_webhook_secret is None:
+            raise ValueError(
+                "MFA_OUTCOME_WEBHOOK_SECRET is required when MFA_OUTCOME_WEBHOOK_URL is set"
             )
         return self
 
@@ -269,7 +294,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "signing_key": env.get("SIGNALWIRE_SIGNING_KEY") or None,
         "provider": provider,
         "provider_fell_back": fell_back,
+        "outcome_webhook_url": env.get("MFA_OUTCOME_WEBHOOK_URL", "").strip() or None,
+        "outcome_webhook_secret": env.get("MFA_OUTCOME_WEBHOOK_SECRET") or None,
     }
+    if raw["outcome_webhook_url"] and not raw["outcome_webhook_secret"]:
+        raise SettingsError(
+            "MFA_OUTCOME_WEBHOOK_SECRET is required when MFA_OUTCOME_WEBHOOK_URL is set "
+            "(outcomes are signed with it)"
+        )
     if provider is ProviderName.SIGNALWIRE:
         missing = [
             _ENV_NAMES[k] for k in ("project_id", "api_token", "base_url") if not credentials[k]
@@ -297,6 +329,8 @@ _ENV_NAMES = {
     "api_token": "SIGNALWIRE_API_TOKEN",
     "base_url": "SIGNALWIRE_SPACE",
     "from_number": "MFA_FROM_NUMBER",
+    "outcome_webhook_url": "MFA_OUTCOME_WEBHOOK_URL",
+    "outcome_webhook_secret": "MFA_OUTCOME_WEBHOOK_SECRET",
 }
 
 

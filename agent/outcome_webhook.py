@@ -1,0 +1,325 @@
+"""Final MFA outcomes POSTed, signed, to the operator's own URL.
+
+Set ``MFA_OUTCOME_WEBHOOK_URL`` (and ``MFA_OUTCOME_WEBHOOK_SECRET``, required then) and every
+final outcome (``verified``, ``exhausted``, ``expired``) is POSTed as JSON::
+
+    {"call_id": "…", "agent_id": "mfa-agent", "masked_number": "***0001",
+     "outcome": "verified", "at": 1764072000.123}
+
+with the headers::
+
+    Content-Type: application/json
+    X-MFA-Timestamp: 1764072001                 (unix seconds, when this attempt was signed)
+    X-MFA-Signature: sha256=<hex HMAC-SHA256 of f"{timestamp}.{body}" under the secret>
+    X-MFA-Delivery: <uuid>                      (the same on every retry of one outcome)
+
+The body never holds a code, a request id or a full phone number.
+
+Receiving: compute the HMAC over the raw body bytes exactly as received (not a re-serialised
+copy), compare in constant time, and reject a timestamp more than ``REPLAY_WINDOW_SECONDS``
+(300 s) away from your clock, so a captured request cannot be replayed later. Retries are
+signed again with a fresh timestamp and keep their ``X-MFA-Delivery`` id: deduplicate on it,
+since a retry after a timeout may repeat a POST that did arrive. ``verify_signature`` does
+the checks::
+
+    from agent.outcome_webhook import verify_signature
+
+    ok = verify_signature(secret, request.headers["X-MFA-Timestamp"], raw_body,
+                          request.headers["X-MFA-Signature"])
+
+Delivery never delays a tool's answer: the publisher callback only puts the outcome on a
+bounded queue (``queue_size``; when full the outcome is dropped and counted), and one worker
+task, started lazily on the server's event loop, POSTs through the agent's shared
+``httpx.AsyncClient`` with a short per-attempt timeout. Connection errors, timeouts, 5xx and
+429 are retried up to ``attempts`` times in all, waiting ``backoff`` seconds between
+attempts; any other answer is final. At shutdown the queue gets a short grace period to
+drain. The secret is never logged, nor the URL (only its host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from agent.settings import Settings
+from skills.mfa.events import FINAL_OUTCOMES, MfaEvent
+
+if TYPE_CHECKING:
+    from agent.app import MfaAgent
+
+__all__ = [
+    "REPLAY_WINDOW_SECONDS",
+    "OutcomeWebhook",
+    "install_outcome_webhook",
+    "sign",
+    "verify_signature",
+]
+
+log = logging.getLogger("mfa.outcome_webhook")
+
+REPLAY_WINDOW_SECONDS = 300
+DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_ATTEMPTS = 4
+DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 1.0, 2.0)
+DEFAULT_REQUEST_TIMEOUT = 5.0
+DEFAULT_SHUTDOWN_GRACE = 2.0
+SIGNATURE_PREFIX = "sha256="
+
+
+def sign(secret: str | bytes, timestamp: str | int, body: str | bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of f"{timestamp}.{body}">``: the ``X-MFA-Signature`` value."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(key, f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest
+
+
+def verify_signature(
+    secret: str | bytes,
+    timestamp: str | int,
+    body: str | bytes,
+    signature_header: str | None,
+    now: float | None = None,
+    window: float = REPLAY_WINDOW_SECONDS,
+) -> bool:
+    """True when ``signature_header`` signs ``timestamp`` and ``body`` under ``secret`` and the
+    timestamp is within ``window`` seconds of ``now`` (default: the current time)."""
+    stamp = str(timestamp).strip()
+    if not stamp.isascii() or not stamp.isdigit() or not isinstance(signature_header, str):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(stamp)) > window:
+        return False
+    return hmac.compare_digest(sign(secret, stamp, body), signature_header.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    delivery_id: str
+    body: bytes
+    outcome: str
+
+
+class OutcomeWebhook:
+    """Signs and POSTs final outcomes in the background; counts what happened to each.
+
+    ``attempts``, ``backoff`` and ``request_timeout`` are plain attributes so that tests
+    (and operators embedding the agent) can shorten them.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        secret: str,
+        http: httpx.AsyncClient,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        attempts: int = DEFAULT_ATTEMPTS,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("the outcome webhook needs a secret")
+        self.url = url
+        self.host = urlsplit(url).hostname or "?"
+        self._secret = secret.encode()
+        self._http = http
+        self.queue_size = queue_size
+        self.attempts = attempts
+        self.backoff = tuple(backoff)
+        self.request_timeout = request_timeout
+        self.shutdown_grace = shutdown_grace
+        self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[_Delivery] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self.retried = 0
+
+    def __repr__(self) -> str:
+        return f"OutcomeWebhook(host={self.host!r})"
+
+    def stats(self) -> dict[str, int]:
+        pending = self._queue.qsize() if self._queue is not None else 0
+        return {
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "retried": self.retried,
+            "pending": pending,
+        }
+
+    # -- the publisher side: never blocks, never raises ---------------------------------
+
+    def on_event(self, event: MfaEvent) -> None:
+        """``EventPublisher`` subscriber: queue a final outcome for delivery."""
+        if event.outcome not in FINAL_OUTCOMES:
+            return
+        payload = {
+            "call_id": event.call_id,
+            "agent_id": event.agent_id,
+            "masked_number": event.masked_number,
+            "outcome": str(event.outcome),
+            "at": event.at,
+        }
+        delivery = _Delivery(
+            delivery_id=str(uuid.uuid4()),
+            body=json.dumps(payload, separators=(",", ":")).encode(),
+            outcome=str(event.outcome),
+        )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            self._enqueue(delivery)
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._enqueue, delivery)
+        else:
+            self.dropped += 1
+            log.warning("outcome_webhook_dropped", extra={"why": "no event loop"})
+
+    def _enqueue(self, delivery: _Delivery) -> None:
+        """On the running loop: start the worker if this loop has none, then queue."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._queue is None or self._worker is None:
+            self._loop = loop
+            self._queue = asyncio.Queue(maxsize=self.queue_size)
+            self._worker = loop.create_task(self._work(self._queue), name="mfa-outcome-webhook")
+        try:
+            self._queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("outcome_webhook_dropped", extra={"why": "queue full"})
+
+    # -- the worker ---------------------------------------------------------------------
+
+    async def _work(self, queue: asyncio.Queue[_Delivery]) -> None:
+        while True:
+            delivery = await queue.get()
+            try:
+                await self._deliver(delivery)
+            except Exception as exc:  # keep the worker alive whatever happens
+                self.failed += 1
+                log.error("outcome_webhook_failed", extra={"exc_type": type(exc).__name__})
+            finally:
+                queue.task_done()
+
+    async def _deliver(self, delivery: _Delivery) -> None:
+        reason = ""
+        attempt = 0
+        while attempt < max(1, self.attempts):
+            attempt += 1
+            timestamp = str(int(self._clock()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-MFA-Timestamp": timestamp,
+                "X-MFA-Signature": sign(self._secret, timestamp, delivery.body),
+                "X-MFA-Delivery": delivery.delivery_id,
+            }
+            try:
+                response = await self._http.post(
+                    self.url,
+                    content=delivery.body,
+                    headers=headers,
+                    timeout=httpx.Timeout(
+                        self.request_timeout, connect=min(2.0, self.request_timeout)
+                    ),
+                )
+            except httpx.TransportError as exc:  # connection refused, reset, timeouts
+                retryable, reason = True, type(exc).__name__
+            else:
+                if response.is_success:
+                    self.delivered += 1
+                    log.info(
+                        "outcome_webhook_delivered",
+                        extra={
+                            "host": self.host,
+                            "outcome": delivery.outcome,
+                            "attempts": attempt,
+                        },
+                    )
+                    return
+                status = response.status_code
+                retryable, reason = status >= 500 or status == 429, f"HTTP {status}"
+            if not retryable or attempt >= self.attempts:
+                break
+            self.retried += 1
+            await asyncio.sleep(self._pause(attempt))
+        self.failed += 1
+        log.warning(
+            "outcome_webhook_failed",
+            extra={
+                "host": self.host,
+                "outcome": delivery.outcome,
+                "attempts": attempt,
+                "reason": reason,
+            },
+        )
+
+    def _pause(self, attempt: int) -> float:
+        if not self.backoff:
+            return 0.0
+        return self.backoff[min(attempt - 1, len(self.backoff) - 1)]
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def aclose(self, grace: float | None = None) -> None:
+        """Give queued outcomes ``grace`` seconds to go out, then stop the worker."""
+        worker, queue = self._worker, self._queue
+        if worker is None or queue is None or self._loop is not asyncio.get_running_loop():
+            return
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self.shutdown_grace if grace is None else grace):
+                await queue.join()
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        self._worker = self._queue = None
+        if queue.qsize():
+            self.dropped += queue.qsize()
+            log.warning("outcome_webhook_dropped", extra={"why": "shutdown"})
+
+
+def install_outcome_webhook(agent: MfaAgent, settings: Settings) -> OutcomeWebhook | None:
+    """Subscribe an ``OutcomeWebhook`` to the agent's events when a URL is configured."""
+    if not settings.outcome_webhook_url or settings.outcome_webhook_secret is None:
+        return None
+    if agent.http is None:
+        raise RuntimeError("install_outcome_webhook needs agent.http")
+    webhook = OutcomeWebhook(
+        url=settings.outcome_webhook_url,
+        secret=settings.outcome_webhook_secret.get_secret_value(),
+        http=agent.http,
+    )
+    agent.outcome_webhook = webhook
+    agent.publisher.subscribe(webhook.on_event)
+
+    app = agent.get_app()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with inner(app_) as state:
+            yield state
+        await webhook.aclose()  # before the shared client is closed (outer lifespan)
+
+    app.router.lifespan_context = lifespan
+    log.info("outcome_webhook_enabled", extra={"host": webhook.host})
+    return webhook

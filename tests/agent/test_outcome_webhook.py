@@ -1,0 +1,424 @@
+"""The outcome webhook: final outcomes POSTed, signed, to a receiver served on loopback.
+
+The receiver checks every request with ``verify_signature`` exactly as the README tells
+operators to. Retries are shortened through the webhook's attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from agent.app import MfaAgent, build_agent
+from agent.outcome_webhook import OutcomeWebhook, sign, verify_signature
+from agent.platform import PlatformCall
+from agent.settings import SettingsError
+from skills.mfa.events import MfaEvent, Outcome
+from tests.conftest import AUTH, CALLER
+from tests.support.servers import ServerThread, free_port
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+SECRET = "whsec-test-0123456789abcdef"
+TOOL_ANSWER_BOUND = 2.0
+
+
+@dataclass
+class Receiver:
+    """A loopback endpoint that records what it got and answers from a script."""
+
+    answers: list[int | str] = field(default_factory=list)  # per request; then 200
+    hang_seconds: float = 2.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> Response:
+        body = await request.body()
+        with self._lock:
+            answer = self.answers.pop(0) if self.answers else 200
+            self.received.append(
+                {
+                    "body": body,
+                    "timestamp": request.headers.get("x-mfa-timestamp"),
+                    "signature": request.headers.get("x-mfa-signature"),
+                    "delivery": request.headers.get("x-mfa-delivery"),
+                    "content_type": request.headers.get("content-type"),
+                    "valid": verify_signature(
+                        SECRET,
+                        request.headers.get("x-mfa-timestamp", ""),
+                        body,
+                        request.headers.get("x-mfa-signature"),
+                    ),
+                }
+            )
+        if answer == "hang":
+            await asyncio.sleep(self.hang_seconds)
+            return Response(status_code=200)
+        return Response(status_code=int(answer))
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.received)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    receiver = Receiver()
+    with ServerThread(receiver.app()) as server:
+        yield receiver, server.url + "/hook"
+
+
+@pytest.fixture
+def hooked_agent(fake_signalwire, make_settings, serve_agent) -> Callable[[str], tuple[Any, str]]:
+    """An agent (SignalWire fake) whose outcomes go to ``url``, with fast retries."""
+
+    def make(url: str) -> tuple[MfaAgent, str]:
+        _, sw_url = fake_signalwire
+        settings = make_settings(
+            signalwire_url=sw_url,
+            MFA_OUTCOME_WEBHOOK_URL=url,
+            MFA_OUTCOME_WEBHOOK_SECRET=SECRET,
+        )
+        agent = build_agent(settings)
+        webhook = agent.outcome_webhook
+        assert webhook is not None
+        webhook.backoff = (0.05, 0.1, 0.2)
+        webhook.request_timeout = 0.5
+        return agent, serve_agent(agent)
+
+    return make
+
+
+async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
+    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
+    await call.start()
+    return call
+
+
+async def timed(call: PlatformCall, function: str, **arguments: Any) -> None:
+    started = time.perf_counter()
+    reply = await call.invoke(function, **arguments)
+    elapsed = time.perf_counter() - started
+    assert reply.status_code == 200
+    assert elapsed < TOOL_ANSWER_BOUND, f"{function} took {elapsed:.2f}s"
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def wrong_for(code: str) -> str:
+    return "000000" if code != "000000" else "111111"
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receiver, hooked_agent):
+    fake, _ = fake_signalwire
+    hook, hook_url = receiver
+    agent, url = hooked_agent(hook_url)
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        await timed(call, "send_mfa")
+        code = fake.last_code_for(CALLER)
+        await timed(call, "verify_mfa", token=wrong_for(code))
+        await timed(call, "verify_mfa", token=code)
+
+    await eventually(lambda: hook.count() >= 1)
+    await asyncio.sleep(0.3)  # nothing else follows: code_sent and wrong_code are not final
+    assert hook.count() == 1
+    got = hook.received[0]
+    assert got["valid"] is True
+    assert got["content_type"] == "application/json"
+    assert got["signature"] == sign(SECRET, got["timestamp"], got["body"])
+    assert abs(int(got["timestamp"]) - time.time()) < 60
+    payload = json.loads(got["body"])
+    assert set(payload) == {"call_id", "agent_id", "masked_number", "outcome", "at"}
+    assert payload["call_id"] == call.call_id
+    assert payload["agent_id"] == "mfa-agent"
+    assert payload["masked_number"] == "***0001"
+    assert payload["outcome"] == "verified"
+    assert abs(payload["at"] - time.time()) < 60
+    for secret in (code, CALLER, "5551230001"):
+        assert secret not in got["body"].decode()
+    assert agent.outcome_webhook.stats()["delivered"] == 1
+
+
+async def test_a_5xx_is_retried_then_delivered(fake_signalwire, receiver, hooked_agent):
+    fake, _ = fake_signalwire
+    hook, hook_url = receiver
+    hook.answers = [500, 429]
+    agent, url = hooked_agent(hook_url)
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        await timed(call, "send_mfa")
+        await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
+
+    webhook: OutcomeWebhook = agent.outcome_webhook
+    await eventually(lambda: webhook.stats()["delivered"] == 1)
+    assert hook.count() == 3
+    assert all(r["valid"] for r in hook.received)
+    assert len({r["delivery"] for r in hook.received}) == 1  # one outcome, retried
+    assert len({r["body"] for r in hook.received}) == 1
+    assert webhook.stats() | {"pending": 0} == {
+        "delivered": 1,
+        "failed": 0,
+        "dropped": 0,
+        "retried": 2,
+        "pending": 0,
+    }
+
+
+async def test_a_4xx_is_not_retried(fake_signalwire, receiver, hooked_agent):
+    fake, _ = fake_signalwire
+    hook, hook_url = receiver
+    hook.answers = [400]
+    agent, url = hooked_agent(hook_url)
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        await timed(call, "send_mfa")
+        await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
+    await eventually(lambda: agent.outcome_webhook.stats()["failed"] == 1)
+    assert hook.count() == 1 and agent.outcome_webhook.retried == 0
+
+
+@pytest.mark.parametrize("dead", ["nothing listening", "hangs"])
+async def test_a_dead_receiver_never_delays_the_tools_and_retries_stop(
+    dead, fake_signalwire, receiver, hooked_agent
+):
+    fake, _ = fake_signalwire
+    hook, hook_url = receiver
+    if dead == "hangs":
+        hook.answers = ["hang"] * 12
+        target = hook_url
+    else:
+        target = f"http://127.0.0.1:{free_port()}/hook"
+    agent, url = hooked_agent(target)
+    webhook: OutcomeWebhook = agent.outcome_webhook
+    webhook.request_timeout = 0.3
+    async with httpx.AsyncClient(timeout=15) as http:
+        # Several finals queue up behind the dead receiver; every answer stays fast.
+        for n in range(3):
+            call = await new_call(http, url, caller=f"+1555123000{n + 1}")
+            await timed(call, "send_mfa")
+            await timed(call, "verify_mfa", token=fake.last_code_for(call.caller))
+            await timed(call, "send_mfa")
+
+    await eventually(lambda: webhook.stats()["failed"] == 3, within=15)
+    assert webhook.stats()["delivered"] == 0
+    assert webhook.retried == 9  # 4 attempts each, then it stops
+    if dead == "hangs":
+        assert hook.count() == 12
+    await asyncio.sleep(0.3)
+    assert webhook.stats()["failed"] == 3 and webhook.stats()["pending"] == 0
+
+
+async def test_exhausted_and_expired_are_delivered_too(fake_signalwire, receiver, hooked_agent):
+    fake, _ = fake_signalwire
+    hook, hook_url = receiver
+    _, url = hooked_agent(hook_url)
+    async with httpx.AsyncClient(timeout=15) as http:
+        exhausted = await new_call(http, url)
+        await timed(exhausted, "send_mfa")
+        wrong = wrong_for(fake.last_code_for(CALLER))
+        for _ in range(3):
+            await timed(exhausted, "verify_mfa", token=wrong)
+
+        expired = await new_call(http, url, caller="+15551230002")
+        await timed(expired, "send_mfa")
+        code = fake.last_code_for("+15551230002")
+        fake.clock_offset = 601
+        await timed(expired, "verify_mfa", token=code)
+
+    await eventually(lambda: hook.count() >= 2)
+    await asyncio.sleep(0.2)
+    assert hook.count() == 2
+    payloads = {json.loads(r["body"])["call_id"]: json.loads(r["body"]) for r in hook.received}
+    assert payloads[exhausted.call_id]["outcome"] == "exhausted"
+    assert payloads[expired.call_id]["outcome"] == "expired"
+    assert payloads[expired.call_id]["masked_number"] == "***0002"
+    assert all(r["valid"] for r in hook.received)
+
+
+async def test_the_secret_is_never_logged(fake_signalwire, receiver, hooked_agent, caplog):
+    fake, _ = fake_signalwire
+    hook, hook_url = receiver
+    hook.answers = [503]
+    caplog.set_level(logging.DEBUG)
+    agent, url = hooked_agent(hook_url + "?token=in-the-url")
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        await timed(call, "send_mfa")
+        await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
+    await eventually(lambda: agent.outcome_webhook.stats()["delivered"] == 1)
+    ours = [record for record in caplog.records if record.name.startswith("mfa")]
+    logged = "\n".join(str(record.__dict__) for record in ours)
+    assert "outcome_webhook_delivered" in logged
+    assert SECRET not in logged and "in-the-url" not in logged
+    assert SECRET not in repr(agent.outcome_webhook)
+
+
+# -- the queue, without HTTP ---------------------------------------------------------------
+
+
+def _final(call_id: str = "call-1") -> MfaEvent:
+    return MfaEvent(
+        agent_id="mfa-agent",
+        call_id=call_id,
+        tool="verify_mfa",
+        outcome=Outcome.VERIFIED,
+        masked_number="***0001",
+        provider="sandbox",
+        duration_ms=1.0,
+    )
+
+
+async def test_a_full_queue_drops_and_counts():
+    gate = asyncio.Event()
+    bodies: list[bytes] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        bodies.append(request.content)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        webhook = OutcomeWebhook(
+            url="http://127.0.0.1:9/hook", secret=SECRET, http=http, queue_size=1
+        )
+        started = time.perf_counter()
+        for n in range(3):
+            webhook.on_event(_final(f"call-{n}"))
+        assert time.perf_counter() - started < 0.05  # the publisher side never waits
+        webhook.on_event(
+            MfaEvent(
+                agent_id="mfa-agent",
+                call_id="call-x",
+                tool="send_mfa",
+                outcome=Outcome.CODE_SENT,
+                masked_number="***0001",
+                provider="sandbox",
+                duration_ms=1.0,
+            )
+        )  # not final: ignored
+        assert webhook.stats()["dropped"] == 2
+        gate.set()
+        await webhook.aclose(grace=2)
+    assert [json.loads(body)["call_id"] for body in bodies] == ["call-0"]
+    assert webhook.stats()["delivered"] == 1
+
+
+def test_an_outcome_published_off_the_loop_reaches_the_worker():
+    received: list[bytes] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request.content)
+        return httpx.Response(204)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            webhook = OutcomeWebhook(url="http://127.0.0.1:9/hook", secret=SECRET, http=http)
+            webhook.on_event(_final("on-loop"))  # starts the worker on this loop
+            thread = threading.Thread(target=webhook.on_event, args=(_final("off-loop"),))
+            thread.start()
+            await asyncio.to_thread(thread.join)
+            await eventually(lambda: len(received) == 2)
+            await webhook.aclose()
+
+    asyncio.run(main())
+    assert {json.loads(body)["call_id"] for body in received} == {"on-loop", "off-loop"}
+
+
+# -- signatures ----------------------------------------------------------------------------
+
+
+def test_verify_signature_accepts_the_real_thing_and_rejects_tampering():
+    body = b'{"call_id":"c","agent_id":"a","masked_number":"***0001","outcome":"verified","at":1}'
+    now = 1_764_072_000
+    stamp = str(now)
+    signature = sign(SECRET, stamp, body)
+    assert signature.startswith("sha256=") and len(signature) == len("sha256=") + 64
+    assert verify_signature(SECRET, stamp, body, signature, now=now)
+    assert verify_signature(SECRET, now, body.decode(), signature, now=now + 299)
+
+    tampered = body.replace(b"verified", b"exhausted")
+    assert not verify_signature(SECRET, stamp, tampered, signature, now=now)
+    assert not verify_signature("another-secret-0123456789", stamp, body, signature, now=now)
+    assert not verify_signature(SECRET, str(now + 1), body, signature, now=now)
+    assert not verify_signature(SECRET, stamp, body, signature.upper(), now=now)
+    assert not verify_signature(SECRET, stamp, body, signature[len("sha256=") :], now=now)
+    for bad in (None, "", "sha256=", "md5=abc"):
+        assert not verify_signature(SECRET, stamp, body, bad, now=now)
+    for bad_stamp in ("", "abc", "-1", "1.5", "١٧٦٤"):
+        assert not verify_signature(SECRET, bad_stamp, body, sign(SECRET, bad_stamp, body))
+
+
+def test_verify_signature_rejects_old_and_future_timestamps():
+    body = b"{}"
+    now = 1_764_072_000
+    old = str(now - 301)
+    assert not verify_signature(SECRET, old, body, sign(SECRET, old, body), now=now)
+    future = str(now + 301)
+    assert not verify_signature(SECRET, future, body, sign(SECRET, future, body), now=now)
+    edge = str(now - 300)
+    assert verify_signature(SECRET, edge, body, sign(SECRET, edge, body), now=now)
+    assert not verify_signature(SECRET, edge, body, sign(SECRET, edge, body), now=now, window=60)
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_a_url_without_a_secret_stops_start_up(make_settings):
+    with pytest.raises(SettingsError, match="MFA_OUTCOME_WEBHOOK_SECRET"):
+        make_settings(MFA_OUTCOME_WEBHOOK_URL="https://hooks.example.com/mfa")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MFA_OUTCOME_WEBHOOK_URL": "hooks.example.com/mfa"}, "MFA_OUTCOME_WEBHOOK_URL"),
+        ({"MFA_OUTCOME_WEBHOOK_URL": "ftp://hooks.example.com"}, "MFA_OUTCOME_WEBHOOK_URL"),
+        ({"MFA_OUTCOME_WEBHOOK_SECRET": "short"}, "MFA_OUTCOME_WEBHOOK_SECRET"),
+    ],
+)
+def test_bad_webhook_settings_are_named(make_settings, env, named):
+    full = {"MFA_OUTCOME_WEBHOOK_URL": "https://hooks.example.com/mfa"}
+    full["MFA_OUTCOME_WEBHOOK_SECRET"] = SECRET
+    full.update(env)
+    with pytest.raises(SettingsError, match=named) as caught:
+        make_settings(**full)
+    assert SECRET not in str(caught.value)
+
+
+def test_webhook_settings_are_optional_and_kept_secret(make_settings):
+    plain = make_settings()
+    assert plain.outcome_webhook_url is None and plain.outcome_webhook_secret is None
+    assert build_agent(plain).outcome_webhook is None
+
+    hooked = make_settings(
+        MFA_OUTCOME_WEBHOOK_URL="https://hooks.example.com/mfa",
+        MFA_OUTCOME_WEBHOOK_SECRET=SECRET,
+    )
+    assert hooked.outcome_webhook_url == "https://hooks.example.com/mfa"
+    assert hooked.outcome_webhook_secret.get_secret_value() == SECRET
+    assert SECRET not in repr(hooked) and SECRET not in str(hooked.model_dump())

@@ -1,0 +1,233 @@
+"""The live page in a real headless Chromium, fed by calls played against the served agent.
+
+Debian's ``chromium`` package driven by PyPI ``playwright`` (never ``playwright install``).
+``MFA_SCREENSHOT=1`` saves the page, after a verified call and an exhausted one in sandbox
+mode, to ``docs/live-page.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.app import build_agent
+from agent.platform import PlatformCall
+from tests.conftest import AUTH, CALLER
+
+async_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+expect = async_api.expect
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "live-page.png"
+OTHER_CALLER = "+15551239876"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with async_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Page:
+    """A logged-in page on /live with every console error and page error collected."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def card(self, call: PlatformCall) -> Any:
+        return self.page.locator(f'article[data-call-id="{call.call_id}"]')
+
+    async def counters(self, calls: int, codes: int, verified: int, failed: int) -> None:
+        for element, value in (
+            ("#c-calls", calls),
+            ("#c-codes", codes),
+            ("#c-verified", verified),
+            ("#c-failed", failed),
+        ):
+            await expect(self.page.locator(element)).to_have_text(str(value))
+
+
+async def open_live(browser: Any, url: str) -> Page:
+    context = await browser.new_context(
+        http_credentials={"username": AUTH[0], "password": AUTH[1]},
+        viewport={"width": 1280, "height": 820},
+        device_scale_factor=1,
+    )
+    page = Page(await context.new_page())
+    await page.page.goto(url + "/live")
+    await expect(page.page.locator("#conn")).to_have_class(re.compile(r"\blive\b"))
+    return page
+
+
+async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
+    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
+    await call.start()
+    return call
+
+
+def wrong_for(code: str) -> str:
+    return "000000" if code != "000000" else "111111"
+
+
+async def test_calls_appear_live_in_sandbox_mode(make_settings, serve_agent, browser):
+    # ``browser`` last: it closes before the server stops.
+    agent = build_agent(make_settings())
+    url = serve_agent(agent)
+    try:
+        live = await open_live(browser, url)
+        page = live.page
+        await expect(page.locator("#sandbox-banner")).to_be_visible()
+        await expect(page.locator("#outbox-section")).to_be_visible()
+        await live.counters(0, 0, 0, 0)
+
+        async with httpx.AsyncClient(timeout=15) as http:
+            # A caller who mistypes once, then reads the code from the (sandbox) text.
+            first = await new_call(http, url)
+            await first.invoke("send_mfa")
+            code_on_page = page.locator("#outbox .text .code").first
+            await expect(code_on_page).to_have_text(re.compile(r"^\d{6}$"))
+            code = (await code_on_page.text_content()) or ""
+            await expect(page.locator("#outbox .text .tag").first).to_have_text("SANDBOX")
+            await expect(page.locator("#outbox .text .to").first).to_have_text("to ***0001")
+
+            card = live.card(first)
+            await expect(card.locator(".number")).to_have_text("***0001")
+            await expect(card).to_have_attribute("data-state", "pending")
+            await expect(card.locator(".state")).to_have_text("NOT VERIFIED")
+
+            await first.invoke("verify_mfa", token=wrong_for(code))
+            wrong = card.locator('li[data-outcome="wrong_code"]')
+            await expect(wrong).to_contain_text("Wrong code, 2 tries left")
+            await expect(card).to_have_attribute("data-state", "pending")
+
+            await first.invoke("verify_mfa", token=" ".join(code))
+            await expect(card).to_have_attribute("data-state", "verified")
+            await expect(card.locator(".state")).to_have_text("VERIFIED")
+            await expect(card.locator("ol.steps li")).to_have_count(3)
+            await expect(card.locator("ol.steps time").first).to_have_text(
+                re.compile(r"^\d\d:\d\d:\d\d$")
+            )
+            await expect(card.locator("ol.steps .dur").first).to_have_text(
+                re.compile(r"^\d+ ms$|^\d+\.\d s$")
+            )
+            await first.post_summary(
+                {
+                    "caller_wanted": "update the mailing address",
+                    "code_sent": True,
+                    "verified": True,
+                    "outcome": "Caller verified and asked to update the address.",
+                }
+            )
+            await expect(card.locator(".summary")).to_contain_text("says verified")
+
+            # Another caller runs out of tries.
+            second = await new_call(http, url, caller=OTHER_CALLER)
+            await second.invoke("send_mfa")
+            await expect(page.locator("#outbox .text")).to_have_count(2)
+            latest = (await page.locator("#outbox .text .code").first.text_content()) or ""
+            for _ in range(3):
+                await second.invoke("verify_mfa", token=wrong_for(latest))
+            failed = live.card(second)
+            await expect(failed).to_have_attribute("data-state", "failed")
+            await expect(failed.locator(".state")).to_have_text("NOT VERIFIED")
+            await expect(failed.locator(".why")).to_have_text("out of tries")
+
+        await live.counters(calls=2, codes=2, verified=1, failed=1)
+        # Newest activity first.
+        await expect(page.locator("article.call").first).to_have_attribute(
+            "data-call-id", second.call_id
+        )
+        body = await page.inner_text("body")
+        for full in (CALLER, OTHER_CALLER, CALLER.lstrip("+"), OTHER_CALLER.lstrip("+")):
+            assert full not in body
+
+        if os.environ.get("MFA_SCREENSHOT") == "1":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # A reload replays the buffer: the same calls, each step once.
+        await page.reload()
+        await expect(page.locator("#conn")).to_have_class(re.compile(r"\blive\b"))
+        await expect(page.locator("article.call")).to_have_count(2)
+        await expect(live.card(first).locator("ol.steps li")).to_have_count(3)
+        await expect(live.card(second).locator("ol.steps li")).to_have_count(4)
+        assert live.errors == []
+    finally:
+        assert agent.live_hub is not None
+        agent.live_hub.end_streams()
+
+
+async def test_replayed_events_are_shown_once_after_a_reconnect(
+    fake_signalwire, make_settings, serve_agent, browser
+):
+    fake, sw_url = fake_signalwire
+    agent = build_agent(make_settings(signalwire_url=sw_url))
+    hub = agent.live_hub
+    assert hub is not None
+    url = serve_agent(agent)
+    try:
+        live = await open_live(browser, url)
+        page = live.page
+        await expect(page.locator("#outbox-section")).to_be_hidden()
+        await expect(page.locator("#sandbox-banner")).to_be_hidden()
+        async with httpx.AsyncClient(timeout=15) as http:
+            call = await new_call(http, url)
+            await call.invoke("send_mfa")
+            await call.invoke("verify_mfa", token=fake.last_code_for(CALLER))
+            card = live.card(call)
+            await expect(card).to_have_attribute("data-state", "verified")
+            assert live.errors == []
+
+            # The server refuses the next connection: EventSource gives up, the page
+            # reconnects by itself with a new EventSource (no Last-Event-ID), and the
+            # server replays everything it has.
+            hub.max_subscribers = 0
+            hub.end_streams()
+            await expect(page.locator("#conn")).to_have_class(re.compile(r"\bdown\b"))
+            hub.max_subscribers = 100
+            await expect(page.locator("#conn")).to_have_class(
+                re.compile(r"\blive\b"), timeout=10_000
+            )
+            other = await new_call(http, url, caller=OTHER_CALLER)
+            await other.invoke("send_mfa")
+            await expect(live.card(other)).to_have_attribute("data-state", "pending")
+
+        await expect(page.locator("article.call")).to_have_count(2)
+        await expect(card.locator("ol.steps li")).to_have_count(2)
+        await live.counters(calls=2, codes=2, verified=1, failed=0)
+        # The only errors are the refused connection's own.
+        assert all("503" in error for error in live.errors), live.errors
+    finally:
+        hub.end_streams()
