@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from agent.live import EventHub, install_live_features
 from agent.outcome_webhook import OutcomeWebhook, install_outcome_webhook
 from agent.prompts import load_prompt_sections
 from agent.settings import ProviderName, Settings
+from agent.state import StateBackend, state_backend
 from skills.mfa.events import EventPublisher
-from skills.mfa.limits import CounterStore, InProcessCounterStore, SendLimiter, SendLimits
+from skills.mfa.limits import SendLimiter, SendLimits
 from skills.mfa.phone import country_code_of, mask_number, region_of
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.breaker import CircuitBreakerProvider
@@ -72,11 +73,11 @@ class MfaAgent(AgentBase):
         self.settings = settings
         self.publisher = EventPublisher()
         self.provider: CodeProvider | None = None
-        self.counters: CounterStore | None = None
+        self.state: StateBackend | None = None
         self.http: httpx.AsyncClient | None = None
         self.live_hub: EventHub | None = None
         self.outcome_webhook: OutcomeWebhook | None = None
-        self._readiness_checks: list[Callable[[], bool]] = []
+        self._readiness_checks: list[Callable[[], Awaitable[bool]]] = []
 
     async def _handle_swaig_request(
         self, request: Request, response: Response
@@ -116,11 +117,16 @@ class MfaAgent(AgentBase):
         if self.live_hub is not None:
             self.live_hub.publish_summary(call_id, summary)
 
-    def add_readiness_check(self, check: Callable[[], bool]) -> None:
+    def add_readiness_check(self, check: Callable[[], Awaitable[bool]]) -> None:
         self._readiness_checks.append(check)
 
-    def is_ready(self) -> bool:
-        return self.provider is not None and all(check() for check in self._readiness_checks)
+    async def is_ready(self) -> bool:
+        if self.provider is None:
+            return False
+        for check in self._readiness_checks:
+            if not await check():
+                return False
+        return True
 
 
 async def _body_problem(request: Request, *, swaig: bool) -> str | None:
@@ -169,18 +175,21 @@ def build_agent(
         max_connections=upstream.max_connections,
         transport=http_transport,
     )
+    state = agent.state = state_backend(settings.redis_url, settings.sandbox_db_path)
+    agent.add_readiness_check(state.ready)
     hub = agent.live_hub = EventHub(agent_id=agent.agent_id)
+    state.attach_hub(hub)
 
     def log_and_show_sandbox_text(text: SandboxText) -> None:
         log_sandbox_text(text)
         hub.publish_sandbox_text(text)
 
     agent.provider = CircuitBreakerProvider(
-        _build_provider(settings, agent.http, sandbox_deliver or log_and_show_sandbox_text),
+        _build_provider(settings, agent.http, state, sandbox_deliver or log_and_show_sandbox_text),
+        state=state.breaker_state,
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
     )
-    agent.counters = InProcessCounterStore()
 
     code = settings.file.code
     from_number = settings.signalwire.from_number if settings.signalwire else None
@@ -197,7 +206,7 @@ def build_agent(
         allowed_country_codes=frozenset(limits.allowed_country_codes or [home_country]),
     )
     limiter = SendLimiter(
-        agent.counters,
+        state.counters,
         SendLimits(
             sends_per_call=limits.sends_per_call,
             resend_cooldown_seconds=limits.resend_cooldown_seconds,
@@ -232,7 +241,8 @@ def build_agent(
 def _build_provider(
     settings: Settings,
     http: httpx.AsyncClient,
-    sandbox_deliver: Callable[[SandboxText], None] | None,
+    state: StateBackend,
+    sandbox_deliver: Callable[[SandboxText], None],
 ) -> CodeProvider:
     if settings.provider is ProviderName.SIGNALWIRE:
         assert settings.signalwire is not None  # guaranteed by Settings validation
@@ -245,7 +255,7 @@ def _build_provider(
             from_number=creds.from_number,
             deadline_seconds=settings.file.upstream.deadline_seconds,
         )
-    return SandboxProvider(settings.sandbox_db_path, deliver=sandbox_deliver or log_sandbox_text)
+    return SandboxProvider(state.pending_codes(), deliver=sandbox_deliver)
 
 
 def log_sandbox_text(text: SandboxText) -> None:
@@ -289,7 +299,7 @@ def _mount_operational_routes(agent: MfaAgent) -> None:
 
     @router.get("/ready")
     async def ready() -> JSONResponse:
-        ok = agent.is_ready()
+        ok = await agent.is_ready()
         return JSONResponse(
             {"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503
         )
@@ -298,20 +308,28 @@ def _mount_operational_routes(agent: MfaAgent) -> None:
 
 
 def _install_lifespan(agent: MfaAgent) -> None:
-    """Close the shared client and the provider when the server stops."""
+    """Start the shared state's tasks with the server; close it, the provider and the
+    shared client when the server stops."""
     app = agent.get_app()
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        async with inner(app_) as state:
+        async with inner(app_) as app_state:
+            if agent.state is not None:
+                await agent.state.start()
             log.info(
                 "agent_started",
-                extra={"provider": agent.provider.name if agent.provider else None},
+                extra={
+                    "provider": agent.provider.name if agent.provider else None,
+                    "state": agent.state.name if agent.state else None,
+                },
             )
-            yield state
+            yield app_state
         if agent.provider is not None:
             await agent.provider.aclose()
+        if agent.state is not None:
+            await agent.state.aclose()
         if agent.http is not None:
             await agent.http.aclose()
 

@@ -39,6 +39,15 @@ def serve() -> None:
                 "all set; codes are generated locally and 'texted' to the log, not to phones"
             },
         )
+    if settings.redis_url and settings.swaig_secret is None:
+        log.warning(
+            "replicas_need_swaig_secret",
+            extra={
+                "why": "REDIS_URL is set but SIGNALWIRE_SWAIG_SECRET is not: each replica signs "
+                "tool tokens with its own random secret, so a call's tool requests fail on "
+                "every replica but the one that served its SWML"
+            },
+        )
     if settings.basic_auth_generated:
         # Printed once, on stderr, so the operator can reach the agent; never logged.
         print(

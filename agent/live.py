@@ -249,6 +249,10 @@ class EventHub:
         self._seq = 0
         self._stats = _DailyStats()
         self._closed = False
+        # Set when replicas share one stream (agent/redis_events.py): local events go to
+        # the relay, and come back through ``fan_out`` on every replica, this one included.
+        # It returns False when it cannot take the event, which is then shown locally.
+        self.relay: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- publishing (any thread) ----------------------------------------------------------
 
@@ -281,8 +285,16 @@ class EventHub:
         except Exception:
             log.exception("live_publish_failed")
 
-    def publish(self, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Number, buffer and fan out one event; returns the event as streamed."""
+    def publish(self, kind: str, fields: Mapping[str, Any]) -> None:
+        """Show one event: through the shared relay when there is one, else here."""
+        fields = {"at": time.time(), **fields}
+        if self.relay is not None and self.relay(kind, fields):
+            return
+        self.fan_out(kind, fields)
+
+    def fan_out(self, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Number, buffer and deliver one event to this process's readers; returns the
+        event as streamed."""
         with self._lock:
             self._seq += 1
             data: dict[str, Any] = {

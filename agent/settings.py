@@ -167,8 +167,16 @@ class Settings(_Strict):
     provider: ProviderName
     provider_fell_back: bool = False
     signalwire: SignalWireCredentials | None = None
+    redis_url: str | None = None
     outcome_webhook_url: str | None = None
     outcome_webhook_secret: SecretStr | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
+        return value
 
     @field_validator("outcome_webhook_url")
     @classmethod
@@ -294,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "signing_key": env.get("SIGNALWIRE_SIGNING_KEY") or None,
         "provider": provider,
         "provider_fell_back": fell_back,
+        "redis_url": env.get("REDIS_URL", "").strip() or None,
         "outcome_webhook_url": env.get("MFA_OUTCOME_WEBHOOK_URL", "").strip() or None,
         "outcome_webhook_secret": env.get("MFA_OUTCOME_WEBHOOK_SECRET") or None,
     }
@@ -329,6 +338,7 @@ _ENV_NAMES = {
     "api_token": "SIGNALWIRE_API_TOKEN",
     "base_url": "SIGNALWIRE_SPACE",
     "from_number": "MFA_FROM_NUMBER",
+    "redis_url": "REDIS_URL",
     "outcome_webhook_url": "MFA_OUTCOME_WEBHOOK_URL",
     "outcome_webhook_secret": "MFA_OUTCOME_WEBHOOK_SECRET",
 }

@@ -1,0 +1,90 @@
+"""Where the agent's shared state lives: in this process, or in Redis for replicas.
+
+``REDIS_URL`` unset: the sandbox's pending codes in a SQLite file, counters and
+breaker state in memory, the live stream in this process. Set: all four in
+Redis, so any replica can answer any request of a call. ``build_agent`` asks a
+``StateBackend`` for each piece and hooks its start/stop into the lifespan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.live import EventHub
+from skills.mfa.limits import CounterStore, InProcessCounterStore
+from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
+from skills.mfa.providers.sandbox import PendingCodes, SqlitePendingCodes
+
+if TYPE_CHECKING:
+    from agent.redis_events import RedisEventRelay
+
+
+class StateBackend:
+    """In-process state: the default for one process."""
+
+    name = "in-process"
+
+    def __init__(self, sandbox_db_path: Path) -> None:
+        self._sandbox_db_path = sandbox_db_path
+        self.counters: CounterStore = InProcessCounterStore()
+        self.breaker_state: BreakerState = InProcessBreakerState()
+
+    def pending_codes(self) -> PendingCodes:
+        """Called only for the sandbox provider, so SignalWire mode creates no file."""
+        return SqlitePendingCodes(self._sandbox_db_path)
+
+    def attach_hub(self, hub: EventHub) -> None:
+        """Nothing to share: the hub shows this process's events."""
+
+    async def ready(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+class RedisStateBackend(StateBackend):
+    """Everything shared through one Redis, with keys that expire on their own."""
+
+    name = "redis"
+
+    def __init__(self, redis_url: str) -> None:
+        from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore, connect
+
+        self._redis = connect(redis_url)
+        self.counters = RedisCounterStore(self._redis)
+        self.breaker_state = RedisBreakerState(self._redis)
+        self._relay: RedisEventRelay | None = None
+
+    def pending_codes(self) -> PendingCodes:
+        from skills.mfa.redis_state import RedisPendingCodes
+
+        return RedisPendingCodes(self._redis)
+
+    def attach_hub(self, hub: EventHub) -> None:
+        from agent.redis_events import RedisEventRelay
+
+        self._relay = RedisEventRelay(self._redis, hub)
+        hub.relay = self._relay.publish
+
+    async def ready(self) -> bool:
+        from skills.mfa.redis_state import ping
+
+        return await ping(self._redis)
+
+    async def start(self) -> None:
+        if self._relay is not None:
+            await self._relay.start()
+
+    async def aclose(self) -> None:
+        if self._relay is not None:
+            await self._relay.stop()
+        await self._redis.aclose()
+
+
+def state_backend(redis_url: str | None, sandbox_db_path: Path) -> StateBackend:
+    return RedisStateBackend(redis_url) if redis_url else StateBackend(sandbox_db_path)
