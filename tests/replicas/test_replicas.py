@@ -1,0 +1,209 @@
+"""Several agent processes behind a (simulated) load balancer, sharing one real Redis.
+
+SignalWire may send the SWML request to one replica and each SWAIG request of the same
+call to another; these tests do exactly that, with ``python -m agent`` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.platform import PlatformCall
+from tests.conftest import AUTH, write_config
+from tests.support.redis_server import RedisServer
+from tests.support.servers import free_port
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+class Replica:
+    def __init__(self, tmp_path: Path, redis_url: str, config: dict[str, Any]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALWIRE_", "MFA_"))}
+        env.update(
+            MFA_PROVIDER="sandbox",
+            MFA_AGENT_CONFIG=str(write_config(tmp_path, config)),
+            SWML_BASIC_AUTH_USER=AUTH[0],
+            SWML_BASIC_AUTH_PASSWORD=AUTH[1],
+            SIGNALWIRE_SWAIG_SECRET="replicas-share-this-secret",
+            REDIS_URL=redis_url,
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, "the replica exited"
+            time.sleep(0.05)
+        raise AssertionError("replica not ready")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def replicas(tmp_path, redis_url) -> Iterator[Callable[..., list[Replica]]]:
+    started: list[Replica] = []
+
+    def start(count: int = 2, config: dict[str, Any] | None = None) -> list[Replica]:
+        group = [Replica(tmp_path, redis_url, config or {}) for _ in range(count)]
+        started.extend(group)
+        for replica in group:
+            replica.wait_ready()
+        return group
+
+    yield start
+    for replica in started:
+        replica.stop()
+
+
+async def next_event(
+    http: httpx.AsyncClient, url: str, match: Callable[[dict], bool], within: float = 10
+) -> dict:
+    """Read ``/events`` until an event matches (replay included)."""
+    async with asyncio.timeout(within):
+        async with http.stream("GET", url + "/events", auth=AUTH) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    if match(event):
+                        return event
+    raise AssertionError("stream ended")
+
+
+def sandbox_text_to(last4: str) -> Callable[[dict], bool]:
+    return lambda e: e.get("kind") == "sandbox_text" and e.get("to") == f"***{last4}"
+
+
+def code_of(event: dict) -> str:
+    return event["body"].rsplit(" ", 1)[1]
+
+
+async def test_a_call_moves_between_replicas(replicas):
+    a, b = replicas(2)
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = PlatformCall(http=http, base_url=a.url, auth=AUTH, caller="+15551110001")
+        await call.start()  # SWML from A: the tokens it mints must open B's tools
+        await call.invoke("send_mfa")  # on A
+        # The sandbox text published on A shows on B's stream (shared event stream).
+        event = await next_event(http, b.url, sandbox_text_to("0001"))
+        call.base_url = b.url
+        reply = await call.invoke("verify_mfa", token=code_of(event))  # on B
+        assert "caller is verified" in reply.response
+        assert call.global_data["mfa_verified"] is True
+        verified = await next_event(
+            http, a.url, lambda e: e.get("outcome") == "verified" and e["call_id"] == call.call_id
+        )
+        assert verified["tool"] == "verify_mfa"
+
+
+async def test_rate_limits_are_counted_across_replicas(replicas):
+    a, b = replicas(2, {"limits": {"per_recipient_per_hour": 3}})
+    async with httpx.AsyncClient(timeout=15) as http:
+        answers = []
+        for i in range(5):
+            replica = (a, b)[i % 2]
+            call = PlatformCall(http=http, base_url=replica.url, auth=AUTH, caller="+15551110002")
+            await call.start()
+            answers.append((await call.invoke("send_mfa")).response)
+        sent = [text for text in answers if "was texted" in text]
+        refused = [text for text in answers if "Too many codes have gone" in text]
+        assert (len(sent), len(refused)) == (3, 2)
+
+
+async def test_a_replica_killed_mid_call_loses_nothing(replicas):
+    a, b = replicas(2)
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = PlatformCall(http=http, base_url=a.url, auth=AUTH, caller="+15551110003")
+        await call.start()
+        await call.invoke("send_mfa")
+        code = code_of(await next_event(http, b.url, sandbox_text_to("0003")))
+        a.process.send_signal(signal.SIGKILL)
+        a.process.wait(timeout=10)
+        call.base_url = b.url  # the load balancer routes around the dead replica
+        assert "caller is verified" in (await call.invoke("verify_mfa", token=code)).response
+
+
+async def test_two_right_answers_on_two_replicas_verify_once(replicas):
+    a, b = replicas(2)
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = PlatformCall(http=http, base_url=a.url, auth=AUTH, caller="+15551110004")
+        await first.start()
+        await first.invoke("send_mfa")
+        code = code_of(await next_event(http, a.url, sandbox_text_to("0004")))
+        twin = PlatformCall(
+            http=http, base_url=b.url, auth=AUTH, caller=first.caller, call_id=first.call_id
+        )
+        twin.swml, twin.functions = first.swml, first.functions
+        twin.meta_data = {k: dict(v) for k, v in first.meta_data.items()}
+        twin.global_data = dict(first.global_data)
+        replies = await asyncio.gather(
+            first.invoke("verify_mfa", token=code), twin.invoke("verify_mfa", token=code)
+        )
+        assert sorted("caller is verified" in r.response for r in replies) == [False, True]
+
+
+async def test_redis_outage_is_polite_and_recovers(tmp_path):
+    redis = RedisServer().start()
+    replica = Replica(tmp_path, redis.url, {})
+    try:
+        replica.wait_ready()
+        async with httpx.AsyncClient(timeout=15) as http:
+            call = PlatformCall(http=http, base_url=replica.url, auth=AUTH, caller="+15551110005")
+            await call.start()
+            await call.invoke("send_mfa")
+            redis.stop()
+            assert (await http.get(replica.url + "/ready")).status_code == 503
+            assert (await http.get(replica.url + "/health")).status_code == 200
+            verify = await call.invoke("verify_mfa", token="123456")
+            assert verify.status_code == 200 and "did not answer in time" in verify.response
+            assert call.global_data["mfa_verified"] is False
+            other = PlatformCall(http=http, base_url=replica.url, auth=AUTH, caller="+15551110006")
+            await other.start()
+            send = await other.invoke("send_mfa")
+            assert send.status_code == 200 and "nothing changed" in send.response
+
+            redis.start()
+            deadline = time.monotonic() + 15
+            while (await http.get(replica.url + "/ready")).status_code != 200:
+                assert time.monotonic() < deadline, "/ready did not recover"
+                await asyncio.sleep(0.2)
+            fresh = PlatformCall(http=http, base_url=replica.url, auth=AUTH, caller="+15551110007")
+            await fresh.start()
+            assert "was texted" in (await fresh.invoke("send_mfa")).response
+            code = code_of(await next_event(http, replica.url, sandbox_text_to("0007")))
+            assert "caller is verified" in (await fresh.invoke("verify_mfa", token=code)).response
+    finally:
+        replica.stop()
+        redis.stop()
