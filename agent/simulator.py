@@ -20,13 +20,15 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
 from agent.platform import PlatformCall, ToolReply
+from skills.mfa.phone import mask_number
 from skills.mfa.providers.sandbox import SandboxText
 
 FINAL_PHRASES = ("no tries left", "expired, was already used", "No code has been sent")
@@ -93,9 +95,14 @@ async def play_call(
         call = PlatformCall(http=http, base_url=base_url, auth=auth, caller=caller)
         await call.start()
         print(f"call {call.call_id} from {caller} to the agent at {base_url}", file=out)
+        sent_at = time.time()
         _show(out, "send_mfa", {}, await call.invoke("send_mfa"))
-        for text in outbox:
-            print(f"  [sandbox text to {caller}] {text.body}", file=out)
+        bodies = [text.body for text in outbox]
+        if not bodies:
+            # A running agent in sandbox mode shows its outbox on the live stream.
+            bodies = await _sandbox_text_from_stream(http, base_url, auth, caller, sent_at)
+        for body in bodies:
+            print(f"  [sandbox text to {caller}] {body}", file=out)
 
         while not call.global_data.get("mfa_verified"):
             said = ask().strip()
@@ -108,6 +115,45 @@ async def play_call(
         verified = call.global_data.get("mfa_verified") is True
         print(f"global_data.mfa_verified = {json.dumps(verified)}", file=out)
         return 0 if verified else 1
+
+
+async def first_event(
+    http: httpx.AsyncClient,
+    base_url: str,
+    auth: tuple[str, str],
+    match: Callable[[dict[str, Any]], bool],
+    within: float,
+) -> dict[str, Any] | None:
+    """The first event on the agent's ``/events`` stream (replay included) that matches."""
+    try:
+        async with asyncio.timeout(within):
+            async with http.stream("GET", base_url + "/events", auth=auth) as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:"):
+                        event = json.loads(line[5:])
+                        if isinstance(event, dict) and match(event):
+                            return event
+    except (TimeoutError, httpx.HTTPError, ValueError):
+        return None
+    return None
+
+
+async def _sandbox_text_from_stream(
+    http: httpx.AsyncClient, base_url: str, auth: tuple[str, str], caller: str, since: float
+) -> list[str]:
+    masked = mask_number(caller)
+    event = await first_event(
+        http,
+        base_url,
+        auth,
+        lambda e: (
+            e.get("kind") == "sandbox_text"
+            and e.get("to") == masked
+            and float(e.get("at") or 0) >= since - 1
+        ),
+        within=2.0,
+    )
+    return [str(event["body"])] if event else []
 
 
 def _show(out: TextIO, tool: str, arguments: dict[str, str], reply: ToolReply) -> None:

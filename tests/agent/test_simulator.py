@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.process.test_processes import sandbox_env
+from tests.support.agent_process import AgentProcess, sandbox_env
 
 CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] Your verification code is: (\d{6})")
 
@@ -80,3 +80,32 @@ def test_unreachable_agent_exits_2(tmp_path):
     )
     assert result.returncode == 2
     assert "cannot reach the agent" in result.stderr
+
+
+def test_playing_against_a_running_agent_reads_the_text_from_its_stream(tmp_path):
+    agent = AgentProcess(tmp_path)
+    try:
+        agent.wait_ready()
+        process = start_simulator(
+            tmp_path,
+            "--url",
+            agent.url,
+            "--user",
+            "operator",
+            "--password",
+            "s3cret-test-password",
+            "--caller",
+            "+15551230042",
+        )
+        code = None
+        for line in process.stdout:
+            match = CODE_LINE.search(line)
+            if match:
+                code = match.group(1)
+                break
+        assert code, "the sandbox text should come from the agent's live stream"
+        out, err = process.communicate(f"{code}#\n", timeout=60)
+        assert process.returncode == 0, err
+        assert "global_data.mfa_verified = true" in out
+    finally:
+        agent.stop()

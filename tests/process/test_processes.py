@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,25 +14,13 @@ import httpx
 import pytest
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, CALLER, write_config
+from tests.conftest import AUTH, CALLER
+from tests.support.agent_process import sandbox_env
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_FILE = REPO / "agent" / "__main__.py"
 SANDBOX_CODE = re.compile(r"Your verification code is: (\d{6})")
-
-
-def sandbox_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALWIRE_", "MFA_"))}
-    env.update(
-        MFA_PROVIDER="sandbox",
-        MFA_AGENT_CONFIG=str(write_config(tmp_path)),
-        SWML_BASIC_AUTH_USER=AUTH[0],
-        SWML_BASIC_AUTH_PASSWORD=AUTH[1],
-        SIGNALWIRE_SWAIG_SECRET="process-test-secret",
-        **extra,
-    )
-    return env
 
 
 def swaig_test(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

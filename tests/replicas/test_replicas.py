@@ -7,11 +7,7 @@ call to another; these tests do exactly that, with ``python -m agent`` processes
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,62 +17,25 @@ import httpx
 import pytest
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, write_config
+from agent.simulator import first_event
+from tests.conftest import AUTH
+from tests.support.agent_process import AgentProcess
 from tests.support.redis_server import RedisServer
-from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-class Replica:
-    def __init__(self, tmp_path: Path, redis_url: str, config: dict[str, Any]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALWIRE_", "MFA_"))}
-        env.update(
-            MFA_PROVIDER="sandbox",
-            MFA_AGENT_CONFIG=str(write_config(tmp_path, config)),
-            SWML_BASIC_AUTH_USER=AUTH[0],
-            SWML_BASIC_AUTH_PASSWORD=AUTH[1],
-            SIGNALWIRE_SWAIG_SECRET="replicas-share-this-secret",
-            REDIS_URL=redis_url,
-            HOST="127.0.0.1",
-            PORT=str(self.port),
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, "the replica exited"
-            time.sleep(0.05)
-        raise AssertionError("replica not ready")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+def Replica(tmp_path: Path, redis_url: str, config: dict[str, Any]) -> AgentProcess:
+    return AgentProcess(
+        tmp_path, config, REDIS_URL=redis_url, SIGNALWIRE_SWAIG_SECRET="replicas-share-this"
+    )
 
 
 @pytest.fixture
-def replicas(tmp_path, redis_url) -> Iterator[Callable[..., list[Replica]]]:
-    started: list[Replica] = []
+def replicas(tmp_path, redis_url) -> Iterator[Callable[..., list[AgentProcess]]]:
+    started: list[AgentProcess] = []
 
-    def start(count: int = 2, config: dict[str, Any] | None = None) -> list[Replica]:
+    def start(count: int = 2, config: dict[str, Any] | None = None) -> list[AgentProcess]:
         group = [Replica(tmp_path, redis_url, config or {}) for _ in range(count)]
         started.extend(group)
         for replica in group:
@@ -92,14 +51,9 @@ async def next_event(
     http: httpx.AsyncClient, url: str, match: Callable[[dict], bool], within: float = 10
 ) -> dict:
     """Read ``/events`` until an event matches (replay included)."""
-    async with asyncio.timeout(within):
-        async with http.stream("GET", url + "/events", auth=AUTH) as stream:
-            async for line in stream.aiter_lines():
-                if line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    if match(event):
-                        return event
-    raise AssertionError("stream ended")
+    event = await first_event(http, url, AUTH, match, within)
+    assert event is not None, "no matching event on the stream"
+    return event
 
 
 def sandbox_text_to(last4: str) -> Callable[[dict], bool]:
