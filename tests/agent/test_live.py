@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,8 +25,8 @@ from agent.live import EventHub
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER, write_config
-from tests.support.servers import free_port
+from tests.conftest import AUTH, CALLER
+from tests.support.agent_process import AgentProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -464,44 +461,17 @@ async def test_a_closed_hub_ends_streams_and_refuses_new_ones(live_agent):
 
 def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
     """uvicorn waits for open responses before it stops; the hub ends its streams first."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MFA_AGENT_CONFIG": str(write_config(tmp_path)),
-        "MFA_PROVIDER": "sandbox",
-        "SWML_BASIC_AUTH_USER": AUTH[0],
-        "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent"],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    agent = AgentProcess(tmp_path)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.1)
+        agent.wait_ready("/health")
         with (
             httpx.Client(timeout=10) as http,
-            http.stream("GET", base + "/events", auth=AUTH) as stream,
+            http.stream("GET", agent.url + "/events", auth=AUTH) as stream,
         ):
             assert stream.status_code == 200
-            process.send_signal(signal.SIGTERM)
+            agent.process.send_signal(signal.SIGTERM)
             started = time.monotonic()
-            process.wait(timeout=10)
+            agent.process.wait(timeout=10)
             assert time.monotonic() - started < 10
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        agent.stop()

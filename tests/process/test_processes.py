@@ -15,8 +15,7 @@ import pytest
 
 from agent.platform import PlatformCall
 from tests.conftest import AUTH, CALLER
-from tests.support.agent_process import sandbox_env
-from tests.support.servers import free_port
+from tests.support.agent_process import AgentProcess, sandbox_env
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_FILE = REPO / "agent" / "__main__.py"
@@ -87,43 +86,23 @@ def test_swaig_test_sends_then_verifies_across_processes(tmp_path):
 
 @pytest.mark.slow
 def test_python_m_agent_serves_a_whole_call(tmp_path):
-    port = free_port()
-    env = sandbox_env(tmp_path, PORT=str(port), HOST="127.0.0.1")
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    agent = AgentProcess(tmp_path, capture=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the agent exited during start-up"
-            assert time.monotonic() < deadline, "no /health within 30 s"
-            time.sleep(0.05)
+        agent.wait_ready("/health")
         print(f"start to /health: {time.perf_counter() - started:.2f} s")
 
         async def play() -> PlatformCall:
             async with httpx.AsyncClient(timeout=15) as http:
-                call = PlatformCall(http=http, base_url=base, auth=AUTH)
+                call = PlatformCall(http=http, base_url=agent.url, auth=AUTH)
                 await call.start()
                 await call.invoke("send_mfa")
                 return call
 
         call = asyncio.run(play())
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
-    assert process.returncode in (0, -15)
+        output = agent.stop()
+    assert agent.process.returncode in (0, -15)
     # The sandbox "text" is in the log; nothing else in the log carries the code.
     code = SANDBOX_CODE.search(output).group(1)
     assert output.count(code) == 1
@@ -134,38 +113,20 @@ def test_python_m_agent_serves_a_whole_call(tmp_path):
 
 
 def test_generated_password_is_printed_once_and_works(tmp_path):
-    port = free_port()
-    env = sandbox_env(tmp_path, PORT=str(port), HOST="127.0.0.1")
-    del env["SWML_BASIC_AUTH_PASSWORD"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    agent = AgentProcess(tmp_path, capture=True, SWML_BASIC_AUTH_PASSWORD="")
     try:
         line = ""
         deadline = time.monotonic() + 30
         while "generated credentials" not in line:
-            line = process.stdout.readline()
-            assert line or process.poll() is None
+            line = agent.process.stdout.readline()
+            assert line or agent.process.poll() is None
             assert time.monotonic() < deadline
         user, password = line.strip().rsplit(" ", 1)[1].split(":", 1)
-        base = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                response = httpx.get(base + "/", auth=(user, password), timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        assert response.status_code == 200
-        assert httpx.get(base + "/", auth=(user, "wrong"), timeout=2).status_code == 401
+        agent.wait_ready("/health")
+        assert httpx.get(agent.url + "/", auth=(user, password), timeout=2).status_code == 200
+        assert httpx.get(agent.url + "/", auth=(user, "wrong"), timeout=2).status_code == 401
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
+        output = agent.stop()
     assert output.count(password) == 0  # printed once above, never again (e.g. in logs)
 
 
