@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from skills.mfa.http_pool import ShardedTransport
 from skills.mfa.providers.base import (
     CodeNotFound,
     ProviderRejected,
@@ -162,20 +163,19 @@ def new_shared_client(
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """The process's one pooled client: explicit timeouts, bounded pool, no env proxies."""
+    """The process's one pooled client: explicit timeouts, bounded pools, no env proxies.
+
+    Without a test transport, connections are spread over small pools
+    (``ShardedTransport``): one big httpcore pool costs CPU quadratic in its size.
+    """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(
             deadline_seconds,
             connect=connect_timeout_seconds,
             pool=connect_timeout_seconds,
         ),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max(10, max_connections // 2),
-            keepalive_expiry=30,
-        ),
+        transport=transport or ShardedTransport.for_connections(max_connections),
         headers={"User-Agent": "mfa-digital-employee/0.1", "Accept": "application/json"},
-        transport=transport,
         trust_env=False,
         follow_redirects=False,
     )

@@ -1,0 +1,50 @@
+"""The transport under the process's one shared ``httpx.AsyncClient``.
+
+httpcore's connection pool scans every pooled connection for every request it
+starts or finishes (encode/httpcore#1035), so its cost grows with the square of
+the pool: at 100 concurrent calls a single 100-connection pool took 43% of the
+agent's CPU. ``ShardedTransport`` keeps the one client (one set of timeouts,
+headers and auth handling) but spreads requests round-robin over several small
+pools, each with every connection allowed to stay alive, so the scan stays short
+however many calls are in flight.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import httpx
+
+SHARD_SIZE = 16
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    def __init__(self, shards: list[httpx.AsyncBaseTransport]) -> None:
+        if not shards:
+            raise ValueError("at least one shard")
+        self._shards = shards
+        self._next = itertools.cycle(shards)
+
+    @classmethod
+    def for_connections(
+        cls, max_connections: int, *, keepalive_expiry: float = 30.0
+    ) -> ShardedTransport:
+        count = max(1, -(-max_connections // SHARD_SIZE))
+        per_shard = max(1, -(-max_connections // count))
+        limits = httpx.Limits(
+            max_connections=per_shard,
+            max_keepalive_connections=per_shard,
+            keepalive_expiry=keepalive_expiry,
+        )
+        return cls([httpx.AsyncHTTPTransport(limits=limits, retries=0) for _ in range(count)])
+
+    @property
+    def shard_count(self) -> int:
+        return len(self._shards)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await next(self._next).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
