@@ -25,6 +25,7 @@ from signalwire.skills.registry import skill_registry
 from agent.live import EventHub, install_live_features
 from agent.outcome_webhook import OutcomeWebhook, install_outcome_webhook
 from agent.prompts import load_prompt_sections
+from agent.security_headers import replace_sdk_middleware
 from agent.settings import ProviderName, Settings
 from agent.state import StateBackend, state_backend
 from skills.mfa.events import EventPublisher
@@ -235,6 +236,7 @@ def build_agent(
     install_outcome_webhook(agent, settings)
     _mount_operational_routes(agent)
     _install_lifespan(agent)
+    replace_sdk_middleware(agent.get_app())
     return agent
 
 
