@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 _SECRET_QUERY = re.compile(r"((?:__token|token|password|api_token)=)[^&\s\"']+", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(https?://)[^/\s:@]+:[^/\s@]+@")
 
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 def redact(text: str) -> str:
@@ -59,7 +60,16 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for our loggers and uvicorn's, redacted."""
+    """JSON lines on stderr for our loggers, uvicorn's and the SDK's, redacted.
+
+    The SDK's ``serve()`` calls ``uvicorn.run`` with uvicorn's default logging
+    config, which would replace our handlers with its plain-text ones; that
+    default dict is rewritten in place so uvicorn installs ours. The SDK's own
+    structlog output is switched to JSON unless ``SIGNALWIRE_LOG_FORMAT`` says
+    otherwise.
+    """
+    os.environ.setdefault("SIGNALWIRE_LOG_FORMAT", "json")
+    _route_uvicorn_logging_here(level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter())
@@ -72,3 +82,27 @@ def configure_logging(level: str = "INFO") -> None:
         # filters set on the logger itself: the access log stays redacted.
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+
+
+def _route_uvicorn_logging_here(level: str) -> None:
+    import uvicorn.config
+
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+        "formatter": "json",
+        "filters": ["redact"],
+    }
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"redact": {"()": RedactingFilter}},
+        "handlers": {"json": handler},
+        "loggers": {
+            name: {"handlers": ["json"], "level": level, "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+    uvicorn.config.LOGGING_CONFIG.clear()
+    uvicorn.config.LOGGING_CONFIG.update(config)
