@@ -30,7 +30,6 @@ class Plan:
     overhead_samples: int
     overhead_warmup: int
     levels: dict[int, tuple[int, int]]  # concurrent calls -> (rounds per worker, repeats)
-    whatif_levels: tuple[int, ...]  # also run these against the agent with the fixes simulated
     footprint_codes: int
     footprint_launches: int
     footprint_parallel: int = 50
@@ -44,7 +43,6 @@ FULL = Plan(
     overhead_samples=200,
     overhead_warmup=20,
     levels={1: (10, 3), 10: (10, 3), 100: (5, 3), 500: (2, 2)},
-    whatif_levels=(100, 500),
     footprint_codes=10_000,
     footprint_launches=3,
     cap_s=900,
@@ -54,7 +52,6 @@ QUICK = Plan(
     overhead_samples=30,
     overhead_warmup=5,
     levels={1: (5, 1), 10: (3, 1)},
-    whatif_levels=(),
     footprint_codes=500,
     footprint_launches=1,
     cap_s=120,
@@ -133,8 +130,6 @@ def run_overhead(plan: Plan, tmp: Path) -> dict[str, Any]:
     return summary
 
 
-SHARD_SIZE = 20
-WHATIF_ARGS = ["--shard-size", str(SHARD_SIZE), "--keepalive-all", "--sniffio-shim"]
 LEVEL_LIMIT_S = 90
 
 
@@ -173,32 +168,20 @@ def _levels_on(
 def run_concurrency(plan: Plan, tmp: Path) -> dict[str, Any]:
     started = phase(f"3 concurrency (fake answers after {LATENCY_S * 1000:.0f} ms)")
     levels: list[dict[str, Any]] = []
-    whatif: list[dict[str, Any]] = []
     fake = servers.start_fake(tmp, latency=LATENCY_S)
     try:
-        for probe_args, wanted, into in (
-            (None, list(plan.levels), levels),
-            (WHATIF_ARGS, list(plan.whatif_levels), whatif),
-        ):
-            if probe_args and wanted:
-                print(f"   what-if: python -m bench.agent_probe {' '.join(probe_args)}")
-            small = [n for n in wanted if n < plan.big_pool_from]
-            big = [n for n in wanted if n >= plan.big_pool_from]
-            for pool, group in ((plan.pools["default"], small), (plan.pools["big"], big)):
-                if not group:
-                    continue
-                agent = servers.start_agent(
-                    tmp, fake_url=fake.url, max_connections=pool, probe_args=probe_args
-                )
-                try:
-                    for level in _levels_on(agent, fake, plan, group):
-                        level["agent_pool"] = pool
-                        if probe_args:
-                            level["agent_pool"] = f"{pool} as pools of {SHARD_SIZE}"
-                            level["agent"] = "python -m bench.agent_probe " + " ".join(probe_args)
-                        into.append(level)
-                finally:
-                    servers.stop(agent)
+        small = [n for n in plan.levels if n < plan.big_pool_from]
+        big = [n for n in plan.levels if n >= plan.big_pool_from]
+        for pool, group in ((plan.pools["default"], small), (plan.pools["big"], big)):
+            if not group:
+                continue
+            agent = servers.start_agent(tmp, fake_url=fake.url, max_connections=pool)
+            try:
+                for level in _levels_on(agent, fake, plan, group):
+                    level["agent_pool"] = pool
+                    levels.append(level)
+            finally:
+                servers.stop(agent)
     finally:
         servers.stop(fake)
     return {
@@ -209,7 +192,6 @@ def run_concurrency(plan: Plan, tmp: Path) -> dict[str, Any]:
         "SignalWire (python -m bench.fake_server) each in its own process",
         "load_generator": f"{concurrency.WORKERS_PER_CLIENT} workers per httpx client",
         "levels": levels,
-        "whatif": whatif,
         "phase_s": time.perf_counter() - started,
     }
 

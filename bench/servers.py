@@ -172,7 +172,7 @@ def start_agent(
     fake_url: str | None,
     max_connections: int = 100,
     name: str = "agent",
-    probe_args: list[str] | None = None,
+    probe_args: list[str] | None = None,  # e.g. ["--profile", OUT]: see bench/agent_probe.py
 ) -> Server:
     """The product's own entry point, ``python -m agent``, as it runs in production.
 
