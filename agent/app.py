@@ -9,7 +9,6 @@ pass an ``http_transport`` (an ``httpx.MockTransport``) or point
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from signalwire.skills.registry import skill_registry
 from agent.live import EventHub, install_live_features
 from agent.outcome_webhook import OutcomeWebhook, install_outcome_webhook
 from agent.prompts import load_prompt_sections
+from agent.request_guard import TOO_LARGE, body_problem
 from agent.security_headers import replace_sdk_middleware
 from agent.settings import ProviderName, Settings
 from agent.state import StateBackend, state_backend
@@ -44,10 +44,6 @@ sandbox_log = logging.getLogger("mfa.sandbox")
 # An empty SDK config file: passing it stops the SDK from searching the working
 # directory (config.json, agent_config.json, ...) for settings of its own.
 SDK_CONFIG_FILE = Path(__file__).with_name("sdk_config.json")
-
-# A SWAIG request holds the call's data, not its history: 1 MB is ample.
-_MAX_SWAIG_BODY = 1024 * 1024
-_TOO_LARGE = "request body too large"
 
 
 class MfaAgent(AgentBase):
@@ -83,12 +79,7 @@ class MfaAgent(AgentBase):
     async def _handle_swaig_request(
         self, request: Request, response: Response
     ) -> Response | dict[str, Any]:
-        """Refuse malformed SWAIG bodies with a 4xx before the SDK sees them.
-
-        The SDK answers a JSON array, or a non-string function name or call id,
-        with a 500 from deep inside its handler; the platform then retries a
-        request that will never succeed while the caller hears silence.
-        """
+        """Malformed bodies get a 4xx here instead of the SDK's 500 (agent/request_guard.py)."""
         rejected = await self._reject_malformed(request, swaig=True)
         return rejected or await super()._handle_swaig_request(request, response)
 
@@ -103,10 +94,10 @@ class MfaAgent(AgentBase):
     async def _reject_malformed(self, request: Request, *, swaig: bool) -> Response | None:
         if request.method != "POST" or not self._check_basic_auth(request):
             return None  # the SDK answers GETs and unauthenticated requests itself
-        problem = await _body_problem(request, swaig=swaig)
+        problem = await body_problem(request, swaig=swaig)
         if problem is None:
             return None
-        status = 413 if problem == _TOO_LARGE else 400
+        status = 413 if problem == TOO_LARGE else 400
         return JSONResponse({"error": problem}, status_code=status)
 
     def on_summary(self, summary: Any, raw_data: Any = None) -> None:
@@ -128,35 +119,6 @@ class MfaAgent(AgentBase):
             if not await check():
                 return False
         return True
-
-
-async def _body_problem(request: Request, *, swaig: bool) -> str | None:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > _MAX_SWAIG_BODY:
-        return _TOO_LARGE
-    raw = await request.body()
-    if len(raw) > _MAX_SWAIG_BODY:
-        return _TOO_LARGE
-    if not swaig and not raw.strip():
-        return None  # an empty POST to / is a plain SWML fetch
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return "body must be JSON"
-    if not isinstance(body, dict):
-        return "body must be a JSON object"
-    if not swaig:
-        call = body.get("call")
-        return None if call is None or isinstance(call, dict) else "call must be an object"
-    if not isinstance(body.get("function"), str):
-        return "function must be a string"
-    for key in ("call_id", "caller_id_num", "meta_data_token"):
-        if key in body and body[key] is not None and not isinstance(body[key], str):
-            return f"{key} must be a string"
-    for key in ("meta_data", "global_data", "argument"):
-        if key in body and body[key] is not None and not isinstance(body[key], dict):
-            return f"{key} must be an object"
-    return None
 
 
 def build_agent(

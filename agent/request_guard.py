@@ -1,0 +1,47 @@
+"""What a webhook body must look like before the SDK is allowed to see it.
+
+The SDK answers a JSON array, a non-string function name or call id, or a
+``call`` that is not an object with a 500 from deep inside its handlers; the
+platform then retries a request that can never succeed while the caller hears
+silence. ``body_problem`` names what is wrong so the agent can answer 400 (or
+413) instead.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import Request
+
+# A SWAIG request holds the call's data, not its history: 1 MB is ample.
+MAX_BODY = 1024 * 1024
+TOO_LARGE = "request body too large"
+
+
+async def body_problem(request: Request, *, swaig: bool) -> str | None:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return TOO_LARGE
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return TOO_LARGE
+    if not swaig and not raw.strip():
+        return None  # an empty POST to / is a plain SWML fetch
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return "body must be JSON"
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    if not swaig:
+        call = body.get("call")
+        return None if call is None or isinstance(call, dict) else "call must be an object"
+    if not isinstance(body.get("function"), str):
+        return "function must be a string"
+    for key in ("call_id", "caller_id_num", "meta_data_token"):
+        if key in body and body[key] is not None and not isinstance(body[key], str):
+            return f"{key} must be a string"
+    for key in ("meta_data", "global_data", "argument"):
+        if key in body and body[key] is not None and not isinstance(body[key], dict):
+            return f"{key} must be an object"
+    return None
