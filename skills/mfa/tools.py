@@ -58,9 +58,6 @@ class CodePolicy:
     allowed_country_codes: frozenset[int] = frozenset({1})
 
 
-Handler = Callable[[dict[str, Any], dict[str, Any]], Awaitable[FunctionResult]]
-
-
 class MfaTools:
     """Holds the provider, the policy and the publisher; exposes the two handlers."""
 
