@@ -52,7 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--say",
         action="append",
         default=[],
-        help="what the caller says when asked for the code (repeatable)",
+        help="what the caller says when asked for the code (repeatable); {code} and "
+        "{code_words} stand for the sandbox text's code",
     )
     return parser.parse_args(argv)
 
@@ -104,8 +105,9 @@ async def play_call(
         for body in bodies:
             print(f"  [sandbox text to {caller}] {body}", file=out)
 
+        texted = bodies[-1].rsplit(" ", 1)[-1] if bodies else ""
         while not call.global_data.get("mfa_verified"):
-            said = ask().strip()
+            said = fill_code(ask().strip(), texted)
             if not said:
                 break
             reply = await call.invoke("verify_mfa", token=said)
@@ -154,6 +156,18 @@ async def _sandbox_text_from_stream(
         within=2.0,
     )
     return [str(event["body"])] if event else []
+
+
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def fill_code(said: str, code: str) -> str:
+    """Scripts cannot know a sandbox code in advance: ``{code}`` in a ``--say`` answer
+    becomes the texted digits and ``{code_words}`` the same read out as words."""
+    if not code.isdigit():
+        return said
+    words = " ".join(_DIGIT_WORDS[int(digit)] for digit in code)
+    return said.replace("{code_words}", words).replace("{code}", code)
 
 
 def _show(out: TextIO, tool: str, arguments: dict[str, str], reply: ToolReply) -> None:

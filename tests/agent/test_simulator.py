@@ -42,6 +42,14 @@ def test_typing_the_texted_code_verifies(tmp_path):
     assert "global_data.mfa_verified = true" in out
 
 
+def test_a_scripted_run_verifies(tmp_path):
+    process = start_simulator(tmp_path, "--say", "um, it's {code_words}")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out.count("> verify_mfa") == 1
+    assert "caller is verified" in out
+
+
 def test_a_wrong_code_three_times_does_not_verify(tmp_path):
     process = start_simulator(
         tmp_path, "--say", "000000", "--say", "000000", "--say", "000000", "--say", "000000"
