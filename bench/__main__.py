@@ -32,6 +32,7 @@ class Plan:
     levels: dict[int, tuple[int, int]]  # concurrent calls -> (rounds per worker, repeats)
     footprint_codes: int
     footprint_launches: int
+    replica_levels: tuple[int, ...] = ()  # also run these on two replicas sharing Redis
     footprint_parallel: int = 50
     cap_s: int = 900
     big_pool_from: int = 500  # levels from here on get an agent with upstream pool 1000
@@ -43,6 +44,7 @@ FULL = Plan(
     overhead_samples=200,
     overhead_warmup=20,
     levels={1: (10, 3), 10: (10, 3), 100: (5, 3), 500: (2, 2)},
+    replica_levels=(100,),
     footprint_codes=10_000,
     footprint_launches=3,
     cap_s=900,
@@ -134,7 +136,7 @@ LEVEL_LIMIT_S = 90
 
 
 def _levels_on(
-    agent: servers.Server, fake: servers.Server, plan: Plan, ns: list[int]
+    agents: list[servers.Server], fake: servers.Server, plan: Plan, ns: list[int]
 ) -> list[dict[str, Any]]:
     out = []
     for n in ns:
@@ -142,11 +144,11 @@ def _levels_on(
         runs = [
             asyncio.run(
                 concurrency.run_level(
-                    agent.url,
+                    [agent.url for agent in agents],
                     concurrency=n,
                     rounds=rounds,
                     latency=LATENCY_S,
-                    agent_pid=agent.pid,
+                    agent_pids=[agent.pid for agent in agents],
                     fake_pid=fake.pid,
                     limit_s=LEVEL_LIMIT_S,
                 )
@@ -157,7 +159,8 @@ def _levels_on(
         level["runs"] = runs
         out.append(level)
         print(
-            f"   {n:>4} concurrent: {level['calls_per_s']:.1f} verified calls/s "
+            f"   {n:>4} concurrent on {len(agents)} agent(s): "
+            f"{level['calls_per_s']:.1f} verified calls/s "
             f"({level['fraction_of_ideal'] * 100:.0f}% of ideal), p99 {level['p99_ms']:.0f} ms, "
             f"failed {level['failed_calls']}",
             flush=True,
@@ -177,11 +180,12 @@ def run_concurrency(plan: Plan, tmp: Path) -> dict[str, Any]:
                 continue
             agent = servers.start_agent(tmp, fake_url=fake.url, max_connections=pool)
             try:
-                for level in _levels_on(agent, fake, plan, group):
+                for level in _levels_on([agent], fake, plan, group):
                     level["agent_pool"] = pool
                     levels.append(level)
             finally:
                 servers.stop(agent)
+        replicas = _replica_levels(plan, tmp, fake)
     finally:
         servers.stop(fake)
     return {
@@ -192,8 +196,36 @@ def run_concurrency(plan: Plan, tmp: Path) -> dict[str, Any]:
         "SignalWire (python -m bench.fake_server) each in its own process",
         "load_generator": f"{concurrency.WORKERS_PER_CLIENT} workers per httpx client",
         "levels": levels,
+        "replicas": replicas,
         "phase_s": time.perf_counter() - started,
     }
+
+
+def _replica_levels(plan: Plan, tmp: Path, fake: servers.Server) -> list[dict[str, Any]]:
+    """The same load on two agent processes sharing one Redis, requests alternating."""
+    from tests.support.redis_server import RedisServer
+
+    if not plan.replica_levels:
+        return []
+    if not RedisServer.available():
+        print("   replicas: skipped (no redis-server; apt-get install redis-server)")
+        return []
+    redis = RedisServer().start()
+    agents: list[servers.Server] = []
+    try:
+        for name in ("replica-a", "replica-b"):
+            agents.append(
+                servers.start_agent(tmp, fake_url=fake.url, name=name, redis_url=redis.url)
+            )
+        levels = _levels_on(agents, fake, plan, list(plan.replica_levels))
+        for level in levels:
+            level["agent_pool"] = plan.pools["default"]
+            level["setup"] = "2 replicas + Redis"
+        return levels
+    finally:
+        for agent in agents:
+            servers.stop(agent)
+        redis.stop()
 
 
 def run_footprint(plan: Plan, tmp: Path) -> dict[str, Any]:

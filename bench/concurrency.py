@@ -33,16 +33,21 @@ WORKERS_PER_CLIENT = 10
 
 
 async def run_level(
-    agent_url: str,
+    agent_urls: list[str],
     *,
     concurrency: int,
     rounds: int,
     latency: float,
-    agent_pid: int,
+    agent_pids: list[int],
     fake_pid: int,
     limit_s: float,
 ) -> dict[str, Any]:
+    """With several ``agent_urls`` (replicas sharing Redis), each request of a call goes to
+    the next replica in turn, as a load balancer may send them: SWML from one, ``send_mfa``
+    to another, ``verify_mfa`` to the next."""
     total = concurrency * rounds
+    replicas = len(agent_urls)
+    agent_url = agent_urls[0]
     # Many small clients, not one big one: httpcore 1.0.x scans every connection of a
     # pool on every request, so one 500-connection pool would make the load generator,
     # not the agent, the bottleneck. Each client serves WORKERS_PER_CLIENT workers.
@@ -77,9 +82,11 @@ async def run_level(
             for r in range(rounds):
                 call = calls[k * rounds + r]
                 try:
+                    call.base_url = agent_urls[(k + r + 1) % replicas]
                     t = time.perf_counter()
                     sent = await call.invoke("send_mfa")
                     send_ms.append((time.perf_counter() - t) * 1000)
+                    call.base_url = agent_urls[(k + r + 2) % replicas]
                     t = time.perf_counter()
                     checked = await call.invoke("verify_mfa", token=BENCH_CODE)
                     verify_ms.append((time.perf_counter() - t) * 1000)
@@ -94,7 +101,7 @@ async def run_level(
                     reply = checked if sent_ok else sent
                     failures[f"{'verify' if sent_ok else 'send'}: {reply.response[:70]}"] += 1
 
-        cpu_before = _cpu(agent_pid, fake_pid)
+        cpu_before = _cpu(agent_pids, fake_pid)
         started = time.perf_counter()
         timed_out = False
         try:
@@ -103,7 +110,7 @@ async def run_level(
         except TimeoutError:
             timed_out = True  # the unfinished calls count as not verified
         wall = time.perf_counter() - started
-        cpu_after = _cpu(agent_pid, fake_pid)
+        cpu_after = _cpu(agent_pids, fake_pid)
     finally:
         for client in clients:
             await client.aclose()
@@ -116,6 +123,7 @@ async def run_level(
     }
     return {
         "concurrency": concurrency,
+        "replicas": replicas,
         "calls": total,
         "wall_s": wall,
         "calls_per_s": achieved,
@@ -133,9 +141,9 @@ async def run_level(
     }
 
 
-def _cpu(agent_pid: int, fake_pid: int) -> dict[str, float]:
+def _cpu(agent_pids: list[int], fake_pid: int) -> dict[str, float]:
     return {
-        "agent": cpu_seconds(agent_pid),
+        "agent": sum(cpu_seconds(pid) for pid in agent_pids),
         "fake": cpu_seconds(fake_pid),
         "load_generator": time.process_time(),
     }

@@ -118,8 +118,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
     conc = results.get("concurrency")
     if conc:
         latency = conc["latency_s"]
-        for level in conc["levels"]:
+        for level in conc["levels"] + conc.get("replicas", []):
             n = level["concurrency"]
+            setup = level.get("setup", "1 agent, in-process state")
             value = (
                 f"{level['calls_per_s']:.1f} calls/s of ideal {level['ideal_calls_per_s']:.1f} "
                 f"= {level['fraction_of_ideal'] * 100:.0f}%; p99 {level['p99_ms']:.0f} ms "
@@ -131,7 +132,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
             if level["timed_out_runs"]:
                 value += f"; {level['timed_out_runs']} run(s) hit the time limit"
             target = met = ""
-            if n == TARGET_LEVEL:
+            if n == TARGET_LEVEL and "setup" not in level:
                 target = f">= {FRACTION_TARGET:.0%} of ideal, p99 < {P99_TARGET_MS:.0f} ms"
                 met = _yes(
                     level["fraction_of_ideal"] >= FRACTION_TARGET
@@ -139,18 +140,19 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 )
             add(
                 "3 concurrency",
-                f"{n} concurrent calls (upstream pool {level['agent_pool']}, "
+                f"{n} concurrent calls, {setup} (upstream pool {level['agent_pool']}, "
                 f"{latency * 1000:.0f} ms upstream, {level['calls_per_run']} calls x "
                 f"{level['repeats']})",
                 value,
                 target,
                 met,
             )
-        for level in conc["levels"]:
+        for level in conc["levels"] + conc.get("replicas", []):
             cpu = level["cpu_ms_per_call"]
+            where = f" ({level['setup']}, agents summed)" if "setup" in level else ""
             add(
                 "3 concurrency",
-                f"CPU per call at {level['concurrency']} concurrent",
+                f"CPU per call{where} at {level['concurrency']} concurrent",
                 f"agent {cpu['agent']:.1f} ms, fake {cpu['fake']:.1f} ms, "
                 f"load generator {cpu['load_generator']:.1f} ms",
             )

@@ -73,7 +73,9 @@ def write_agent_config(directory: Path, *, max_connections: int = 100) -> Path:
     return path
 
 
-def agent_env(config: Path, port: int, *, fake_url: str | None) -> dict[str, str]:
+def agent_env(
+    config: Path, port: int, *, fake_url: str | None, redis_url: str | None = None
+) -> dict[str, str]:
     env = base_env()
     env.update(
         {
@@ -97,6 +99,8 @@ def agent_env(config: Path, port: int, *, fake_url: str | None) -> dict[str, str
         )
     else:
         env["MFA_PROVIDER"] = "sandbox"
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     return env
 
 
@@ -173,6 +177,7 @@ def start_agent(
     max_connections: int = 100,
     name: str = "agent",
     probe_args: list[str] | None = None,  # e.g. ["--profile", OUT]: see bench/agent_probe.py
+    redis_url: str | None = None,
 ) -> Server:
     """The product's own entry point, ``python -m agent``, as it runs in production.
 
@@ -181,7 +186,7 @@ def start_agent(
     """
     port = free_port()
     config = write_agent_config(log_dir, max_connections=max_connections)
-    env = agent_env(config, port, fake_url=fake_url)
+    env = agent_env(config, port, fake_url=fake_url, redis_url=redis_url)
     args = ["-m", "agent"] if probe_args is None else ["-m", "bench.agent_probe", *probe_args]
     return launch(name, args, env, log_dir, port, ready_path="/health")
 
