@@ -181,14 +181,7 @@ class Settings(_Strict):
     @field_validator("outcome_webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                "must be an absolute http(s) URL such as https://hooks.example.com/mfa"
-            )
-        return value
+        return _absolute_http_url(value, "https://hooks.example.com/mfa")
 
     @field_validator("outcome_webhook_secret")
     @classmethod
@@ -199,13 +192,9 @@ class Settings(_Strict):
 
     @field_validator("proxy_url_base")
     @classmethod
-    def _absolute_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an absolute http(s) URL such as https://agent.example.com")
-        return value.rstrip("/")
+    def _proxy_url(cls, value: str | None) -> str | None:
+        url = _absolute_http_url(value, "https://agent.example.com")
+        return url.rstrip("/") if url else None
 
     @model_validator(mode="after")
     def _provider_has_credentials(self) -> Settings:
@@ -224,6 +213,15 @@ class Settings(_Strict):
     def sandbox_db_path(self) -> Path:
         path = Path(self.file.sandbox_db_path)
         return path if path.is_absolute() else Path.cwd() / path
+
+
+def _absolute_http_url(value: str | None, example: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an absolute http(s) URL such as {example}")
+    return value
 
 
 def normalize_space_url(value: str) -> str:
