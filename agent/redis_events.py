@@ -103,7 +103,9 @@ class RedisEventRelay:
                 if last_id is None:
                     last_id = await self._load_recent()
                     self.redis_healthy = True
-                entries = await self._redis.xread({self._key: last_id}, block=5000, count=100)
+                # Block for less than the client's socket timeout (1 s), or every quiet
+                # wait would read as an outage.
+                entries = await self._redis.xread({self._key: last_id}, block=500, count=100)
                 self.redis_healthy = True
                 for _stream, items in entries or []:
                     for entry_id, values in items:

@@ -72,9 +72,12 @@ class RedisStateBackend(StateBackend):
         hub.relay = self._relay.publish
 
     async def ready(self) -> bool:
+        """Redis answers, and this replica's event reader is connected (else events
+        published here would not reach the other replicas' pages)."""
         from skills.mfa.redis_state import ping
 
-        return await ping(self._redis)
+        relay_ok = self._relay is None or self._relay.redis_healthy
+        return relay_ok and await ping(self._redis)
 
     async def start(self) -> None:
         if self._relay is not None:
