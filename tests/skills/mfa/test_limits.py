@@ -21,23 +21,12 @@ from skills.mfa.limits import (
     SendLimits,
     recipient_key,
 )
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 ALICE = "+15551230001"
 BOB = "+15551230002"
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def make_limiter(
@@ -48,8 +37,8 @@ def make_limiter(
     per_recipient_per_day: int = 10,
     agent_sends_per_minute: int = 120,
     store: InProcessCounterStore | None = None,
-) -> tuple[SendLimiter, InProcessCounterStore, Clock]:
-    clock = Clock()
+) -> tuple[SendLimiter, InProcessCounterStore, FakeClock]:
+    clock = FakeClock()
     store = store or InProcessCounterStore()
     limiter = SendLimiter(
         store,
@@ -367,7 +356,7 @@ def model_decision(
 def test_store_never_exceeds_a_limit_within_any_window(steps):
     async def run() -> list[tuple[float, int, int]]:
         store = InProcessCounterStore(sweep_every=7)  # sweep often: it must not change answers
-        clock = Clock()
+        clock = FakeClock()
         limiter = SendLimiter(store, LIMITS, agent_id="agent", clock=clock)
         allowed: list[tuple[float, int, int]] = []
         for op, arg in steps:

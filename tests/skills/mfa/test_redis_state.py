@@ -10,8 +10,6 @@ from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Rule
 from skills.mfa.providers.base import (
     CodeNotFound,
     ProviderUnavailable,
-    SendRequest,
-    SentCode,
     VerifyOutcome,
 )
 from skills.mfa.providers.breaker import CircuitBreakerProvider
@@ -22,29 +20,20 @@ from skills.mfa.redis_state import (
     RedisPendingCodes,
     connect,
 )
+from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
-REQUEST = SendRequest(
-    to="+15551230001", message="Code:", token_length=6, valid_for=600, max_attempts=3
-)
+REQUEST = SEND_REQUEST
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def sandbox(url: str, clock: Clock, outbox: list) -> SandboxProvider:
+def sandbox(url: str, clock: FakeClock, outbox: list) -> SandboxProvider:
     return SandboxProvider(RedisPendingCodes(connect(url)), deliver=outbox.append, clock=clock)
 
 
 async def test_codes_verify_once_across_two_clients(redis_url):
-    clock, outbox = Clock(), []
+    clock, outbox = FakeClock(), []
     first, second = sandbox(redis_url, clock, outbox), sandbox(redis_url, clock, outbox)
     sent = await first.send(REQUEST)
     code = outbox[-1].code
@@ -58,7 +47,7 @@ async def test_codes_verify_once_across_two_clients(redis_url):
 
 
 async def test_wrong_codes_count_down_then_the_code_is_dead(redis_url):
-    clock, outbox = Clock(), []
+    clock, outbox = FakeClock(), []
     provider = sandbox(redis_url, clock, outbox)
     sent = await provider.send(REQUEST)
     wrong = "000000" if outbox[-1].code != "000000" else "111111"
@@ -69,7 +58,7 @@ async def test_wrong_codes_count_down_then_the_code_is_dead(redis_url):
 
 
 async def test_expiry_and_key_ttl(redis_url):
-    clock, outbox = Clock(), []
+    clock, outbox = FakeClock(), []
     redis = connect(redis_url)
     provider = SandboxProvider(RedisPendingCodes(redis), deliver=outbox.append, clock=clock)
     sent = await provider.send(REQUEST)
@@ -117,26 +106,9 @@ async def test_record_only_rules_are_kept_for_later_checks(redis_url):
     assert refusal is not None and refusal.kind is LimitKind.CALL_COOLDOWN
 
 
-class Failing:
-    name = "failing"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def send(self, request: SendRequest) -> SentCode:
-        self.calls += 1
-        raise ProviderUnavailable("server_error", may_have_arrived=True)
-
-    async def verify(self, request_id: str, code: str) -> VerifyOutcome:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        return None
-
-
 async def test_breaker_state_is_shared_by_replicas(redis_url):
-    clock = Clock()
-    inner_a, inner_b = Failing(), Failing()
+    clock = FakeClock()
+    inner_a, inner_b = ScriptedProvider().then(outage()), ScriptedProvider().then(outage())
     a = CircuitBreakerProvider(
         inner_a,
         state=RedisBreakerState(connect(redis_url)),
@@ -164,7 +136,7 @@ async def test_breaker_state_is_shared_by_replicas(redis_url):
 async def test_redis_down_refuses_politely_and_recovers():
     server = RedisServer().start()
     try:
-        clock, outbox = Clock(), []
+        clock, outbox = FakeClock(), []
         provider = sandbox(server.url, clock, outbox)
         store = RedisCounterStore(connect(server.url))
         breaker_state = RedisBreakerState(connect(server.url))

@@ -7,7 +7,6 @@ are scripted; the clock is injected.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 import pytest
 
@@ -16,72 +15,24 @@ from skills.mfa.providers.base import (
     CodeProvider,
     ProviderRejected,
     ProviderUnavailable,
-    SendRequest,
     SentCode,
     VerifyOutcome,
 )
 from skills.mfa.providers.breaker import CircuitBreakerProvider
+from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
 
 pytestmark = pytest.mark.anyio
 
-REQUEST = SendRequest(
-    to="+15551230001", message="Your code:", token_length=6, valid_for=600, max_attempts=3
-)
+REQUEST = SEND_REQUEST
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ScriptedProvider:
-    """Answers from a script: an exception to raise, or "ok". ``calls`` counts the
-    requests that actually ran; ``gate``, when set, holds each request until released."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.script: deque[Exception | str] = deque()
-        self.calls = 0
-        self.started = asyncio.Event()
-        self.gate: asyncio.Event | None = None
-
-    def then(self, *answers: Exception | str) -> ScriptedProvider:
-        self.script.extend(answers)
-        return self
-
-    async def _answer(self) -> None:
-        self.calls += 1
-        self.started.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        answer = self.script.popleft() if self.script else "ok"
-        if isinstance(answer, Exception):
-            raise answer
-
-    async def send(self, request: SendRequest) -> SentCode:
-        await self._answer()
-        return SentCode(f"req-{self.calls}")
-
-    async def verify(self, request_id: str, code: str) -> VerifyOutcome:
-        await self._answer()
-        return VerifyOutcome(verified=code == "123456")
-
-    async def aclose(self) -> None:
-        pass
-
-
-def down() -> ProviderUnavailable:
-    return ProviderUnavailable("server_error", may_have_arrived=True, status_code=503)
+down = outage
 
 
 def breaker(
     inner: ScriptedProvider, *, threshold: int = 3, open_seconds: float = 30.0
-) -> tuple[CircuitBreakerProvider, Clock]:
-    clock = Clock()
+) -> tuple[CircuitBreakerProvider, FakeClock]:
+    clock = FakeClock()
     return (
         CircuitBreakerProvider(
             inner, failure_threshold=threshold, open_seconds=open_seconds, clock=clock

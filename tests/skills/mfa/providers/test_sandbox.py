@@ -34,6 +34,7 @@ from skills.mfa.providers.base import (
     VerifyOutcome,
 )
 from skills.mfa.providers.sandbox import EXPIRED_RETENTION_SECONDS, SandboxProvider, SandboxText
+from tests.support.fakes import FakeClock
 
 T = TypeVar("T")
 
@@ -43,14 +44,6 @@ T0 = 1_700_000_000.0
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Inbox:
@@ -89,7 +82,7 @@ def make(
     provider = SandboxProvider(
         db,
         deliver=inbox,
-        clock=clock if clock is not None else FakeClock(),
+        clock=clock if clock is not None else FakeClock(T0),
         random_digits=(lambda n: code) if code is not None else None,
     )
     return provider, inbox
@@ -138,7 +131,7 @@ def test_creates_parent_dirs_table_and_wal(tmp_path: Path) -> None:
 
 
 def test_send_delivers_message_and_code(db: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     provider, inbox = make(db, clock=clock, code=KNOWN_CODE)
     sent = run(provider.send(request(to="+447700900123", message="Your Acme code is")))
     assert isinstance(sent, SentCode)
@@ -162,7 +155,7 @@ def test_async_deliver_is_awaited(db: Path) -> None:
         await asyncio.sleep(0)
         got.append(text)
 
-    provider = SandboxProvider(db, deliver=deliver, clock=FakeClock())
+    provider = SandboxProvider(db, deliver=deliver, clock=FakeClock(T0))
     sent = run(provider.send(request()))
     assert [t.request_id for t in got] == [sent.request_id]
 
@@ -226,7 +219,7 @@ def test_near_misses_are_wrong(db: Path, guess: str) -> None:
 
 
 def test_verify_just_before_expiry_succeeds(db: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     provider, _ = make(db, clock=clock, code=KNOWN_CODE)
     sent = run(provider.send(request(valid_for=300)))
     clock.now = T0 + 299.999
@@ -235,7 +228,7 @@ def test_verify_just_before_expiry_succeeds(db: Path) -> None:
 
 @pytest.mark.parametrize("elapsed", [300.0, 300.001, 3600.0])
 def test_verify_at_or_after_expiry_is_not_found(db: Path, elapsed: float) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     provider, _ = make(db, clock=clock, code=KNOWN_CODE)
     sent = run(provider.send(request(valid_for=300)))
     clock.now = T0 + elapsed
@@ -246,7 +239,7 @@ def test_verify_at_or_after_expiry_is_not_found(db: Path, elapsed: float) -> Non
 
 
 def test_wrong_code_just_before_expiry_is_answered(db: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     provider, _ = make(db, clock=clock, code=KNOWN_CODE)
     sent = run(provider.send(request(valid_for=300)))
     clock.now = T0 + 299.5
@@ -265,7 +258,7 @@ def test_unknown_id_is_not_found(db: Path, request_id: str) -> None:
 def test_code_of_one_request_does_not_verify_another(db: Path) -> None:
     codes = iter(["111111", "222222"])
     provider = SandboxProvider(
-        db, deliver=lambda t: None, clock=FakeClock(), random_digits=lambda n: next(codes)
+        db, deliver=lambda t: None, clock=FakeClock(T0), random_digits=lambda n: next(codes)
     )
     first = run(provider.send(request()))
     second = run(provider.send(request()))
@@ -374,7 +367,7 @@ def test_database_files_never_contain_the_code(tmp_path: Path) -> None:
 
 
 def test_restart_on_same_file_still_verifies(db: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     first, _ = make(db, clock=clock, code=KNOWN_CODE)
     sent = run(first.send(request()))
     assert run(first.verify(sent.request_id, "000000")) == VerifyOutcome(False, 2)
@@ -409,7 +402,7 @@ def test_another_process_verifies_the_code(db: Path) -> None:
 
 
 def test_expired_rows_are_swept_on_send_after_retention(db: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     provider, _ = make(db, clock=clock, code=KNOWN_CODE)
     old = run(provider.send(request(valid_for=60)))
     expiry = T0 + 60
@@ -439,7 +432,7 @@ def test_sweep_uses_the_expires_at_index(db: Path) -> None:
 
 
 def test_pending_count_counts_only_live_codes(db: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     provider, _ = make(db, clock=clock, code=KNOWN_CODE)
     assert provider.pending_count() == 0
     used = run(provider.send(request(valid_for=1000)))
@@ -460,7 +453,7 @@ def test_failed_delivery_leaves_no_code(db: Path) -> None:
     def deliver(text: SandboxText) -> None:
         raise OSError("phone off")
 
-    provider = SandboxProvider(db, deliver=deliver, clock=FakeClock())
+    provider = SandboxProvider(db, deliver=deliver, clock=FakeClock(T0))
     with pytest.raises(ProviderUnavailable) as info:
         run(provider.send(request()))
     assert info.value.may_have_arrived is False
@@ -595,7 +588,7 @@ class SandboxRules(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.TemporaryDirectory()
-        self.clock = FakeClock()
+        self.clock = FakeClock(T0)
         self.inbox = Inbox()
         self.db = Path(self.dir.name) / "codes.db"
         self.provider = SandboxProvider(self.db, deliver=self.inbox, clock=self.clock)
