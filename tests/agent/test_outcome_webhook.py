@@ -309,7 +309,7 @@ async def test_a_full_queue_drops_and_counts():
         started = time.perf_counter()
         for n in range(3):
             webhook.on_event(_final(f"call-{n}"))
-        assert time.perf_counter() - started < 0.05  # the publisher side never waits
+        assert time.perf_counter() - started < 0.5  # the receiver never answers: no wait
         webhook.on_event(
             MfaEvent(
                 agent_id="mfa-agent",
