@@ -161,3 +161,16 @@ async def test_redis_outage_is_polite_and_recovers(tmp_path):
     finally:
         replica.stop()
         redis.stop()
+
+
+async def test_events_still_cross_replicas_after_a_quiet_spell(replicas):
+    """A reader blocked on a quiet stream must not be taken for a Redis outage."""
+    a, b = replicas(2)
+    await asyncio.sleep(2.5)  # longer than the Redis client's socket timeout
+    async with httpx.AsyncClient(timeout=15) as http:
+        assert (await http.get(a.url + "/ready")).status_code == 200
+        call = PlatformCall(http=http, base_url=a.url, auth=AUTH, caller="+15551110008")
+        await call.start()
+        await call.invoke("send_mfa")
+        event = await next_event(http, b.url, sandbox_text_to("0008"), within=5)
+        assert code_of(event).isdigit()
