@@ -219,3 +219,54 @@ async def test_unauthenticated_requests_get_401(agent_url):
         assert wrong.status_code == 401
         assert (await http.get(agent_url + "/health")).status_code == 200
         assert (await http.get(agent_url + "/ready")).status_code == 200
+
+
+async def test_wrong_api_token_is_reported_as_a_setup_problem(
+    fake_signalwire, make_settings, serve_agent
+):
+    fake, sw_url = fake_signalwire
+    url = serve_agent(make_settings(signalwire_url=sw_url, SIGNALWIRE_API_TOKEN="PTwrong0000"))
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        reply = await call.invoke("send_mfa")
+        assert reply.status_code == 200
+        assert "setup problem on our side" in reply.response
+        assert fake.texts == []
+        assert META_REQUEST_ID not in call.meta_data.get("mfa_skill", {})
+
+
+async def test_invalid_attribute_422_sends_nothing(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    fake.fault = "422"
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        reply = await call.invoke("send_mfa")
+        assert "could not be sent to that number" in reply.response
+        assert META_REQUEST_ID not in call.meta_data.get("mfa_skill", {})
+
+
+@pytest.mark.parametrize("fault", ["500", "garbage"])
+async def test_upstream_fault_on_verify_keeps_the_code_usable(fake_signalwire, agent_url, fault):
+    fake, _ = fake_signalwire
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        await call.invoke("send_mfa")
+        code = fake.last_code_for(CALLER)
+        fake.fault = fault
+        reply = await call.invoke("verify_mfa", token=code)
+        assert reply.status_code == 200
+        assert "did not answer in time, so nothing changed" in reply.response
+        assert call.global_data["mfa_verified"] is False
+        assert call.meta_data["mfa_skill"][META_REQUEST_ID]  # kept: the code may still be good
+        fake.fault = None
+        assert "caller is verified" in (await call.invoke("verify_mfa", token=code)).response
+
+
+async def test_unreadable_answer_to_a_send_says_a_code_may_still_arrive(fake_signalwire, agent_url):
+    fake, _ = fake_signalwire
+    fake.fault = "garbage"
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        reply = await call.invoke("send_mfa")
+        assert "A code may still arrive" in reply.response
+        assert META_REQUEST_ID not in call.meta_data.get("mfa_skill", {})

@@ -8,7 +8,7 @@ bad credentials; 422 for invalid fields. The "phone" is ``texts``: what a
 caller's handset would receive, so a test can read the code like a person.
 
 Knobs for fault tests: ``latency`` (seconds before answering) and ``fault``
-(``"500"``, ``"garbage"``, ``"hang"``) applied to every request while set.
+(``"500"``, ``"garbage"``, ``"hang"``, ``"422"``) applied to every request while set.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ class FakeSignalWire:
             return JSONResponse({"error": "Internal Server Error"}, status_code=500)
         if self.fault == "garbage":
             return PlainTextResponse("<html>bad gateway</html>", status_code=200)
+        if self.fault == "422":
+            return _invalid("to is not a mobile number")
         if not _authorised(request.headers.get("authorization", "")):
             return JSONResponse({"error": "Unauthorized"}, status_code=401)
         try:
