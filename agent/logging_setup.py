@@ -65,10 +65,13 @@ def configure_logging(level: str = "INFO") -> None:
     The SDK's ``serve()`` calls ``uvicorn.run`` with uvicorn's default logging
     config, which would replace our handlers with its plain-text ones; that
     default dict is rewritten in place so uvicorn installs ours. The SDK's own
-    structlog output is switched to JSON unless ``SIGNALWIRE_LOG_FORMAT`` says
-    otherwise.
+    structlog output is switched to JSON, and to warnings only: its per-request
+    info lines repeat what the access log and the ``mfa_event`` lines say, at
+    about a tenth of a tool request's CPU. ``SIGNALWIRE_LOG_FORMAT`` and
+    ``SIGNALWIRE_LOG_LEVEL`` override both.
     """
     os.environ.setdefault("SIGNALWIRE_LOG_FORMAT", "json")
+    os.environ.setdefault("SIGNALWIRE_LOG_LEVEL", "warning")
     _route_uvicorn_logging_here(level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
