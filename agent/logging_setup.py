@@ -23,6 +23,8 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 
 
 def redact(text: str) -> str:
+    if "=" not in text and "@" not in text:
+        return text  # nothing either pattern could match: skip the regexes (hot path)
     text = _SECRET_QUERY.sub(r"\1[redacted]", text)
     return _URL_CREDENTIALS.sub(r"\1[redacted]@", text)
 

@@ -1,0 +1,47 @@
+"""Redaction at the log edge: tokens, URL credentials, exception text."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from agent.logging_setup import JsonFormatter, RedactingFilter, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '"POST /swaig/?__token=abc.def%3D HTTP/1.1" 200',
+            '"POST /swaig/?__token=[redacted] HTTP/1.1" 200',
+        ),
+        (
+            "https://mfa:hunter2@agent.example.com/swaig/",
+            "https://[redacted]@agent.example.com/swaig/",
+        ),
+        ("a=1&password=hunter2&b=2", "a=1&password=[redacted]&b=2"),
+        ("mfa_event", "mfa_event"),
+        ("mail me at ops@example.com", "mail me at ops@example.com"),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
+
+
+def test_records_are_redacted_and_exceptions_reduced_to_their_type():
+    record = logging.makeLogRecord(
+        {"msg": "%s", "args": ("GET /?__token=secret-token",), "levelname": "INFO"}
+    )
+    assert RedactingFilter().filter(record)
+    try:
+        raise ValueError("the code is 123456")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    line = json.loads(JsonFormatter().format(record))
+    assert "secret-token" not in json.dumps(line)
+    assert line["exc_type"] == "ValueError"
+    assert "123456" not in json.dumps(line)
