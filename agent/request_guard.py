@@ -9,8 +9,6 @@ silence. ``body_problem`` names what is wrong so the agent can answer 400 (or
 
 from __future__ import annotations
 
-import json
-
 from fastapi import Request
 
 # A SWAIG request holds the call's data, not its history: 1 MB is ample.
@@ -28,7 +26,9 @@ async def body_problem(request: Request, *, swaig: bool) -> str | None:
     if not swaig and not raw.strip():
         return None  # an empty POST to / is a plain SWML fetch
     try:
-        body = json.loads(raw)
+        # request.json() keeps the parsed body on the request, so the SDK's own
+        # request.json() that follows does not parse it a second time.
+        body = await request.json()
     except ValueError:
         return "body must be JSON"
     if not isinstance(body, dict):
