@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,8 @@ class MfaAgent(AgentBase):
         self.live_hub: EventHub | None = None
         self.outcome_webhook: OutcomeWebhook | None = None
         self._readiness_checks: list[Callable[[], Awaitable[bool]]] = []
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
 
     async def _handle_swaig_request(
         self, request: Request, response: Response
@@ -109,6 +111,23 @@ class MfaAgent(AgentBase):
         if self.live_hub is not None:
             self.live_hub.publish_summary(call_id, summary)
 
+    def on_lifecycle(
+        self,
+        *,
+        start: Callable[[], Awaitable[None]] | None = None,
+        stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run ``start`` when the server starts and ``stop`` when it stops.
+
+        Starts run in the order registered, stops in the reverse order, so a part
+        registered later (e.g. the outcome webhook) stops before what it uses (the
+        shared HTTP client). Every stop runs even if another one fails.
+        """
+        if start is not None:
+            self._on_start.append(start)
+        if stop is not None:
+            self._on_stop.append(stop)
+
     def add_readiness_check(self, check: Callable[[], Awaitable[bool]]) -> None:
         self._readiness_checks.append(check)
 
@@ -138,7 +157,9 @@ def build_agent(
         max_connections=upstream.max_connections,
         transport=http_transport,
     )
+    agent.on_lifecycle(stop=agent.http.aclose)
     state = agent.state = state_backend(settings.redis_url, settings.sandbox_db_path)
+    agent.on_lifecycle(start=state.start, stop=state.aclose)
     agent.add_readiness_check(state.ready)
     hub = agent.live_hub = EventHub(agent_id=agent.agent_id)
     state.attach_hub(hub)
@@ -153,6 +174,7 @@ def build_agent(
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
     )
+    agent.on_lifecycle(stop=agent.provider.aclose)
 
     code = settings.file.code
     from_number = settings.signalwire.from_number if settings.signalwire else None
@@ -272,16 +294,19 @@ def _mount_operational_routes(agent: MfaAgent) -> None:
 
 
 def _install_lifespan(agent: MfaAgent) -> None:
-    """Start the shared state's tasks with the server; close it, the provider and the
-    shared client when the server stops."""
+    """The one lifespan: runs the start hooks registered with ``agent.on_lifecycle``, then,
+    when the server stops, the stop hooks in reverse order."""
     app = agent.get_app()
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        async with inner(app_) as app_state:
-            if agent.state is not None:
-                await agent.state.start()
+        async with inner(app_) as app_state, AsyncExitStack() as stops:
+            # Stops first: if a start fails, what was set up is still closed.
+            for stop in agent._on_stop:
+                stops.push_async_callback(stop)
+            for start in agent._on_start:
+                await start()
             log.info(
                 "agent_started",
                 extra={
@@ -290,11 +315,5 @@ def _install_lifespan(agent: MfaAgent) -> None:
                 },
             )
             yield app_state
-        if agent.provider is not None:
-            await agent.provider.aclose()
-        if agent.state is not None:
-            await agent.state.aclose()
-        if agent.http is not None:
-            await agent.http.aclose()
 
     app.router.lifespan_context = lifespan

@@ -47,7 +47,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -532,28 +532,24 @@ def _close_streams_on_exit_signals(agent: MfaAgent, hub: EventHub) -> None:
     uvicorn installs its handler before the lifespan starts, and only in the main thread;
     a server in another thread (tests) stops once its clients have gone.
     """
-    app = agent.get_app()
-    inner = app.router.lifespan_context
+    restore: dict[int, Any] = {}
 
-    @asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        restore: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous = signal.getsignal(sig)
-                if callable(previous):
-                    restore[sig] = previous
-                    signal.signal(sig, _closing_then(hub, previous))
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            hub.close()
-            for sig, previous in restore.items():
-                with suppress(ValueError):
-                    signal.signal(sig, previous)
+    async def chain_signal_handlers() -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if callable(previous):
+                restore[sig] = previous
+                signal.signal(sig, _closing_then(hub, previous))
 
-    app.router.lifespan_context = lifespan
+    async def close_streams() -> None:
+        hub.close()
+        for sig, previous in restore.items():
+            with suppress(ValueError):
+                signal.signal(sig, previous)
+
+    agent.on_lifecycle(start=chain_signal_handlers, stop=close_streams)
 
 
 def _closing_then(hub: EventHub, previous: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:

@@ -45,10 +45,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -311,15 +311,6 @@ def install_outcome_webhook(agent: MfaAgent, settings: Settings) -> OutcomeWebho
     agent.outcome_webhook = webhook
     agent.publisher.subscribe(webhook.on_event)
 
-    app = agent.get_app()
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        async with inner(app_) as state:
-            yield state
-        await webhook.aclose()  # before the shared client is closed (outer lifespan)
-
-    app.router.lifespan_context = lifespan
+    agent.on_lifecycle(stop=webhook.aclose)  # registered after the client: stops before it
     log.info("outcome_webhook_enabled", extra={"host": webhook.host})
     return webhook
