@@ -27,6 +27,7 @@ from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.tools import META_REQUEST_ID
 from tests.conftest import AUTH, CALLER
 from tests.support.agent_process import AgentProcess
+from tests.support.calls import new_call, wrong_code
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -141,12 +142,6 @@ def live_agent(fake_signalwire, make_settings, serve_agent) -> Callable[..., tup
         agent.live_hub.end_streams()
 
 
-async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
-    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
-    await call.start()
-    return call
-
-
 async def timed(call: PlatformCall, function: str, **arguments: Any) -> ToolReply:
     started = time.perf_counter()
     reply = await call.invoke(function, **arguments)
@@ -154,10 +149,6 @@ async def timed(call: PlatformCall, function: str, **arguments: Any) -> ToolRepl
     assert reply.status_code == 200
     assert elapsed < TOOL_ANSWER_BOUND, f"{function} took {elapsed:.2f}s"
     return reply
-
-
-def wrong_for(code: str) -> str:
-    return "000000" if code != "000000" else "111111"
 
 
 def assert_clean(text: str, *secrets: str) -> None:
@@ -177,7 +168,7 @@ async def test_a_call_streams_its_outcomes_in_order(fake_signalwire, live_agent)
         await call.invoke("send_mfa")
         code = fake.last_code_for(CALLER)
         request_id = call.meta_data["mfa_skill"][META_REQUEST_ID]
-        await call.invoke("verify_mfa", token=wrong_for(code))
+        await call.invoke("verify_mfa", token=wrong_code(code))
         await call.invoke("verify_mfa", token=" ".join(code))
 
         frames = [await stream.event() for _ in range(3)]
@@ -245,7 +236,7 @@ async def test_a_new_subscriber_gets_the_buffered_events_first(fake_signalwire, 
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, url)
         await call.invoke("send_mfa")
-        await call.invoke("verify_mfa", token=wrong_for(fake.last_code_for(CALLER)))
+        await call.invoke("verify_mfa", token=wrong_code(fake.last_code_for(CALLER)))
 
         async with subscribe(http, url) as stream:
             replayed = await stream.events(2)
@@ -315,7 +306,7 @@ async def test_stuck_subscribers_never_slow_the_tools(fake_signalwire, live_agen
             await timed(call, "send_mfa")
             code = fake.last_code_for(CALLER)
             for _ in range(3):
-                await timed(call, "verify_mfa", token=wrong_for(code))
+                await timed(call, "verify_mfa", token=wrong_code(code))
             await timed(call, "send_mfa")
             await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
             await asyncio.sleep(0.05)  # the threadsafe hand-offs to this loop run

@@ -27,7 +27,8 @@ from agent.outcome_webhook import OutcomeWebhook, sign, verify_signature
 from agent.platform import PlatformCall
 from agent.settings import SettingsError
 from skills.mfa.events import MfaEvent, Outcome
-from tests.conftest import AUTH, CALLER
+from tests.conftest import CALLER
+from tests.support.calls import new_call, wrong_code
 from tests.support.servers import ServerThread, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -105,12 +106,6 @@ def hooked_agent(fake_signalwire, make_settings, serve_agent) -> Callable[[str],
     return make
 
 
-async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
-    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
-    await call.start()
-    return call
-
-
 async def timed(call: PlatformCall, function: str, **arguments: Any) -> None:
     started = time.perf_counter()
     reply = await call.invoke(function, **arguments)
@@ -126,10 +121,6 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def wrong_for(code: str) -> str:
-    return "000000" if code != "000000" else "111111"
-
-
 # -- delivery ------------------------------------------------------------------------------
 
 
@@ -141,7 +132,7 @@ async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receive
         call = await new_call(http, url)
         await timed(call, "send_mfa")
         code = fake.last_code_for(CALLER)
-        await timed(call, "verify_mfa", token=wrong_for(code))
+        await timed(call, "verify_mfa", token=wrong_code(code))
         await timed(call, "verify_mfa", token=code)
 
     await eventually(lambda: hook.count() >= 1)
@@ -240,7 +231,7 @@ async def test_exhausted_and_expired_are_delivered_too(fake_signalwire, receiver
     async with httpx.AsyncClient(timeout=15) as http:
         exhausted = await new_call(http, url)
         await timed(exhausted, "send_mfa")
-        wrong = wrong_for(fake.last_code_for(CALLER))
+        wrong = wrong_code(fake.last_code_for(CALLER))
         for _ in range(3):
             await timed(exhausted, "verify_mfa", token=wrong)
 

@@ -19,6 +19,7 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from tests.conftest import AUTH, CALLER
+from tests.support.calls import new_call, wrong_code
 
 async_api = pytest.importorskip("playwright.async_api")
 
@@ -91,16 +92,6 @@ async def open_live(browser: Any, url: str) -> Page:
     return page
 
 
-async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
-    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
-    await call.start()
-    return call
-
-
-def wrong_for(code: str) -> str:
-    return "000000" if code != "000000" else "111111"
-
-
 async def test_calls_appear_live_in_sandbox_mode(make_settings, serve_agent, browser):
     # ``browser`` last: it closes before the server stops.
     agent = build_agent(make_settings())
@@ -127,7 +118,7 @@ async def test_calls_appear_live_in_sandbox_mode(make_settings, serve_agent, bro
             await expect(card).to_have_attribute("data-state", "pending")
             await expect(card.locator(".state")).to_have_text("NOT VERIFIED")
 
-            await first.invoke("verify_mfa", token=wrong_for(code))
+            await first.invoke("verify_mfa", token=wrong_code(code))
             wrong = card.locator('li[data-outcome="wrong_code"]')
             await expect(wrong).to_contain_text("Wrong code, 2 tries left")
             await expect(card).to_have_attribute("data-state", "pending")
@@ -158,7 +149,7 @@ async def test_calls_appear_live_in_sandbox_mode(make_settings, serve_agent, bro
             await expect(page.locator("#outbox .text")).to_have_count(2)
             latest = (await page.locator("#outbox .text .code").first.text_content()) or ""
             for _ in range(3):
-                await second.invoke("verify_mfa", token=wrong_for(latest))
+                await second.invoke("verify_mfa", token=wrong_code(latest))
             failed = live.card(second)
             await expect(failed).to_have_attribute("data-state", "failed")
             await expect(failed.locator(".state")).to_have_text("NOT VERIFIED")

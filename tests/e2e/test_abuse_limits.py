@@ -24,6 +24,7 @@ from agent.app import build_agent
 from agent.platform import PlatformCall
 from skills.mfa.tools import META_REQUEST_ID
 from tests.conftest import AUTH, CALLER
+from tests.support.calls import new_call
 from tests.support.fake_signalwire import FakeSignalWire
 from tests.support.servers import ServerThread
 
@@ -76,12 +77,6 @@ def serve_with_events(serve_agent) -> Callable[..., tuple[str, list[dict]]]:
         return serve_agent(agent), events
 
     return serve
-
-
-async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
-    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
-    await call.start()
-    return call
 
 
 def outcomes(events: list[dict], tool: str = "send_mfa") -> list[str]:

@@ -32,6 +32,7 @@ from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
 from tests.conftest import AUTH, write_config
+from tests.support.calls import wrong_code
 from tests.support.servers import ServerThread
 
 pytestmark = [
@@ -271,7 +272,7 @@ def mutate(body: dict[str, Any], dotted: str, value: Any) -> None:
         node[last] = value
 
 
-def wrong_code(call_code: str | None, token: Any) -> bool:
+def is_wrong_code(call_code: str | None, token: Any) -> bool:
     return call_code is None or normalize_spoken_code(token, 6) != call_code
 
 
@@ -319,7 +320,7 @@ def test_random_bytes(target, raw):
 )
 def test_wrong_types_and_missing_fields(target, function, changes):
     call, code = target.pending()
-    body = call.body(function, {"token": "000000" if code != "000000" else "111111"})
+    body = call.body(function, {"token": wrong_code(code)})
     body["argument"]["raw"] = json.dumps({"token": "not a code"})
     for dotted, value in changes:
         mutate(body, dotted, value)
@@ -327,7 +328,7 @@ def test_wrong_types_and_missing_fields(target, function, changes):
     if isinstance(parsed, dict) and isinstance(parsed.get("parsed"), list) and parsed["parsed"]:
         first = parsed["parsed"][0]
         if isinstance(first, dict):
-            assume(wrong_code(code, first.get("token")))
+            assume(is_wrong_code(code, first.get("token")))
     response = target.post_json(call.hooks[function], body, "wrong_types")
     target.apply(call, response)
 
@@ -343,7 +344,7 @@ def test_huge_and_unicode_strings(target, function, dotted, value):
     body = call.body(function, {"token": "not a code"})
     mutate(body, dotted, value)
     if dotted == "argument.parsed.0.token":
-        assume(wrong_code(code, value))
+        assume(is_wrong_code(code, value))
     response = target.post_json(call.hooks[function], body, "huge_or_unicode")
     target.apply(call, response)
 
@@ -433,7 +434,7 @@ def test_tampered_tokens_are_refused(target, function, tamper):
     before = len(target.outbox)
     # The right code itself must not verify through a wrong token. ("twice" keeps the real
     # token in the query string next to a forged one, so it gets a wrong code instead.)
-    said = code if tamper[0] != "twice" else ("000000" if code != "000000" else "111111")
+    said = code if tamper[0] != "twice" else wrong_code(code)
     body = call.body(function, {"token": said} if function == "verify_mfa" else {})
     response = target.post_json(path, body, "tampered_token")
     assert response.status_code < 500
@@ -450,7 +451,7 @@ def test_tampered_tokens_are_refused(target, function, tamper):
 @given(said=tokens_said)
 def test_real_tokens_with_random_codes(target, said):
     call, code = target.pending()
-    assume(wrong_code(code, said))
+    assume(is_wrong_code(code, said))
     body = call.body("verify_mfa", {"token": said})
     body["argument"]["raw"] = json.dumps({"token": said}, default=str)
     raw = json.dumps(body).encode()

@@ -38,6 +38,7 @@ from agent.platform import PlatformCall
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.tools import META_REQUEST_ID
 from tests.conftest import AUTH, CALLER
+from tests.support.calls import wrong_code
 from tests.support.fake_signalwire import API_TOKEN, FakeSignalWire
 from tests.support.servers import ServerThread
 
@@ -180,10 +181,6 @@ async def new_call(run: Run, http: httpx.AsyncClient, caller: str = CALLER) -> P
     return call
 
 
-def wrong(code: str) -> str:
-    return "000000" if code != "000000" else "111111"
-
-
 async def every_flow(run: Run, http: httpx.AsyncClient) -> None:
     url = run.url
     # The SWML fetch, both ways, and the probes.
@@ -196,7 +193,7 @@ async def every_flow(run: Run, http: httpx.AsyncClient) -> None:
     assert "texted" in (await call.invoke("send_mfa")).response
     code = run.code_for(CALLER)
     kept = dict(call.meta_data["mfa_skill"])
-    assert "not correct" in (await call.invoke("verify_mfa", token=wrong(code))).response
+    assert "not correct" in (await call.invoke("verify_mfa", token=wrong_code(code))).response
     said = " ".join(code)
     assert "verified" in (await call.invoke("verify_mfa", token=f"my code is {said}")).response
     assert "No code" in (await call.invoke("verify_mfa", token=code)).response
@@ -223,7 +220,7 @@ async def every_flow(run: Run, http: httpx.AsyncClient) -> None:
     await call.invoke("send_mfa")
     code = run.code_for(CALLER)
     for _ in range(3):
-        await call.invoke("verify_mfa", token=wrong(code))
+        await call.invoke("verify_mfa", token=wrong_code(code))
     assert "no tries left" in call.transcript[-1][2].response
     await call.invoke("send_mfa")
     assert "verified" in (await call.invoke("verify_mfa", token=run.code_for(CALLER))).response

@@ -10,6 +10,7 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from tests.conftest import AUTH, CALLER
+from tests.support.calls import wrong_code
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -32,7 +33,7 @@ async def test_sandbox_send_and_verify(outbox_and_url):
         assert text.to == CALLER and text.body.endswith(text.code)
         assert text.code not in str(sent.body)
 
-        wrong = "000000" if text.code != "000000" else "111111"
+        wrong = wrong_code(text.code)
         assert "2 tries left" in (await call.invoke("verify_mfa", token=wrong)).response
         words = " ".join(
             ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][int(d)]

@@ -11,9 +11,9 @@ import json
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
 from skills.mfa.tools import META_REQUEST_ID
 from tests.conftest import AUTH, CALLER
+from tests.support.calls import new_call, wrong_code
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -22,12 +22,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 def agent_url(fake_signalwire, make_settings, serve_agent):
     _, sw_url = fake_signalwire
     return serve_agent(make_settings(signalwire_url=sw_url))
-
-
-async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:
-    call = PlatformCall(http=http, base_url=url, auth=AUTH, caller=caller)
-    await call.start()
-    return call
 
 
 def assert_no_secret(reply_body: dict, *secrets: str) -> None:
@@ -59,7 +53,7 @@ async def test_send_wrong_then_right_verifies(fake_signalwire, agent_url):
             "allow_alphas": False,
         }
 
-        wrong = "000000" if code != "000000" else "111111"
+        wrong = wrong_code(code)
         reply = await call.invoke("verify_mfa", token=wrong)
         assert "2 tries left" in reply.response
         assert call.global_data["mfa_verified"] is False
@@ -100,7 +94,7 @@ async def test_exhaustion_then_a_new_code_works(fake_signalwire, agent_url):
         call = await new_call(http, agent_url)
         await call.invoke("send_mfa")
         code = fake.last_code_for(CALLER)
-        wrong = "000000" if code != "000000" else "111111"
+        wrong = wrong_code(code)
         replies = [await call.invoke("verify_mfa", token=wrong) for _ in range(3)]
         assert "2 tries left" in replies[0].response
         assert "1 try left" in replies[1].response

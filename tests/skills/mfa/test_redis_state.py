@@ -20,6 +20,7 @@ from skills.mfa.redis_state import (
     RedisPendingCodes,
     connect,
 )
+from tests.support.calls import wrong_code
 from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
 from tests.support.redis_server import RedisServer
 
@@ -50,7 +51,7 @@ async def test_wrong_codes_count_down_then_the_code_is_dead(redis_url):
     clock, outbox = FakeClock(), []
     provider = sandbox(redis_url, clock, outbox)
     sent = await provider.send(REQUEST)
-    wrong = "000000" if outbox[-1].code != "000000" else "111111"
+    wrong = wrong_code(outbox[-1].code)
     left = [(await provider.verify(sent.request_id, wrong)).attempts_left for _ in range(3)]
     assert left == [2, 1, 0]
     with pytest.raises(CodeNotFound):
