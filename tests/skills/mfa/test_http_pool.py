@@ -42,3 +42,9 @@ async def test_the_shared_client_uses_small_pools_by_default():
         transport = http._transport
         assert isinstance(transport, ShardedTransport)
         assert transport.shard_count == 7
+
+
+def test_shards_share_one_tls_context():
+    transport = ShardedTransport.for_connections(100)
+    contexts = {id(shard._pool._ssl_context) for shard in transport._shards}
+    assert len(contexts) == 1
