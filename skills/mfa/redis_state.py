@@ -3,8 +3,9 @@
 SignalWire may send each SWAIG request of one call to a different replica, so
 everything a decision depends on must be shared: the sandbox's pending codes,
 every rate-limit counter and the circuit breaker. Each check-and-update is one
-Lua script (atomic on the server), and every key expires on its own, so there
-is no cleanup job and no unbounded growth.
+Lua script (atomic on the server), and every key expires on its own (the
+event stream in ``agent/redis_events.py`` is capped instead), so there is no
+cleanup job and no unbounded growth.
 
 When Redis cannot be reached the callers get a polite answer, never a guess:
 pending codes and counters raise (the send or verify is refused, nothing is

@@ -157,3 +157,16 @@ async def test_redis_down_refuses_politely_and_recovers():
         assert (await provider.verify(sent.request_id, outbox[-1].code)).verified
     finally:
         server.stop()
+
+
+async def test_every_key_expires_or_is_capped(redis_url):
+    """No cleanup job: after a send, a verify, counters and the breaker, every key has a TTL."""
+    clock, outbox = FakeClock(), []
+    redis = connect(redis_url)
+    provider = SandboxProvider(RedisPendingCodes(redis), deliver=outbox.append, clock=clock)
+    await provider.send(REQUEST)
+    await RedisCounterStore(redis).acquire([Rule(LimitKind.AGENT_RATE, "a", 5, 60.0)], 0.0)
+    await RedisBreakerState(redis).record(False, 0.0, 5, 30.0)
+    keys = await redis.keys("mfa:*")
+    assert len(keys) == 3
+    assert all([await redis.pttl(key) > 0 for key in keys])
