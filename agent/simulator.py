@@ -21,8 +21,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, TextIO
 
 import httpx
@@ -185,26 +185,21 @@ def _ask_keyboard() -> str:
         return ""
 
 
-class _in_process_agent:
+@contextmanager
+def _in_process_agent(outbox: list[SandboxText]) -> Iterator[tuple[str, tuple[str, str]]]:
     """Serve an agent from the environment's settings on a free loopback port."""
+    from agent.app import build_agent
+    from agent.cli import load_or_exit
+    from agent.local_server import ServerThread
 
-    def __init__(self, outbox: list[SandboxText]) -> None:
-        self._outbox = outbox
-        self._server = None
-
-    def __enter__(self) -> tuple[str, tuple[str, str]]:
-        from agent.app import build_agent
-        from agent.cli import load_or_exit
-        from agent.local_server import ServerThread
-
-        settings = load_or_exit()
-
-        # The simulator prints the sandbox text itself, in the transcript.
-        agent = build_agent(settings, sandbox_deliver=self._outbox.append)
-        self._server = ServerThread(agent.get_app()).__enter__()
-        auth = (settings.basic_auth_user, settings.basic_auth_password.get_secret_value())
-        return self._server.url, auth
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.__exit__(*exc)
+    settings = load_or_exit()
+    # The simulator prints the sandbox text itself, in the transcript.
+    agent = build_agent(settings, sandbox_deliver=outbox.append)
+    with ServerThread(agent.get_app()) as server:
+        yield (
+            server.url,
+            (
+                settings.basic_auth_user,
+                settings.basic_auth_password.get_secret_value(),
+            ),
+        )
