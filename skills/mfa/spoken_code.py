@@ -1,75 +1,119 @@
 """Turn the code a caller read back (speech or keypad) into plain digits.
 
 The model hands over whatever speech recognition heard, e.g. "um, my code is
-four eight one, double two, nine". Every code we send upstream costs the caller
-one of a few attempts, so this module is strict: it returns exactly ``length``
-ASCII digits or ``None``. ``None`` means "ask again", which costs nothing; a
-guess costs an attempt. Anything unclear is therefore refused rather than
-repaired.
+four eight one, double two, nine", or "alright, here goes: 5 2 9 0 3 1 - got
+it?". Every code we send upstream costs the caller one of a few attempts, so
+this module is strict: it returns exactly ``length`` ASCII digits or ``None``.
+``None`` means "ask again", which costs nothing; a guess costs an attempt.
+Anything unclear is therefore refused rather than repaired.
 
-Accepted, case-insensitive, in any mix:
+The rule: the utterance is cut into words; number words and digits, with the
+pauses between them (punctuation, "um", "and", "so", "then"), form a *run*;
+any other word is conversation and ends a run. The code is accepted only when
+the utterance holds exactly one run, that run reads unambiguously as digits,
+and those are exactly ``length`` digits. Digits anywhere else ("I have 2
+phones, code 529031"), two readings ("is it 529031 or 529032", "5 2 9... no
+wait, 5 2 8 0 3 1") or a correction word once the digits have started
+("529031, sorry") are refused: we cannot know which digits are the code.
+
+Accepted inside a run, case-insensitive, in any mix:
 
 * digits with any spacing or punctuation: "481 229", "4-8-1.2,2 9", "*481229#";
   Unicode decimal digits (full-width, Arabic-Indic) count as their ASCII digit;
 * digit words, and "oh" / "o" / "nought" for zero;
 * teens and tens, as a caller reads pairs: "forty two seventeen ninety" -> 421790;
+  "forty two" is always 42: a pause splits it ("forty um two" -> 402);
 * "double X" / "triple X", where X is one digit (word or character);
-* filler words anywhere ("my code is", "um", "and", "thank you", ...). A filler
-  is a pause: "forty um two" is 40 then 2, never 42.
+* groups with "hundred": "six hundred and four, two ninety" -> 604290;
+  "X hundred Y" is always one group (Y from 1 to 99);
+* one whole number with "thousand": "five hundred twenty nine thousand thirty
+  one" -> 529031. A whole number has no leading zero, so "twenty nine thousand
+  thirty one" is 29031 (too short for six digits, refused), and it must be the
+  only thing in its run (so a pause after "thousand" cannot split it).
 
-Refused on purpose: scale words ("hundred", "thousand": "two hundred two
-hundred" would read as 202 100), homophones ("for", "to"), ordinals, signs,
-symbols, any other word, and text longer than ``MAX_SPOKEN_INPUT``.
+Outside the run, any conversation ("my code is", "thanks", "got it?"). A lone
+"oh" there ("oh, it's 529031") is an interjection, not a zero.
 
-The function is pure and never logs: its input usually contains the code.
+Refused on purpose: more or fewer digits than ``length``; digits outside the
+run; correction words ("no", "wait", "sorry", "I mean", "actually", "scratch
+that", "or", ...) after the first digit; words that sound like or modify a
+number ("to", "for", "won", "minus", "point", "million", ...) right next to
+the run; "hundred" or "thousand" that do not read as one number ("two hundred
+two hundred", "six hundred oh four"); symbols ("+", "$"), ordinals and
+letters-with-digits ("4th"); non-ASCII letters; and any text longer than
+``MAX_SPOKEN_INPUT`` (checked before any other work: this runs on every verify).
+
+The functions are pure, never log (their input usually holds the code) and
+never raise on any ``text``.
 """
 
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 
-from text_to_num import alpha2digit
+MAX_SPOKEN_INPUT = 500  # characters; longer input is refused without parsing
 
-MAX_SPOKEN_INPUT = 200  # characters; longer input is refused without parsing
-
-# Words text2num leaves alone when they stand on their own ("one", "two", "zero").
-_DIGIT_WORDS = {
-    "zero": "0",
-    "one": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
+_UNITS = {
+    w: i
+    for i, w in enumerate("one two three four five six seven eight nine".split(), 1)  # noqa: SIM905
 }
-# Zero as people say it; text2num does not know these, so they are ours.
-_ZERO_WORDS = frozenset({"oh", "o", "nought", "naught"})
-# Words handed to text2num, which merges "forty two" into 42.
-_PAIR_WORDS = frozenset(
-    "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen "  # noqa: SIM905
-    "twenty thirty forty fifty sixty seventy eighty ninety".split()
-)
-_NUMBER_WORDS = _PAIR_WORDS | _DIGIT_WORDS.keys()
+_TEENS = {
+    w: i
+    for i, w in enumerate(
+        "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split(),  # noqa: SIM905
+        10,
+    )
+}
+_TENS = {
+    w: i * 10
+    for i, w in enumerate(
+        "twenty thirty forty fifty sixty seventy eighty ninety".split(),  # noqa: SIM905
+        2,
+    )
+}
+_ZERO_WORDS = frozenset({"oh", "o", "nought", "naught", "zero"})
+_INTERJECTIONS = frozenset({"oh", "o"})  # alone between other words: "oh, it's ..."
 _REPEATS = {"double": 2, "triple": 3}
-_FILLERS = frozenset(
-    "my the code number is it its that thats i think um umm uh uhh er erm ah hmm "  # noqa: SIM905
-    "okay ok yeah so please and thanks thank you".split()
+_SCALES = frozenset({"hundred", "thousand"})
+_NUMBER_WORDS = frozenset(
+    _UNITS.keys() | _TEENS.keys() | _TENS.keys() | _ZERO_WORDS | _REPEATS.keys() | _SCALES
+)
+_PAUSE = ","  # what any punctuation becomes
+# Words that may sit between digit groups without ending the run.
+_PAUSES = frozenset({_PAUSE, "um", "umm", "uh", "uhh", "er", "erm", "ah", "hmm", "mm"})
+_PAUSES |= {"and", "so", "then"}
+# After the first digit, these words mean the caller is taking something back.
+_CORRECTIONS = frozenset(
+    "no nope nah wait sorry mean actually scratch correction oops rather instead or not wrong "  # noqa: SIM905
+    "hang hold".split()
+)
+# Next to the run, these could be a digit misheard or change the number's meaning.
+_NEAR_DIGITS = frozenset(
+    "to too for fore won ate minus negative plus point dot million billion trillion "  # noqa: SIM905
+    "dozen hundreds thousands".split()
 )
 _APOSTROPHES = frozenset("'\u2019\u02bc")  # "it's" -> "its"
+_ASCII_PUNCTUATION = frozenset(string.punctuation) - frozenset("$+<=>^`|~")  # those are symbols
+_TOKEN = re.compile(r"[a-z0-9']+|\S")
 _NEGATIVE = re.compile(r"(?:^|\s)-\d")  # "-481229": a sign, not a separator
+_SPELLED_OK = re.compile(r"\bo\.?\s*k\b")  # "O.K.", "o k": a word, not a zero
+
+
+class _Refused(Exception):
+    """Internal: the utterance cannot be read safely."""
 
 
 def normalize_spoken_code(text: object, length: int) -> str | None:
     """Turn what a caller said or typed into exactly `length` digits, or None.
 
     ``text`` is the model's ``token`` argument and may be any object: a string
-    is parsed, a non-negative ``int`` counts as its decimal digits (so 12345
-    for a 6-digit code, whose leading zero is lost, is refused), anything else
-    is refused. Raises ``ValueError`` only for a ``length`` below 1.
+    is read by the rule in the module docstring, a non-negative ``int`` counts
+    as its decimal digits (so 12345 for a 6-digit code, whose leading zero is
+    lost, is refused), anything else is refused. Never raises for any
+    ``text``; raises ``ValueError`` only for a ``length`` below 1 (a
+    programming error, not caller input).
     """
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive int, got {length!r}")
@@ -77,87 +121,197 @@ def normalize_spoken_code(text: object, length: int) -> str | None:
         return None
     if isinstance(text, int):
         digits = str(int(text)) if 0 <= text < 10**length else None
-    elif isinstance(text, str) and len(text) <= MAX_SPOKEN_INPUT:
-        digits = _digits_from_text(text)
     else:
-        return None
+        digits = read_digits(text)
     return digits if digits is not None and len(digits) == length else None
 
 
-def _digits_from_text(text: str) -> str | None:
-    """All digits the caller gave, in order, or None on anything not understood."""
-    if _NEGATIVE.search(text):
+def read_digits(text: object) -> str | None:
+    """The one number a caller read out, as ASCII digits of any length, or None.
+
+    The same rule as ``normalize_spoken_code`` without the length check, for
+    spoken numbers whose length varies (an account number): "it's four oh
+    seven, double two" -> "40722"; "I have 2 phones, code 529031" -> None.
+    None for anything but a ``str`` of at most ``MAX_SPOKEN_INPUT``
+    characters. Never raises.
+    """
+    if not isinstance(text, str) or len(text) > MAX_SPOKEN_INPUT:
         return None
-    tokens = _tokenize(text)
-    if tokens is None:
+    try:
+        tokens = _tokenize(text)
+        if tokens is None:
+            return None
+        run = _the_one_run(tokens)
+        return None if run is None else _read_run(run)
+    except _Refused:
         return None
-    out: list[str] = []
-    run: list[str] = []  # consecutive number words, converted together
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        i += 1
-        if token in _NUMBER_WORDS:
-            run.append(token)
-            continue
-        if run:
-            words = _number_words_to_digits(run)
-            if words is None:
-                return None
-            out.append(words)
-            run = []
-        if token.isdigit():
-            out.append(token)
-        elif token in _ZERO_WORDS:
-            out.append("0")
-        elif token in _REPEATS:
-            digit = _single_digit(tokens[i]) if i < len(tokens) else None
-            if digit is None:
-                return None
-            out.append(digit * _REPEATS[token])
-            i += 1
-        elif token not in _FILLERS:
-            return None
-    if run:
-        words = _number_words_to_digits(run)
-        if words is None:
-            return None
-        out.append(words)
-    return "".join(out)
+    except Exception:  # pragma: no cover - a bug must cost a repeat, never the call
+        return None
 
 
 def _tokenize(text: str) -> list[str] | None:
-    """Lower-case words and ASCII digit runs; None if a symbol or foreign letter shows up."""
-    chars: list[str] = []
-    for ch in text:
-        if ch.isdecimal():
-            chars.append(str(unicodedata.decimal(ch)))
-        elif ch.isascii() and ch.isalpha():
-            chars.append(ch.lower())
-        elif ch in _APOSTROPHES:
-            continue
-        elif ch.isspace() or unicodedata.category(ch).startswith("P"):
-            chars.append(" ")  # punctuation, including keypad "#" and "*"
+    """Lower-case words, ASCII digit runs and pauses; None on a symbol or foreign letter."""
+    if not text.isascii():
+        text = _to_ascii(text)
+        if text is None:
+            return None
+    text = text.lower()
+    if _NEGATIVE.search(text):
+        return None
+    if "k" in text:
+        text = _SPELLED_OK.sub("ok", text)
+    tokens: list[str] = []
+    for token in _TOKEN.findall(text):
+        if token.isalpha() or token.isdigit():
+            tokens.append(token)
+        elif token.isalnum() or (len(token) > 1 and "'" in token):
+            token = token.replace("'", "")
+            # A token is all digits or all letters: "abc123" and "4th" are refused.
+            if token and not (token.isalpha() or token.isdigit()):
+                return None
+            if token:
+                tokens.append(token)
+        elif token in ("-", "'"):
+            continue  # "forty-two", "4-8-1": joins, not a pause
+        elif token in _ASCII_PUNCTUATION:
+            tokens.append(_PAUSE)
         else:
             return None
-    tokens = "".join(chars).split()
-    # A token is all digits or all letters: "abc123" and "4th" are refused.
-    if any(not (t.isdigit() or t.isalpha()) for t in tokens):
-        return None
     return tokens
 
 
-def _number_words_to_digits(words: list[str]) -> str | None:
-    """Digits for a run of number words: "forty two seven" -> "427"."""
-    out: list[str] = []
-    for piece in alpha2digit(" ".join(words), "en").split():
-        if piece.isascii() and piece.isdigit():
-            out.append(piece)
-        elif piece in _DIGIT_WORDS:  # text2num keeps a lone "one" or "zero" as a word
-            out.append(_DIGIT_WORDS[piece])
+def _to_ascii(text: str) -> str | None:
+    """Map each non-ASCII character to one ASCII one (offsets kept); None if not allowed."""
+    chars: list[str] = []
+    for ch in text:
+        if ch.isascii():
+            chars.append(ch)
+        elif ch.isdecimal():
+            chars.append(str(unicodedata.decimal(ch)))
+        elif ch in _APOSTROPHES:
+            chars.append("'")
+        elif ch.isspace():
+            chars.append(" ")
         else:
-            return None
+            category = unicodedata.category(ch)
+            if category == "Pd":
+                chars.append("-")
+            elif category.startswith("P"):
+                chars.append(".")
+            else:
+                return None  # symbols, emoji, non-ASCII letters and look-alikes
+    return "".join(chars)
+
+
+def _the_one_run(tokens: list[str]) -> list[str] | None:
+    """The single run of number words, digits and pauses in the utterance, or None."""
+    runs: list[list[str]] = []
+    run: list[str] | None = None
+    previous_word = ""  # the last word outside a run
+    digits_started = False
+    for token in tokens:
+        if token.isdigit() or token in _NUMBER_WORDS:
+            if run is None:
+                if previous_word in _NEAR_DIGITS:
+                    return None
+                run = []
+                runs.append(run)
+            run.append(token)
+            digits_started = digits_started or token not in _INTERJECTIONS
+        elif token in _PAUSES:
+            if run is not None:
+                run.append(token)
+        else:
+            if run is not None and token in _NEAR_DIGITS:
+                return None
+            if digits_started and token in _CORRECTIONS:
+                return None
+            run = None
+            previous_word = token
+    runs = [r for r in runs if not all(t in _INTERJECTIONS or t in _PAUSES for t in r)]
+    return runs[0] if len(runs) == 1 else None
+
+
+def _read_run(run: list[str]) -> str | None:
+    """Digits for one run: "six hundred and four , two ninety" -> "604290"."""
+    out: list[str] = []
+    n = len(run)
+    i = 0
+    while i < n:
+        token = run[i]
+        if token in _PAUSES:
+            i += 1
+        elif token.isdigit():
+            out.append(token)
+            i += 1
+        elif token in _ZERO_WORDS:
+            out.append("0")
+            i += 1
+        elif token in _REPEATS:
+            digit = _single_digit(run[i + 1]) if i + 1 < n else None
+            if digit is None:
+                return None
+            out.append(digit * _REPEATS[token])
+            i += 2
+        else:
+            value, i = _below_thousand(run, i)
+            if i < n and run[i] == "thousand":
+                # One whole number, alone in its run: "twenty nine thousand thirty one".
+                if out or not 1 <= value <= 999:
+                    return None
+                rest = 0
+                i += 1
+                while i < n and run[i] in _PAUSES:  # nothing else may follow: no other reading
+                    i += 1
+                if i < n and _small_starts(run[i]):
+                    rest, i = _below_thousand(run, i)
+                if any(t not in _PAUSES for t in run[i:]):
+                    return None
+                return str(value * 1000 + rest)
+            out.append(str(value))
     return "".join(out)
+
+
+def _below_thousand(run: list[str], i: int) -> tuple[int, int]:
+    """1..9999 from run[i]: "forty two", "six hundred and four", "nineteen hundred"."""
+    value, i = _small(run, i)
+    if i < len(run) and run[i] == "hundred":
+        value *= 100
+        i = _skip_and(run, i + 1)
+        if i < len(run):
+            following = run[i]
+            if _small_starts(following):
+                rest, i = _small(run, i)
+                value += rest
+            elif following.isdigit() or following in _ZERO_WORDS or following in _REPEATS:
+                raise _Refused  # "six hundred oh four": 604 or 6004?
+    return value, i
+
+
+def _skip_and(run: list[str], i: int) -> int:
+    """After a scale word, "and" belongs to the number when a number word follows it."""
+    if i + 1 < len(run) and run[i] == "and" and _small_starts(run[i + 1]):
+        return i + 1
+    return i
+
+
+def _small_starts(token: str) -> bool:
+    return token in _UNITS or token in _TEENS or token in _TENS
+
+
+def _small(run: list[str], i: int) -> tuple[int, int]:
+    """1..99 from run[i] ("seven", "twelve", "forty", "forty two"), else refused."""
+    token = run[i]
+    if token in _UNITS:
+        return _UNITS[token], i + 1
+    if token in _TEENS:
+        return _TEENS[token], i + 1
+    if token in _TENS:
+        value = _TENS[token]
+        if i + 1 < len(run) and run[i + 1] in _UNITS:
+            return value + _UNITS[run[i + 1]], i + 2
+        return value, i + 1
+    raise _Refused  # a dangling "hundred" / "thousand"
 
 
 def _single_digit(token: str) -> str | None:
@@ -166,4 +320,5 @@ def _single_digit(token: str) -> str | None:
         return token
     if token in _ZERO_WORDS:
         return "0"
-    return _DIGIT_WORDS.get(token)
+    unit = _UNITS.get(token)
+    return None if unit is None else str(unit)

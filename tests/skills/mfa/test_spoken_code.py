@@ -71,6 +71,37 @@ ACCEPTED = [
     (481229, 6, "481229"),
     (1000, 4, "1000"),
     (0, 1, "0"),
+    # conversation before or after the one run of digits
+    ("alright, here goes: 5 2 9 0 3 1 - got it?", 6, "529031"),
+    ("hang on... it says five two nine oh three one", 6, "529031"),
+    ("my code is 529031 thanks", 6, "529031"),
+    ("sorry, the code is 529031", 6, "529031"),  # a correction word before any digit
+    ("no wait, it's 529031", 6, "529031"),
+    ("Let me see. The text says 529031. Is that right?", 6, "529031"),
+    ("oh, it's 529031", 6, "529031"),  # a lone "oh" between words is an interjection
+    ("529031 was the code, I'm reading it off my phone", 6, "529031"),
+    ("ok o k the code is: five two nine oh three one", 6, "529031"),
+    ("The code is 529031, O.K.?", 6, "529031"),
+    ("529031 o k", 6, "529031"),
+    ("five two nine, and then oh three one", 6, "529031"),
+    ("here it is \u2013 five two nine \u2026 oh three one", 6, "529031"),
+    # one whole number
+    ("five hundred twenty nine thousand thirty one", 6, "529031"),
+    ("five hundred and twenty nine thousand and thirty one", 6, "529031"),
+    ("five hundred twenty-nine thousand, thirty-one", 6, "529031"),
+    ("my code is nine hundred thousand", 6, "900000"),
+    ("one hundred thousand one", 6, "100001"),
+    ("six thousand four hundred two", 4, "6402"),
+    ("twenty nine thousand thirty one", 5, "29031"),
+    # groups read with "hundred", and pairs
+    ("six hundred and four, two ninety", 6, "604290"),
+    ("six hundred four two hundred ninety", 6, "604290"),
+    ("four hundred eighty one two hundred twenty nine", 6, "481229"),
+    ("five twenty nine, oh three one", 6, "529031"),
+    ("fifty two, ninety, thirty one", 6, "529031"),
+    ("five hundred, twenty nine, oh three one", 8, "50029031"),  # a pause ends the group
+    ("nineteen hundred eighty four", 4, "1984"),
+    ("twelve hundred", 4, "1200"),
 ]
 
 REFUSED = [
@@ -106,9 +137,21 @@ REFUSED = [
     ("+481229", 6),
     ("$481229", 6),
     ("481229 \u2713", 6),
-    ("four hundred eighty one two hundred twenty nine", 6),
     ("two hundred two hundred", 6),
     ("a thousand two hundred", 6),
+    ("two hundred two hundred", 6),  # 202 then a dangling hundred, or 200 200?
+    ("six hundred oh four", 5),  # 604 or 6004?
+    ("six hundred 4 two nine oh", 6),
+    ("five hundred double four", 5),
+    ("hundred", 3),
+    ("thousand thirty one", 5),
+    ("one thousand thousand", 7),
+    ("nineteen hundred thousand", 7),  # a whole number needs 1 to 999 thousands
+    # a whole number is the only thing in its run; no leading zero
+    ("twenty nine thousand thirty one", 6),
+    ("oh twenty nine thousand thirty one", 6),
+    ("five two nine thousand thirty one", 6),
+    ("twenty nine thousand thirty one two", 6),
     ("first second third fourth fifth sixth", 6),
     ("three point five one two three", 6),
     # non-decimal Unicode digits (superscripts) are refused
@@ -119,6 +162,33 @@ REFUSED = [
     # too long: refused without parsing, even if it would otherwise read
     pytest.param("1" * 100_000, 6, id="100kB-of-digits"),
     ("481229" + " " * MAX_SPOKEN_INPUT, 6),
+    # digits outside the one run
+    ("I have 2 phones, code 529031", 6),
+    ("the one you sent is 529031", 6),
+    ("529031, thanks, it came at 9", 6),
+    ("my code is 52903 and my pin is 1", 6),
+    # two readings, or a correction once the digits started
+    ("is it 529031 or 529032", 6),
+    ("529031 or 529032", 6),
+    ("five two nine... no wait, five two eight oh three one", 6),
+    ("5 2 9 0 3 1, sorry, 5 2 9 0 3 2", 6),
+    ("529 I mean 528031", 6),
+    ("five two nine oh three one, actually", 6),
+    ("5 2 9 0 3 1 scratch that", 6),
+    ("529031, no", 6),
+    ("529031 wait", 6),
+    ("529031... hang on", 6),
+    ("529031 is it 529031", 6),
+    # words that could be a digit or change the number, next to it
+    ("to two one two two nine", 5),
+    ("it's 529031 to be exact", 6),
+    ("five two nine oh three one million", 6),
+    ("point five two nine oh three one", 6),
+    ("negative 529031", 6),
+    # more or fewer digits than the code, with conversation
+    ("alright, here goes: 5 2 9 0 3 - got it?", 6),
+    ("my code is 5290311 thanks", 6),
+    ("529031, 529032", 6),
     # not text
     (None, 6),
     ({"token": "481229"}, 6),
