@@ -372,3 +372,111 @@ def test_result_is_none_or_exactly_length_ascii_digits(text: str, length: int) -
 def test_never_raises_on_any_input(value: object) -> None:
     result = normalize_spoken_code(value, 6)
     assert result is None or (len(result) == 6 and result.isascii() and result.isdigit())
+
+
+# --- conversation around the code, whole numbers, two readings ------------------
+
+CHATTER_BEFORE = [
+    "alright, here goes: ",
+    "hang on... it says ",
+    "sorry, the code is ",
+    "Oh, okay. It's ",
+    "let me look. Right, ",
+    "I got the text, it reads ",
+]
+CHATTER_AFTER = [" - got it?", " thanks", ". Is that right?", ", that's what I see", "!"]
+# Between two readings: whatever the caller says, two codes are never one.
+BETWEEN_READINGS = [
+    " or ",
+    ", sorry, ",
+    "... no wait, ",
+    " I mean ",
+    ", actually ",
+    " scratch that ",
+    ", ",
+    " and ",
+    " um ",
+    ". ",
+    " then ",
+    " is it ",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(spoken_codes(), st.sampled_from(CHATTER_BEFORE), st.sampled_from(CHATTER_AFTER))
+def test_conversation_around_the_code_is_ignored(
+    case: tuple[str, str], before: str, after: str
+) -> None:
+    code, spoken = case
+    said = before + spoken + after
+    assert normalize_spoken_code(said, len(code)) == code
+
+
+@settings(max_examples=300, deadline=None)
+@given(spoken_codes(), spoken_codes(), st.sampled_from(BETWEEN_READINGS))
+def test_two_codes_in_one_utterance_never_normalise(
+    first: tuple[str, str], second: tuple[str, str], between: str
+) -> None:
+    code, spoken = first
+    other_code, other_spoken = second
+    said = spoken + between + other_spoken
+    assert normalize_spoken_code(said, len(code)) is None
+    assert normalize_spoken_code(said, len(other_code)) is None
+
+
+def _say_below_thousand(n: int, draw: st.DrawFn) -> str:
+    """1..999 in words, the way a caller may say it: "six hundred and four"."""
+    hundreds, rest = divmod(n, 100)
+    words = []
+    if hundreds:
+        words.append(DIGIT_WORDS[hundreds] + " hundred")
+        if rest and draw(st.booleans()):
+            words.append("and")
+    if rest:
+        tens, unit = divmod(rest, 10)
+        if tens == 1:
+            words.append(TEENS[unit])
+        elif tens and unit:
+            words.append(TENS[tens] + draw(st.sampled_from([" ", "-"])) + DIGIT_WORDS[unit])
+        else:
+            words.append(TENS[tens] or DIGIT_WORDS[unit])
+    return " ".join(words)
+
+
+@st.composite
+def whole_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """A 6-digit code with no leading zero, said as one number."""
+    n = draw(st.integers(min_value=100_000, max_value=999_999))
+    thousands, rest = divmod(n, 1000)
+    said = _say_below_thousand(thousands, draw) + " thousand"
+    if rest:
+        said += draw(st.sampled_from([" ", " and ", ", "])) + _say_below_thousand(rest, draw)
+    return str(n), draw(st.sampled_from(PREFIXES)) + said + draw(st.sampled_from(SUFFIXES))
+
+
+@settings(max_examples=300, deadline=None)
+@given(whole_numbers())
+def test_a_code_said_as_one_number(case: tuple[str, str]) -> None:
+    code, spoken = case
+    assert normalize_spoken_code(spoken, 6) == code
+    assert normalize_spoken_code(spoken, 5) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=100, max_value=999),
+    st.integers(min_value=100, max_value=999),
+    st.sampled_from([", ", " ", "... ", " um "]),
+    st.data(),
+)
+def test_a_code_said_as_two_hundreds(
+    first: int, second: int, pause: str, data: st.DataObject
+) -> None:
+    said = _say_below_thousand(first, data.draw) + pause + _say_below_thousand(second, data.draw)
+    expected = f"{first}{second}"
+    merges = first % 100 == 0 or (first % 10 == 0 and first % 100 >= 20)
+    if pause == " " and merges:
+        # "one hundred thirty one hundred": 130 100, or 131 and a stray "hundred"? Refused.
+        assert normalize_spoken_code(said, 6) is None
+    else:
+        assert normalize_spoken_code(said, 6) == expected
