@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skills.mfa.spoken_code import MAX_SPOKEN_INPUT, normalize_spoken_code
+from skills.mfa.spoken_code import MAX_SPOKEN_INPUT, normalize_spoken_code, read_digits
 
 ACCEPTED = [
     # plain digits, any spacing or punctuation
@@ -480,3 +480,26 @@ def test_a_code_said_as_two_hundreds(
         assert normalize_spoken_code(said, 6) is None
     else:
         assert normalize_spoken_code(said, 6) == expected
+
+
+# --- read_digits: the same rule, any length (spoken account numbers) ---------------
+
+READ_DIGITS = [
+    ("four oh seven, double two", "40722"),
+    ("my account number is 12 34 56 78 90", "1234567890"),
+    ("account twelve hundred, thanks", "1200"),
+    ("it's one", "1"),
+    ("I have 2 phones, account 529031", None),
+    ("is it 4072 or 4073", None),
+    ("four oh seven... no wait, four oh eight", None),
+    ("no number here", None),
+    ("", None),
+    ("1" * (MAX_SPOKEN_INPUT + 1), None),
+    (None, None),
+    (40722, None),  # only text: normalize_spoken_code handles an int for a known length
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), READ_DIGITS)
+def test_read_digits(text: object, expected: str | None) -> None:
+    assert read_digits(text) == expected
