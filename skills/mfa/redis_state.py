@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
 from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 from skills.mfa.providers.breaker import BreakerSnapshot
-from skills.mfa.providers.sandbox import hash_code
+from skills.mfa.providers.pending_codes import hash_code
 
 log = logging.getLogger("mfa.redis")
 
