@@ -43,8 +43,7 @@ log = logging.getLogger("mfa.tools")
 META_REQUEST_ID = "mfa_request_id"
 META_ATTEMPTS_LEFT = "mfa_attempts_left"
 META_NUMBER_LAST4 = "mfa_number_last4"
-META_SENT_AT = "mfa_sent_at"
-META_KEYS = (META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4, META_SENT_AT)
+META_KEYS = (META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4)
 
 GLOBAL_VERIFIED = "mfa_verified"
 
@@ -229,7 +228,6 @@ class MfaTools:
                 META_REQUEST_ID: sent.request_id,
                 META_ATTEMPTS_LEFT: self._policy.max_attempts,
                 META_NUMBER_LAST4: last4,
-                META_SENT_AT: int(time.time()),
             },
         )
 

@@ -76,10 +76,8 @@ class PendingCodes(Protocol):
 
     async def check(self, request_id: str, code: str, now: float) -> VerifyOutcome: ...
 
-    def pending_count(self, now: float) -> int: ...
 
-
-class SqlitePendingCodes:
+class SqlitePendingCodes(PendingCodes):
     """Pending codes in a SQLite file.
 
     Connection per call: every operation opens its own connection inside the worker

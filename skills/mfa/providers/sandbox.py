@@ -99,12 +99,6 @@ class SandboxProvider:
         self._random_digits = random_digits or secret_digits
         self._closed = False
 
-    @property
-    def db_path(self) -> Path:
-        if not isinstance(self._store, SqlitePendingCodes):
-            raise AttributeError("this sandbox does not keep its codes in a file")
-        return self._store.db_path
-
     async def send(self, request: SendRequest) -> SentCode:
         """Store a new pending code, then hand its text to ``deliver``.
 
@@ -158,9 +152,12 @@ class SandboxProvider:
         return await self._store.check(request_id, code, self._clock())
 
     def pending_count(self) -> int:
-        """Number of live pending codes (not expired, not used, tries left). Synchronous:
-        meant for benchmarks and tests, not for a hot async path."""
+        """Number of live pending codes (not expired, not used, tries left) in a SQLite
+        store. Synchronous and for tests only: nothing in the product counts codes, so
+        the ``PendingCodes`` protocol does not ask a store to."""
         self._check_open()
+        if not isinstance(self._store, SqlitePendingCodes):
+            raise TypeError("only a SQLite store counts its pending codes")
         return self._store.pending_count(self._clock())
 
     async def aclose(self) -> None:
