@@ -29,12 +29,13 @@ from agent.security_headers import replace_sdk_middleware
 from agent.settings import ProviderName, Settings
 from agent.state import StateBackend, state_backend
 from skills.mfa.events import EventPublisher
+from skills.mfa.http_pool import new_shared_client
 from skills.mfa.limits import SendLimiter, SendLimits
 from skills.mfa.phone import country_code_of, mask_number, region_of
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
-from skills.mfa.providers.signalwire import SignalWireProvider, new_shared_client
+from skills.mfa.providers.signalwire import SignalWireProvider
 from skills.mfa.skill import MfaSkill
 from skills.mfa.tools import GLOBAL_VERIFIED, CodePolicy
 

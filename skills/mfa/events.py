@@ -68,14 +68,9 @@ class EventPublisher:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Listeners are wired once at start-up and live as long as the process."""
         self._subscribers.append(subscriber)
-
-        def unsubscribe() -> None:
-            if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
-
-        return unsubscribe
 
     def publish(self, event: MfaEvent) -> None:
         log.info("mfa_event", extra={"event": event.to_dict()})

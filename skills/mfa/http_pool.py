@@ -1,4 +1,4 @@
-"""The transport under the process's one shared ``httpx.AsyncClient``.
+"""The process's one shared ``httpx.AsyncClient`` (``new_shared_client``) and its transport.
 
 httpcore's connection pool scans every pooled connection for every request it
 starts or finishes (encode/httpcore#1035), so its cost grows with the square of
@@ -52,3 +52,28 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
+
+
+def new_shared_client(
+    *,
+    deadline_seconds: float,
+    connect_timeout_seconds: float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The process's one pooled client: explicit timeouts, bounded pools, no env proxies.
+
+    Without a test transport, connections are spread over small pools
+    (``ShardedTransport``): one big httpcore pool costs CPU quadratic in its size.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            deadline_seconds,
+            connect=connect_timeout_seconds,
+            pool=connect_timeout_seconds,
+        ),
+        transport=transport or ShardedTransport.for_connections(max_connections),
+        headers={"User-Agent": "mfa-digital-employee/0.1", "Accept": "application/json"},
+        trust_env=False,
+        follow_redirects=False,
+    )

@@ -72,10 +72,6 @@ class CounterStore(Protocol):
         first rule that refuses."""
         ...
 
-    async def ping(self) -> bool:
-        """Whether the store can be used right now (readiness)."""
-        ...
-
 
 class InProcessCounterStore:
     """Counters in this process: one lock, a sorted list of hit times per key.
@@ -106,9 +102,6 @@ class InProcessCounterStore:
             if self._since_sweep >= self._sweep_every:
                 self._sweep(now)
         return None
-
-    async def ping(self) -> bool:
-        return True
 
     def key_count(self) -> int:
         return len(self._hits)

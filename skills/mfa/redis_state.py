@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
 from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 from skills.mfa.providers.breaker import BreakerSnapshot
-from skills.mfa.providers.sandbox import hash_code
+from skills.mfa.providers.pending_codes import PendingCodes, hash_code
 
 log = logging.getLogger("mfa.redis")
 
@@ -68,7 +68,7 @@ return left
 """
 
 
-class RedisPendingCodes:
+class RedisPendingCodes(PendingCodes):
     """The sandbox's pending codes in Redis hashes that expire with the code."""
 
     def __init__(self, redis: Redis, *, prefix: str = "mfa") -> None:
@@ -125,9 +125,6 @@ class RedisPendingCodes:
             raise CodeNotFound("unknown, used, expired or out of attempts")
         return VerifyOutcome(verified=result >= 1000, attempts_left=result % 1000)
 
-    def pending_count(self, now: float) -> int:
-        raise NotImplementedError("count pending codes with redis-cli: SCAN MATCH mfa:code:*")
-
 
 # -- rate-limit counters ----------------------------------------------------------------
 
@@ -175,11 +172,9 @@ class RedisCounterStore:
             return None
         return Refusal(rules[int(index) - 1].kind, retry_after=max(0.0, float(retry_after)))
 
-    async def ping(self) -> bool:
-        return await ping(self._redis)
-
 
 async def ping(redis: Redis) -> bool:
+    """Whether Redis answers now: the readiness check of the shared state."""
     try:
         return bool(await redis.ping())
     except REDIS_ERRORS:

@@ -6,8 +6,11 @@ by their shared ``meta_data_token``, never shown to the model), and the verified
 flag into ``global_data``, set only here on a successful verification. So any
 replica can answer any request of a call, and a restart loses nothing.
 
-Each handler is wrapped in a boundary that turns any exception into a generic
-sentence: exception text can carry request data and never reaches the model.
+``_send`` and ``_verify`` only decide: each returns a ``ToolAnswer``. The
+handlers publish its event and build its ``FunctionResult`` in one place
+(``_reply``), so every outcome yields exactly one event. Each handler is wrapped
+in a boundary that turns any exception into a generic sentence: exception text
+can carry request data and never reaches the model.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from typing import Any
 from signalwire.core.function_result import FunctionResult
 
 from skills.mfa import messages
+from skills.mfa.answer import ToolAnswer, function_result
 from skills.mfa.events import EventPublisher, MfaEvent, Outcome
 from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, SendLimiter
-from skills.mfa.phone import country_code_of, last_digits, mask_number, textable_type, to_e164
+from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
 from skills.mfa.providers.base import (
     CodeNotFound,
     CodeProvider,
@@ -39,8 +43,7 @@ log = logging.getLogger("mfa.tools")
 META_REQUEST_ID = "mfa_request_id"
 META_ATTEMPTS_LEFT = "mfa_attempts_left"
 META_NUMBER_LAST4 = "mfa_number_last4"
-META_SENT_AT = "mfa_sent_at"
-META_KEYS = [META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4, META_SENT_AT]
+META_KEYS = (META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4)
 
 GLOBAL_VERIFIED = "mfa_verified"
 
@@ -58,6 +61,31 @@ class CodePolicy:
     allowed_country_codes: frozenset[int] = frozenset({1})
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The facts of one tool request that every answer and event depends on."""
+
+    tool: str
+    id: str
+    raw: Mapping[str, Any]
+    meta_data: Mapping[str, Any]
+    started: float
+
+    @classmethod
+    def of(cls, tool: str, raw_data: Any) -> _Call:
+        """Read defensively: the body is the platform's JSON, or anyone's with the credentials."""
+        raw = raw_data if isinstance(raw_data, dict) else {}
+        call_id = raw.get("call_id")
+        meta = raw.get("meta_data")
+        return cls(
+            tool=tool,
+            id=call_id if isinstance(call_id, str) else "",
+            raw=raw,
+            meta_data=meta if isinstance(meta, dict) else {},
+            started=time.perf_counter(),
+        )
+
+
 class MfaTools:
     """Holds the provider, the policy and the publisher; exposes the two handlers."""
 
@@ -69,37 +97,78 @@ class MfaTools:
         publisher: EventPublisher,
         agent_id: str,
         limiter: SendLimiter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it."""
         self._provider = provider
         self._limiter = limiter
         self._policy = policy
         self._publisher = publisher
         self._agent_id = agent_id
+        self._clock = clock
+
+    # -- the handlers the skill registers ---------------------------------------------------
+
+    async def send_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
+        call = _Call.of("send_mfa", raw_data)
+        return self._reply(call, await _answering_errors(call.tool, "", self._send(call, args)))
+
+    async def verify_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
+        call = _Call.of("verify_mfa", raw_data)
+        return self._reply(call, await _answering_errors(call.tool, "", self._verify(call, args)))
+
+    def _reply(self, call: _Call, answer: ToolAnswer) -> FunctionResult:
+        """The one place an outcome is published and turned into the SDK's reply."""
+        self._publisher.publish(
+            MfaEvent(
+                agent_id=self._agent_id,
+                call_id=call.id[:128],
+                tool=call.tool,
+                outcome=answer.outcome,
+                masked_number=answer.masked_number,
+                provider=self._provider.name,
+                duration_ms=(time.perf_counter() - call.started) * 1000,
+                attempts_left=answer.attempts_left,
+            )
+        )
+        return function_result(answer)
 
     # -- send_mfa ---------------------------------------------------------------------------
 
-    async def send_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
-        return await self._guarded("send_mfa", self._send, args, raw_data)
+    async def _send(self, call: _Call, args: Any) -> ToolAnswer:
+        target = self._recipient(call, args if isinstance(args, dict) else {})
+        if isinstance(target, ToolAnswer):
+            return target
+        # From here on the number is known: even an unexpected failure names its last digits.
+        last4 = last_digits(target)
+        return await _answering_errors(call.tool, last4, self._send_to(call, target, last4))
 
-    async def _send(self, call: _Call, args: Mapping[str, Any]) -> FunctionResult:
+    def _recipient(self, call: _Call, args: Mapping[str, Any]) -> str | ToolAnswer:
+        """The E.164 number to text, or the refusal when there is none we may text."""
         caller = to_e164(call.raw.get("caller_id_num"), self._policy.default_region)
         requested = args.get("phone_number")
-        if requested not in (None, ""):
-            target = to_e164(requested, self._policy.default_region)
-            if not self._policy.allow_other_numbers and (target is None or target != caller):
-                return call.finish(Outcome.OTHER_NUMBER_REFUSED, messages.other_number_refused())
-            if target is None:
-                return call.finish(Outcome.INVALID_NUMBER, messages.invalid_number())
-        else:
-            target = caller
-            if target is None:
-                return call.finish(Outcome.NO_CALLER_NUMBER, messages.no_caller_number())
-        call.number = target
+        if requested in (None, ""):
+            if caller is None:
+                return ToolAnswer(Outcome.NO_CALLER_NUMBER, messages.no_caller_number())
+            return caller
+        target = to_e164(requested, self._policy.default_region)
+        if not self._policy.allow_other_numbers and (target is None or target != caller):
+            return ToolAnswer(Outcome.OTHER_NUMBER_REFUSED, messages.other_number_refused())
+        if target is None:
+            return ToolAnswer(Outcome.INVALID_NUMBER, messages.invalid_number())
+        return target
 
+    async def _send_to(self, call: _Call, target: str, last4: str) -> ToolAnswer:
         if country_code_of(target) not in self._policy.allowed_country_codes:
-            return call.finish(Outcome.COUNTRY_REFUSED, messages.country_not_supported())
+            return ToolAnswer(
+                Outcome.COUNTRY_REFUSED, messages.country_not_supported(), number_last4=last4
+            )
         if not textable_type(target):
-            return call.finish(Outcome.NUMBER_TYPE_REFUSED, messages.number_cannot_receive_texts())
+            return ToolAnswer(
+                Outcome.NUMBER_TYPE_REFUSED,
+                messages.number_cannot_receive_texts(),
+                number_last4=last4,
+            )
         replaces_earlier = bool(call.meta_data.get(META_REQUEST_ID))
         if self._limiter is not None:
             try:
@@ -109,10 +178,14 @@ class MfaTools:
             except CounterStoreUnavailable:
                 # Fail closed: without the counters no limit can be enforced.
                 log.error("limits_unavailable", extra={"call_id": call.id})
-                return call.finish(Outcome.SEND_FAILED, messages.provider_unavailable())
+                return ToolAnswer(
+                    Outcome.SEND_FAILED, messages.provider_unavailable(), number_last4=last4
+                )
             if refusal is not None:
                 log.warning("send_limited", extra={"limit": str(refusal.kind), "call_id": call.id})
-                return call.finish(Outcome.RATE_LIMITED, _refusal_message(refusal))
+                return ToolAnswer(
+                    Outcome.RATE_LIMITED, _refusal_message(refusal), number_last4=last4
+                )
 
         request = SendRequest(
             to=target,
@@ -133,7 +206,7 @@ class MfaTools:
                 if exc.is_auth_failure
                 else messages.number_refused_by_provider()
             )
-            return call.finish(Outcome.PROVIDER_REJECTED, text)
+            return ToolAnswer(Outcome.PROVIDER_REJECTED, text, number_last4=last4)
         except ProviderUnavailable as exc:
             log.warning("send_unavailable", extra={"kind": exc.kind, "call_id": call.id})
             text = (
@@ -141,141 +214,111 @@ class MfaTools:
                 if exc.may_have_arrived
                 else messages.provider_unavailable()
             )
-            return call.finish(Outcome.SEND_FAILED, text)
+            return ToolAnswer(Outcome.SEND_FAILED, text, number_last4=last4)
 
         minutes = max(1, self._policy.valid_for // 60)
-        text = (messages.resent if replaces_earlier else messages.code_sent)(
-            last_digits(target), minutes
-        )
-        result = call.finish(Outcome.CODE_SENT, text, attempts_left=self._policy.max_attempts)
-        # A resend replaces the pending request: the newest code is the one that counts.
-        return result.set_metadata(
-            {
+        sent_text = messages.resent if replaces_earlier else messages.code_sent
+        return ToolAnswer(
+            Outcome.CODE_SENT,
+            sent_text(last4, minutes),
+            attempts_left=self._policy.max_attempts,
+            number_last4=last4,
+            # A resend replaces the pending request: the newest code is the one that counts.
+            set_meta_data={
                 META_REQUEST_ID: sent.request_id,
                 META_ATTEMPTS_LEFT: self._policy.max_attempts,
-                META_NUMBER_LAST4: last_digits(target),
-                META_SENT_AT: int(time.time()),
-            }
+                META_NUMBER_LAST4: last4,
+            },
         )
 
     # -- verify_mfa -------------------------------------------------------------------------
 
-    async def verify_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
-        return await self._guarded("verify_mfa", self._verify, args, raw_data)
+    async def _verify(self, call: _Call, args: Any) -> ToolAnswer:
+        meta = call.meta_data
+        last4 = str(meta.get(META_NUMBER_LAST4) or "")
+        return await _answering_errors(
+            call.tool, last4, self._verify_code(call, args if isinstance(args, dict) else {}, last4)
+        )
 
-    async def _verify(self, call: _Call, args: Mapping[str, Any]) -> FunctionResult:
+    async def _verify_code(self, call: _Call, args: Mapping[str, Any], last4: str) -> ToolAnswer:
         meta = call.meta_data
         request_id = meta.get(META_REQUEST_ID)
-        call.number_last4 = str(meta.get(META_NUMBER_LAST4) or "")
         if not isinstance(request_id, str) or not request_id:
-            return call.finish(Outcome.NO_CODE_SENT, messages.no_code_sent())
+            return ToolAnswer(Outcome.NO_CODE_SENT, messages.no_code_sent(), number_last4=last4)
 
         code = normalize_spoken_code(args.get("token"), self._policy.token_length)
         if code is None:
             # Not sent upstream: a mishearing must not cost the caller a try.
-            return call.finish(
-                Outcome.MALFORMED_CODE, messages.malformed_code(self._policy.token_length)
-            )
+            text = messages.malformed_code(self._policy.token_length)
+            return ToolAnswer(Outcome.MALFORMED_CODE, text, number_last4=last4)
 
         try:
             outcome = await self._provider.verify(request_id, code)
         except CodeNotFound:
-            return call.finish(Outcome.EXPIRED, messages.code_gone()).remove_metadata(META_KEYS)
+            return ToolAnswer(
+                Outcome.EXPIRED, messages.code_gone(), number_last4=last4, unset_meta_data=META_KEYS
+            )
         except ProviderRejected as exc:
             log.warning(
                 "verify_rejected",
                 extra={"status": exc.status_code, "reason": exc.reason, "call_id": call.id},
             )
-            return call.finish(Outcome.PROVIDER_REJECTED, messages.provider_misconfigured())
+            return ToolAnswer(
+                Outcome.PROVIDER_REJECTED, messages.provider_misconfigured(), number_last4=last4
+            )
         except ProviderUnavailable as exc:
             log.warning("verify_unavailable", extra={"kind": exc.kind, "call_id": call.id})
-            return call.finish(Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable())
+            return ToolAnswer(
+                Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable(), number_last4=last4
+            )
 
         if outcome.verified:
-            result = call.finish(Outcome.VERIFIED, messages.verified())
-            result.update_global_data(
-                {
+            verified_at = datetime.fromtimestamp(self._clock(), UTC)
+            return ToolAnswer(
+                Outcome.VERIFIED,
+                messages.verified(),
+                number_last4=last4,
+                unset_meta_data=META_KEYS,
+                global_data={
                     GLOBAL_VERIFIED: True,
-                    "mfa_verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "mfa_verified_number_last4": call.number_last4,
-                }
+                    "mfa_verified_at": verified_at.isoformat(timespec="seconds"),
+                    "mfa_verified_number_last4": last4,
+                },
             )
-            return result.remove_metadata(META_KEYS)
 
         tries_left = outcome.attempts_left
         if tries_left is None:
             tries_left = _int_or(meta.get(META_ATTEMPTS_LEFT), self._policy.max_attempts) - 1
         tries_left = max(0, tries_left)
         if tries_left == 0:
-            result = call.finish(Outcome.EXHAUSTED, messages.wrong_code(0), attempts_left=0)
-            return result.remove_metadata(META_KEYS)
-        result = call.finish(
-            Outcome.WRONG_CODE, messages.wrong_code(tries_left), attempts_left=tries_left
-        )
-        return result.set_metadata({META_ATTEMPTS_LEFT: tries_left})
-
-    # -- the tool boundary ------------------------------------------------------------------
-
-    async def _guarded(
-        self,
-        tool: str,
-        body: Callable[[_Call, Mapping[str, Any]], Awaitable[FunctionResult]],
-        args: Any,
-        raw_data: Any,
-    ) -> FunctionResult:
-        call = _Call(self._emit, tool, raw_data if isinstance(raw_data, dict) else {})
-        try:
-            return await body(call, args if isinstance(args, dict) else {})
-        except Exception as exc:
-            # The type only: the text could hold request data.
-            log.error("tool_failed", extra={"tool": tool, "exc_type": type(exc).__name__})
-            return call.finish(Outcome.ERROR, messages.unexpected_failure())
-
-    def _emit(self, call: _Call, outcome: Outcome, attempts_left: int | None) -> None:
-        if call.number:
-            masked = mask_number(call.number)
-        else:
-            masked = f"***{call.number_last4}" if call.number_last4 else "unknown"
-        self._publisher.publish(
-            MfaEvent(
-                agent_id=self._agent_id,
-                call_id=call.id[:128],
-                tool=call.tool,
-                outcome=outcome,
-                masked_number=masked,
-                provider=self._provider.name,
-                duration_ms=(time.perf_counter() - call.started) * 1000,
-                attempts_left=attempts_left,
+            return ToolAnswer(
+                Outcome.EXHAUSTED,
+                messages.wrong_code(0),
+                attempts_left=0,
+                number_last4=last4,
+                unset_meta_data=META_KEYS,
             )
+        return ToolAnswer(
+            Outcome.WRONG_CODE,
+            messages.wrong_code(tries_left),
+            attempts_left=tries_left,
+            number_last4=last4,
+            set_meta_data={META_ATTEMPTS_LEFT: tries_left},
         )
 
 
-class _Call:
-    """One tool invocation: the request's facts, and the event it ends with."""
+async def _answering_errors(tool: str, last4: str, work: Awaitable[ToolAnswer]) -> ToolAnswer:
+    """The tool boundary: any exception becomes the generic answer, never its text.
 
-    def __init__(
-        self,
-        emit: Callable[[_Call, Outcome, int | None], None],
-        tool: str,
-        raw: dict[str, Any],
-    ) -> None:
-        self._emit = emit
-        self.tool = tool
-        self.raw = raw
-        call_id = raw.get("call_id")
-        self.id = call_id if isinstance(call_id, str) else ""
-        meta = raw.get("meta_data")
-        self.meta_data: Mapping[str, Any] = meta if isinstance(meta, dict) else {}
-        self.number: str | None = None
-        self.number_last4 = ""
-        self.started = time.perf_counter()
-
-    def finish(
-        self, outcome: Outcome, text: str, *, attempts_left: int | None = None
-    ) -> FunctionResult:
-        """Publish the outcome's event and start the reply the model will read."""
-        self._emit(self, outcome, attempts_left)
-        return FunctionResult(text)
+    ``last4`` is the number known before ``work`` started, so the event of a failure
+    shows what it showed before the failure.
+    """
+    try:
+        return await work
+    except Exception as exc:
+        # The type only: the text could hold request data.
+        log.error("tool_failed", extra={"tool": tool, "exc_type": type(exc).__name__})
+        return ToolAnswer(Outcome.ERROR, messages.unexpected_failure(), number_last4=last4)
 
 
 def _refusal_message(refusal: Refusal) -> str:

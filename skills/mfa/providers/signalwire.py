@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from skills.mfa.http_pool import ShardedTransport
 from skills.mfa.providers.base import (
     CodeNotFound,
     ProviderRejected,
@@ -154,28 +153,3 @@ def _error_for_status(status: int, reason: str) -> Exception:
     if status in (408, 429):
         return ProviderUnavailable("throttled", may_have_arrived=False, status_code=status)
     return ProviderRejected(status, reason)
-
-
-def new_shared_client(
-    *,
-    deadline_seconds: float,
-    connect_timeout_seconds: float,
-    max_connections: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """The process's one pooled client: explicit timeouts, bounded pools, no env proxies.
-
-    Without a test transport, connections are spread over small pools
-    (``ShardedTransport``): one big httpcore pool costs CPU quadratic in its size.
-    """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            deadline_seconds,
-            connect=connect_timeout_seconds,
-            pool=connect_timeout_seconds,
-        ),
-        transport=transport or ShardedTransport.for_connections(max_connections),
-        headers={"User-Agent": "mfa-digital-employee/0.1", "Accept": "application/json"},
-        trust_env=False,
-        follow_redirects=False,
-    )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from skills.mfa.http_pool import SHARD_SIZE, ShardedTransport
-from skills.mfa.providers.signalwire import new_shared_client
+from skills.mfa.http_pool import SHARD_SIZE, ShardedTransport, new_shared_client
 
 pytestmark = pytest.mark.anyio
 

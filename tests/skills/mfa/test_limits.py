@@ -279,9 +279,6 @@ class RecordingStore:
         self.rules.extend(rules)
         return None
 
-    async def ping(self) -> bool:
-        return True
-
 
 @given(st.from_regex(r"\+1[2-9]\d{9}|\+447\d{9}|\+[2-9]\d{7,13}", fullmatch=True))
 @settings(max_examples=200, deadline=None)

@@ -33,7 +33,8 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.sandbox import EXPIRED_RETENTION_SECONDS, SandboxProvider, SandboxText
+from skills.mfa.providers.pending_codes import EXPIRED_RETENTION_SECONDS
+from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
 from tests.support.fakes import FakeClock
 
 T = TypeVar("T")

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.settings import normalize_space_url
+from skills.mfa.http_pool import new_shared_client
 from skills.mfa.providers.base import (
     CodeNotFound,
     CodeProvider,
@@ -32,7 +33,7 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.signalwire import SignalWireProvider, new_shared_client
+from skills.mfa.providers.signalwire import SignalWireProvider
 
 pytestmark = pytest.mark.anyio
 

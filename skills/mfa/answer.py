@@ -1,0 +1,62 @@
+"""What one tool invocation decided, as a value, and the SDK reply built from it.
+
+``send_mfa`` and ``verify_mfa`` decide; they neither publish nor build replies.
+Each returns a ``ToolAnswer``, and the tool boundary turns it into exactly one
+event and one ``FunctionResult``. So the event and the reply cannot disagree,
+and the decision can be read (and tested) without the SDK's action format.
+
+An answer never holds a code, a request id in its text, or a full phone
+number: only the last four digits travel, the same digits events may show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from signalwire.core.function_result import FunctionResult
+
+from skills.mfa.events import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAnswer:
+    """One outcome, the sentence the model reads, and the call state to change.
+
+    ``number_last4`` is empty when no number was settled on (refused before a
+    recipient was known, or a verify without a recorded number).
+    ``set_meta_data``/``unset_meta_data`` change this tool pair's ``meta_data``;
+    ``global_data`` is merged into the call's ``global_data``.
+    """
+
+    outcome: Outcome
+    text: str
+    attempts_left: int | None = None
+    number_last4: str = ""
+    set_meta_data: Mapping[str, Any] = field(default_factory=dict)
+    unset_meta_data: tuple[str, ...] = ()
+    global_data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Read-only copies: an answer must not change after the tool has decided it.
+        object.__setattr__(self, "set_meta_data", MappingProxyType(dict(self.set_meta_data)))
+        object.__setattr__(self, "global_data", MappingProxyType(dict(self.global_data)))
+
+    @property
+    def masked_number(self) -> str:
+        """What the event may show of the number: ``***1234``, or ``unknown``."""
+        return f"***{self.number_last4}" if self.number_last4 else "unknown"
+
+
+def function_result(answer: ToolAnswer) -> FunctionResult:
+    """The SWAIG reply: the text, then global data, meta data set, meta data unset."""
+    result = FunctionResult(answer.text)
+    if answer.global_data:
+        result.update_global_data(dict(answer.global_data))
+    if answer.set_meta_data:
+        result.set_metadata(dict(answer.set_meta_data))
+    if answer.unset_meta_data:
+        result.remove_metadata(list(answer.unset_meta_data))
+    return result
