@@ -72,7 +72,7 @@ def build_agent(
     if relay is not None:
         agent.on_lifecycle(start=relay.start, stop=relay.stop)
         agent.add_readiness_check(relay.ready)
-    live = LiveFeed(relay.publish if relay is not None else hub.publish)
+    live = agent.live_feed = LiveFeed(relay.publish if relay is not None else hub.publish)
 
     def log_and_show_sandbox_text(text: SandboxText) -> None:
         log_sandbox_text(text)

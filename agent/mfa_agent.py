@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from agent.live.hub import EventHub
+from agent.live.mfa_events import LiveFeed
 from agent.outcome_webhook import OutcomeWebhook
 from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.settings import Settings
@@ -51,6 +52,7 @@ class MfaAgent(GuardedAgentBase):
         self.state: StateBackend | None = None
         self.http: httpx.AsyncClient | None = None
         self.live_hub: EventHub | None = None
+        self.live_feed: LiveFeed | None = None
         self.outcome_webhook: OutcomeWebhook | None = None
         self._readiness_checks: list[Callable[[], Awaitable[bool]]] = []
         self._summary_listeners: list[SummaryListener] = []
