@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["call"]:
         from agent.simulator import main as call_main
 
-        sys.exit(call_main(args[1:]))
+        sys.exit(call_main(args[1:], load_settings=load_or_exit))
     serve()
 
 

@@ -48,21 +48,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
-from agent.settings import Settings
+from agent.threadsafe_queue import call_on_loop, offer, running_loop
 from skills.mfa.events import FINAL_OUTCOMES, MfaEvent
-
-if TYPE_CHECKING:
-    from agent.app import MfaAgent
 
 __all__ = [
     "REPLAY_WINDOW_SECONDS",
     "OutcomeWebhook",
-    "install_outcome_webhook",
+    "outcome_webhook",
     "sign",
     "verify_signature",
 ]
@@ -183,15 +179,10 @@ class OutcomeWebhook:
             body=json.dumps(payload, separators=(",", ":")).encode(),
             outcome=str(event.outcome),
         )
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not None:
-            self._enqueue(delivery)
-        elif self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._enqueue, delivery)
-        else:
+        # On a loop (an async tool): the worker lives there. On a worker thread: hand it
+        # to the loop the worker already runs on, if any.
+        loop = running_loop() or self._loop
+        if loop is None or not call_on_loop(loop, self._enqueue, delivery):
             self.dropped += 1
             log.warning("outcome_webhook_dropped", extra={"why": "no event loop"})
 
@@ -202,9 +193,7 @@ class OutcomeWebhook:
             self._loop = loop
             self._queue = asyncio.Queue(maxsize=self.queue_size)
             self._worker = loop.create_task(self._work(self._queue), name="mfa-outcome-webhook")
-        try:
-            self._queue.put_nowait(delivery)
-        except asyncio.QueueFull:
+        if not offer(self._queue, delivery):
             self.dropped += 1
             log.warning("outcome_webhook_dropped", extra={"why": "queue full"})
 
@@ -297,20 +286,16 @@ class OutcomeWebhook:
             log.warning("outcome_webhook_dropped", extra={"why": "shutdown"})
 
 
-def install_outcome_webhook(agent: MfaAgent, settings: Settings) -> OutcomeWebhook | None:
-    """Subscribe an ``OutcomeWebhook`` to the agent's events when a URL is configured."""
-    if not settings.outcome_webhook_url or settings.outcome_webhook_secret is None:
-        return None
-    if agent.http is None:
-        raise RuntimeError("install_outcome_webhook needs agent.http")
-    webhook = OutcomeWebhook(
-        url=settings.outcome_webhook_url,
-        secret=settings.outcome_webhook_secret.get_secret_value(),
-        http=agent.http,
-    )
-    agent.outcome_webhook = webhook
-    agent.publisher.subscribe(webhook.on_event)
+def outcome_webhook(
+    url: str | None, secret: str | None, http: httpx.AsyncClient
+) -> OutcomeWebhook | None:
+    """An ``OutcomeWebhook`` when a URL (and its secret) is configured, else ``None``.
 
-    agent.on_lifecycle(stop=webhook.aclose)  # registered after the client: stops before it
+    It offers ``on_event`` (an ``EventPublisher`` subscriber) and ``aclose`` (a stop hook,
+    to run before ``http`` closes); ``build_agent`` wires both.
+    """
+    if not url or secret is None:
+        return None
+    webhook = OutcomeWebhook(url=url, secret=secret, http=http)
     log.info("outcome_webhook_enabled", extra={"host": webhook.host})
     return webhook

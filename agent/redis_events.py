@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
 
-from agent.live import EventHub
+from agent.threadsafe_queue import call_on_loop, offer
 from skills.mfa.redis_state import REDIS_ERRORS
 
 log = logging.getLogger("mfa.redis_events")
@@ -29,13 +31,19 @@ log = logging.getLogger("mfa.redis_events")
 STREAM_KEY = "mfa:events"
 _QUEUE_SIZE = 1000
 
+#: Shows one event to this process's readers (``EventHub.fan_out``).
+Show = Callable[[str, Mapping[str, Any]], object]
+
 
 class RedisEventRelay:
+    """Offers ``publish`` (where events go), ``start``/``stop`` (its two tasks) and
+    ``ready`` (this replica's reader is connected)."""
+
     def __init__(
-        self, redis: Redis, hub: EventHub, *, key: str = STREAM_KEY, max_len: int = 500
+        self, redis: Redis, *, show: Show, key: str = STREAM_KEY, max_len: int = 500
     ) -> None:
         self._redis = redis
-        self._hub = hub
+        self._show_here = show
         self._key = key
         self._max_len = max_len
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
@@ -44,27 +52,25 @@ class RedisEventRelay:
         self.redis_healthy = False
         self.dropped = 0
 
-    def publish(self, kind: str, fields: dict[str, Any]) -> bool:
-        """``EventHub.relay``: queue the event for Redis; False when it must be shown here."""
-        if self._queue is None or self._loop is None or not self.redis_healthy:
-            return False
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not self._loop:
-            self._loop.call_soon_threadsafe(self._enqueue, kind, fields)
-            return True
-        return self._enqueue(kind, fields)
+    def publish(self, kind: str, fields: Mapping[str, Any]) -> None:
+        """Queue the event for Redis, stamped with the time it happened; while the stream
+        is not running or Redis is unreachable, show it here instead."""
+        fields = {"at": time.time(), **fields}
+        loop = self._loop
+        if self._queue is None or loop is None or not self.redis_healthy:
+            self._show_here(kind, fields)
+        elif not call_on_loop(loop, self._enqueue, kind, fields):
+            self._show_here(kind, fields)  # the server's loop has closed
 
-    def _enqueue(self, kind: str, fields: dict[str, Any]) -> bool:
+    def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
         assert self._queue is not None
-        try:
-            self._queue.put_nowait((kind, fields))
-        except asyncio.QueueFull:
+        if not offer(self._queue, (kind, fields)):
             self.dropped += 1
-            self._hub.fan_out(kind, fields)
-        return True
+            self._show_here(kind, fields)
+
+    async def ready(self) -> bool:
+        """Readiness: else events published here would not reach the other replicas."""
+        return self.redis_healthy
 
     async def start(self) -> None:
         """Start the writer and the reader on the running loop (the server's)."""
@@ -94,7 +100,7 @@ class RedisEventRelay:
                 )
             except REDIS_ERRORS:
                 self.redis_healthy = False
-                self._hub.fan_out(kind, fields)  # show it here rather than lose it
+                self._show_here(kind, fields)  # show it here rather than lose it
 
     async def _read_forever(self) -> None:
         last_id: str | None = None
@@ -126,7 +132,7 @@ class RedisEventRelay:
     def _show(self, values: dict[Any, Any]) -> None:
         try:
             event = json.loads(values.get(b"e") or values.get("e"))
-            self._hub.fan_out(str(event["kind"]), dict(event["fields"]))
+            self._show_here(str(event["kind"]), dict(event["fields"]))
         except (TypeError, ValueError, KeyError):
             log.warning("event_stream_entry_unreadable")
 

@@ -6,14 +6,12 @@ pair cost about 0.65 ms of a 1.2 ms tool request and 1.1 ms of a 1.7 ms SWML
 request: a third to two thirds of the agent's CPU per call. This middleware sets
 the same headers without wrapping the response in extra tasks and streams. CORS
 is dropped: SignalWire calls server to server, and the live page is same-origin,
-so no browser on another origin has any business here.
+so no browser on another origin has any business here. ``agent/sdk_surgery.py``
+swaps it in for the SDK's pair.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADERS = (
@@ -41,11 +39,3 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def replace_sdk_middleware(app: FastAPI) -> None:
-    """Swap the SDK's middleware for ``SecurityHeaders``; call before the first request."""
-    app.user_middleware[:] = [
-        m for m in app.user_middleware if m.cls not in (BaseHTTPMiddleware, CORSMiddleware)
-    ]
-    app.add_middleware(SecurityHeaders)

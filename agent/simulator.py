@@ -28,6 +28,7 @@ from typing import Any, TextIO
 import httpx
 
 from agent.platform import PlatformCall, ToolReply
+from agent.settings import Settings
 from skills.mfa.phone import mask_number
 from skills.mfa.providers.sandbox import SandboxText
 
@@ -58,7 +59,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
+    """``load_settings`` gives the settings of the in-process agent (``agent.cli`` passes
+    the loader that ends start-up with one line on a bad value); unused with ``--url``."""
     args = parse_args(argv)
     with ExitStack() as stack:
         outbox: list[SandboxText] = []
@@ -71,7 +74,7 @@ def main(argv: list[str]) -> int:
                 return 2
             base_url, auth = args.url.rstrip("/"), (args.user, args.password)
         else:
-            base_url, auth = stack.enter_context(_in_process_agent(outbox))
+            base_url, auth = stack.enter_context(_in_process_agent(load_settings(), outbox))
         answers = iter(args.say) if args.say else None
         ask = (lambda: next(answers, "")) if answers is not None else _ask_keyboard
         try:
@@ -186,13 +189,13 @@ def _ask_keyboard() -> str:
 
 
 @contextmanager
-def _in_process_agent(outbox: list[SandboxText]) -> Iterator[tuple[str, tuple[str, str]]]:
-    """Serve an agent from the environment's settings on a free loopback port."""
-    from agent.app import build_agent
-    from agent.cli import load_or_exit
+def _in_process_agent(
+    settings: Settings, outbox: list[SandboxText]
+) -> Iterator[tuple[str, tuple[str, str]]]:
+    """Serve an agent with ``settings`` on a free loopback port."""
+    from agent.app import build_agent  # a run with --url builds no agent
     from agent.local_server import ServerThread
 
-    settings = load_or_exit()
     # The simulator prints the sandbox text itself, in the transcript.
     agent = build_agent(settings, sandbox_deliver=outbox.append)
     with ServerThread(agent.get_app()) as server:

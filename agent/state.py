@@ -2,8 +2,9 @@
 
 ``REDIS_URL`` unset: the sandbox's pending codes in a SQLite file, counters and
 breaker state in memory, the live stream in this process. Set: all four in
-Redis, so any replica can answer any request of a call. ``build_agent`` asks a
-``StateBackend`` for each piece and hooks its start/stop into the lifespan.
+Redis, so any replica can answer any request of a call. A ``StateBackend``
+offers each piece plus its own start/stop hooks and readiness check;
+``build_agent`` decides where each goes.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.live import EventHub
 from skills.mfa.limits import CounterStore, InProcessCounterStore
 from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
-from skills.mfa.providers.sandbox import PendingCodes, SqlitePendingCodes
+from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes
 
 if TYPE_CHECKING:
-    from agent.redis_events import RedisEventRelay
+    from agent.redis_events import RedisEventRelay, Show
 
 
 class StateBackend:
@@ -34,8 +34,9 @@ class StateBackend:
         """Called only for the sandbox provider, so SignalWire mode creates no file."""
         return SqlitePendingCodes(self._sandbox_db_path)
 
-    def attach_hub(self, hub: EventHub) -> None:
-        """Nothing to share: the hub shows this process's events."""
+    def event_relay(self, show: Show) -> RedisEventRelay | None:
+        """Nothing to share: the live stream shows this process's events."""
+        return None
 
     async def ready(self) -> bool:
         return True
@@ -58,34 +59,26 @@ class RedisStateBackend(StateBackend):
         self._redis = connect(redis_url)
         self.counters = RedisCounterStore(self._redis)
         self.breaker_state = RedisBreakerState(self._redis)
-        self._relay: RedisEventRelay | None = None
 
     def pending_codes(self) -> PendingCodes:
         from skills.mfa.redis_state import RedisPendingCodes
 
         return RedisPendingCodes(self._redis)
 
-    def attach_hub(self, hub: EventHub) -> None:
+    def event_relay(self, show: Show) -> RedisEventRelay:
+        """One event stream for all replicas over this Redis; ``show`` puts an event on
+        this process's stream. Stop the relay before this backend closes the connection."""
         from agent.redis_events import RedisEventRelay
 
-        self._relay = RedisEventRelay(self._redis, hub)
-        hub.relay = self._relay.publish
+        return RedisEventRelay(self._redis, show=show)
 
     async def ready(self) -> bool:
-        """Redis answers, and this replica's event reader is connected (else events
-        published here would not reach the other replicas' pages)."""
+        """Redis answers."""
         from skills.mfa.redis_state import ping
 
-        relay_ok = self._relay is None or self._relay.redis_healthy
-        return relay_ok and await ping(self._redis)
-
-    async def start(self) -> None:
-        if self._relay is not None:
-            await self._relay.start()
+        return await ping(self._redis)
 
     async def aclose(self) -> None:
-        if self._relay is not None:
-            await self._relay.stop()
         await self._redis.aclose()
 
 

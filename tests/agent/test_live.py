@@ -21,7 +21,9 @@ import httpx
 import pytest
 
 from agent.app import MfaAgent, build_agent
-from agent.live import EventHub
+from agent.live.counters import DailyCounters
+from agent.live.hub import EventHub
+from agent.live.mfa_events import LiveFeed
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.tools import META_REQUEST_ID
@@ -388,8 +390,9 @@ def _event(call_id: str = "call-1", outcome: Outcome = Outcome.CODE_SENT) -> Mfa
 
 async def test_the_buffer_is_bounded_and_keeps_the_newest():
     hub = EventHub(agent_id="mfa-agent", buffer_size=3)
+    live = LiveFeed(hub.publish)
     for n in range(5):
-        hub.publish_mfa(_event(call_id=f"call-{n}"))
+        live.mfa(_event(call_id=f"call-{n}"))
     assert [e["call_id"] for e in hub.recent()] == ["call-2", "call-3", "call-4"]
     subscription, replay = hub.subscribe()
     assert [r.data["seq"] for r in replay] == [3, 4, 5]
@@ -398,12 +401,11 @@ async def test_the_buffer_is_bounded_and_keeps_the_newest():
 
 
 async def test_publishing_from_other_threads_reaches_the_loop_in_full():
-    hub = EventHub(agent_id="mfa-agent", queue_size=10_000)
+    hub = EventHub(agent_id="mfa-agent", counters=DailyCounters(), queue_size=10_000)
+    live = LiveFeed(hub.publish)
     subscription, _ = hub.subscribe()
     threads = [
-        threading.Thread(
-            target=lambda n=n: [hub.publish_mfa(_event(f"t{n}-{i}")) for i in range(250)]
-        )
+        threading.Thread(target=lambda n=n: [live.mfa(_event(f"t{n}-{i}")) for i in range(250)])
         for n in range(4)
     ]
     for thread in threads:
@@ -421,7 +423,8 @@ async def test_publishing_from_other_threads_reaches_the_loop_in_full():
 
 
 async def test_daily_counters():
-    hub = EventHub(agent_id="mfa-agent")
+    hub = EventHub(agent_id="mfa-agent", counters=DailyCounters())
+    live = LiveFeed(hub.publish)
     for call_id, outcome in [
         ("a", Outcome.CODE_SENT),
         ("a", Outcome.WRONG_CODE),
@@ -431,8 +434,8 @@ async def test_daily_counters():
         ("c", Outcome.PROVIDER_UNAVAILABLE),
         ("c", Outcome.MALFORMED_CODE),
     ]:
-        hub.publish_mfa(_event(call_id, outcome))
-    hub.publish_summary("a", {"verified": True})  # not a tool outcome: not counted
+        live.mfa(_event(call_id, outcome))
+    live.summary("a", {"verified": True})  # not a tool outcome: not counted
     stats = hub.stats()
     assert (stats["calls"], stats["codes_sent"], stats["verified"], stats["failed"]) == (3, 2, 1, 2)
 

@@ -157,9 +157,9 @@ def run(request, captured_logs, fake_server, make_settings, serve_agent) -> Run:
             # Exception text holding the code and the number: it must go nowhere.
             raise RuntimeError(f"handset {text.to} unreachable, lost {text.body}")
         log_sandbox_text(text)  # what the agent does by default, plus the live page
-        hub = getattr(current.agent, "live_hub", None)
-        if hub is not None:
-            hub.publish_sandbox_text(text)
+        feed = getattr(current.agent, "live_feed", None)
+        if feed is not None:
+            feed.sandbox_text(text)
 
     if request.param == "signalwire":
         agent = build_agent(make_settings(signalwire_url=sw_url, config=CONFIG))

@@ -33,13 +33,7 @@ from skills.mfa.providers.base import (
 )
 from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes, hash_code
 
-__all__ = [
-    "PendingCodes",  # re-exported for agent/state.py until it imports pending_codes.py
-    "SandboxProvider",
-    "SandboxText",
-    "SqlitePendingCodes",  # likewise
-    "secret_digits",
-]
+__all__ = ["SandboxProvider", "SandboxText", "secret_digits"]
 
 _SALT_BYTES = 16
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")

@@ -1,0 +1,75 @@
+"""Domain outcomes turned into live-stream events, redacted on the way.
+
+An event never holds a code, a request id, a token or a full phone number, with
+one deliberate exception: a ``sandbox_text`` (sandbox provider only) is the text
+the sandbox "sent", code included, because in the sandbox the operator's screen
+is the phone. Kinds: ``mfa`` (a tool outcome, already safe: ``MfaEvent``),
+``sandbox_text`` and ``summary`` (the model's post-prompt account, whose free
+text is cut short and stripped of digit runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from skills.mfa.events import MfaEvent
+from skills.mfa.phone import mask_number
+from skills.mfa.providers.sandbox import SandboxText
+
+log = logging.getLogger("mfa.live")
+
+#: Where an event goes: the hub of this process, or the relay shared by the replicas.
+Publish = Callable[[str, Mapping[str, Any]], None]
+
+_SUMMARY_TEXT_MAX = 300
+# Four or more digits, possibly spaced or punctuated: a code or a phone number the
+# model wrote into its summary despite being told not to.
+_DIGIT_RUN = re.compile(r"\d(?:[\s.\-()]*\d){3,}")
+
+
+class LiveFeed:
+    """Publishes what the operator's live page shows, each piece made safe first."""
+
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
+
+    def mfa(self, event: MfaEvent) -> None:
+        """``EventPublisher`` subscriber: one tool outcome."""
+        self._publish("mfa", event.to_dict())
+
+    def sandbox_text(self, text: SandboxText) -> None:
+        """The sandbox outbox. Never raises: a failure here must not fail the delivery."""
+        try:
+            fields = {"to": mask_number(text.to), "body": text.body, "sandbox": True}
+            self._publish("sandbox_text", {**fields, "at": text.sent_at})
+        except Exception:
+            log.exception("live_publish_failed")
+
+    def summary(self, call_id: Any, summary: Any) -> None:
+        """The post-prompt summary's safe fields only; digit runs in its text are redacted.
+        Never raises: the SDK would answer the platform's post-prompt POST with an error."""
+        try:
+            said = summary if isinstance(summary, Mapping) else {}
+            outcome = said.get("outcome")
+            self._publish(
+                "summary",
+                {
+                    "call_id": call_id[:128] if isinstance(call_id, str) else "",
+                    "verified": _bool_or_none(said.get("verified")),
+                    "code_sent": _bool_or_none(said.get("code_sent")),
+                    "outcome": _safe_text(outcome) if isinstance(outcome, str) else None,
+                },
+            )
+        except Exception:
+            log.exception("live_publish_failed")
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _safe_text(text: str) -> str:
+    return _DIGIT_RUN.sub("[redacted]", text[:_SUMMARY_TEXT_MAX].replace("\n", " "))

@@ -1,0 +1,109 @@
+"""Every place we reach into the SignalWire SDK's internals, in one file.
+
+Each piece works around something the SDK (signalwire-sdk 3.7.x) does not let us
+configure through its public API. After an SDK upgrade, check each one here
+against the new source (``signalwire/core/agent_base.py`` and
+``signalwire/core/mixins/web_mixin.py``):
+
+- ``SDK_CONFIG_FILE``: an empty config file, so the SDK does not search the
+  working directory for a ``config.json`` of its own.
+- ``GuardedAgentBase``: overrides the private ``_handle_swaig_request``,
+  ``_handle_root_request`` and ``_handle_post_prompt_request`` to answer malformed
+  bodies with a 4xx (the SDK answers them with a 500 the platform retries), and
+  exposes the private ``_check_basic_auth`` as ``check_auth``.
+- ``replace_ready_route``: removes the SDK's always-green ``/ready`` route.
+- ``replace_sdk_middleware``: swaps the SDK's ``BaseHTTPMiddleware`` and CORS
+  middleware for ``SecurityHeaders``.
+- ``wrap_lifespan``: wraps the app's lifespan context with ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from signalwire import AgentBase
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.cors import CORSMiddleware
+
+from agent.request_guard import TOO_LARGE, body_problem
+from agent.security_headers import SecurityHeaders
+
+# An empty SDK config file: passing it stops the SDK from searching the working
+# directory (config.json, agent_config.json, ...) for settings of its own.
+SDK_CONFIG_FILE = Path(__file__).with_name("sdk_config.json")
+
+
+class GuardedAgentBase(AgentBase):
+    """``AgentBase`` whose webhook handlers refuse malformed bodies before the SDK sees them."""
+
+    def check_auth(self, request: Request) -> bool:
+        """The agent's basic-auth check, for routes of our own."""
+        return bool(self._check_basic_auth(request))
+
+    async def _handle_swaig_request(
+        self, request: Request, response: Response
+    ) -> Response | dict[str, Any]:
+        """Malformed bodies get a 4xx here instead of the SDK's 500 (agent/request_guard.py)."""
+        rejected = await self._reject_malformed(request, swaig=True)
+        return rejected or await super()._handle_swaig_request(request, response)
+
+    async def _handle_root_request(self, request: Request) -> Response:
+        rejected = await self._reject_malformed(request, swaig=False)
+        return rejected or await super()._handle_root_request(request)
+
+    async def _handle_post_prompt_request(self, request: Request) -> Any:
+        rejected = await self._reject_malformed(request, swaig=False)
+        return rejected or await super()._handle_post_prompt_request(request)
+
+    async def _reject_malformed(self, request: Request, *, swaig: bool) -> Response | None:
+        if request.method != "POST" or not self._check_basic_auth(request):
+            return None  # the SDK answers GETs and unauthenticated requests itself
+        problem = await body_problem(request, swaig=swaig)
+        if problem is None:
+            return None
+        status = 413 if problem == TOO_LARGE else 400
+        return JSONResponse({"error": problem}, status_code=status)
+
+
+def replace_ready_route(agent: AgentBase, is_ready: Callable[[], Awaitable[bool]]) -> None:
+    """Replace the SDK's always-green ``/ready`` with one that asks ``is_ready``."""
+    app = agent.get_app()
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) != "/ready"
+    ]
+    router = APIRouter()
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        ok = await is_ready()
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503
+        )
+
+    agent.mount(router)
+
+
+def replace_sdk_middleware(app: FastAPI) -> None:
+    """Swap the SDK's middleware for ``SecurityHeaders``; call before the first request."""
+    app.user_middleware[:] = [
+        m for m in app.user_middleware if m.cls not in (BaseHTTPMiddleware, CORSMiddleware)
+    ]
+    app.add_middleware(SecurityHeaders)
+
+
+def wrap_lifespan(app: FastAPI, around: Callable[[], AbstractAsyncContextManager[None]]) -> None:
+    """Run ``around()`` inside the app's own lifespan: entered at start-up, exited at
+    shutdown."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with inner(app_) as app_state, around():
+            yield app_state
+
+    app.router.lifespan_context = lifespan
