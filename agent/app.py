@@ -31,17 +31,26 @@ from agent.settings import ProviderName, Settings
 from agent.state import StateBackend, state_backend
 from skills.mfa.http_pool import new_shared_client
 from skills.mfa.limits import SendLimiter, SendLimits
+from skills.mfa.next_step import NextStep, Pacing
 from skills.mfa.phone import country_code_of, mask_number, region_of
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.providers.signalwire import SignalWireProvider
 from skills.mfa.skill import MfaSkill
+from skills.mfa.sms_template import render_message
 from skills.mfa.tools import GLOBAL_VERIFIED, CodePolicy
 
 __all__ = ["MfaAgent", "build_agent", "log_sandbox_text"]
 
 sandbox_log = logging.getLogger("mfa.sandbox")
+
+CONSCIENCE = (
+    "You are a verification agent. Never invent, repeat, guess or confirm a verification "
+    "code, not even part of one. Only the verify_mfa tool decides whether a code is right, "
+    "and a caller is verified only when verify_mfa said so on this call."
+)
+POST_PROMPT_TEMPERATURE = 0.1
 
 
 def build_agent(
@@ -88,6 +97,7 @@ def build_agent(
     agent.on_lifecycle(stop=breaker.aclose)
 
     _configure_conversation(agent, settings)
+    limiter = _send_limiter(settings, state, agent.agent_id)
     if skill_registry.get_skill_class(MfaSkill.SKILL_NAME) is None:
         skill_registry.register_skill(MfaSkill)
     agent.add_skill(
@@ -97,7 +107,8 @@ def build_agent(
             "policy": _code_policy(settings),
             "publisher": agent.publisher,
             "agent_id": agent.agent_id,
-            "limiter": _send_limiter(settings, state, agent.agent_id),
+            "limiter": limiter,
+            "next_step": _next_step(settings, limiter),
             "language_code": settings.file.language.code,
         },
     )
@@ -136,7 +147,7 @@ def _code_policy(settings: Settings) -> CodePolicy:
     default_region = (region_of(from_number) if from_number else None) or "US"
     home_country = (country_code_of(from_number) if from_number else None) or 1
     return CodePolicy(
-        message=code.message,
+        message=render_message(code.message, settings.file.company_name),
         token_length=code.token_length,
         valid_for=code.valid_for,
         max_attempts=code.max_attempts,
@@ -160,6 +171,16 @@ def _send_limiter(settings: Settings, state: StateBackend, agent_id: str) -> Sen
             agent_sends_per_minute=limits.agent_sends_per_minute,
         ),
         agent_id=agent_id,
+    )
+
+
+def _next_step(settings: Settings, limiter: SendLimiter) -> NextStep:
+    call, handoff = settings.file.call, settings.file.handoff
+    return NextStep(
+        on_verified=handoff.verified,
+        on_failed=handoff.failed,
+        pacing=Pacing(normal_ms=call.end_of_speech_ms, pending_ms=call.end_of_speech_pending_ms),
+        sends_left=limiter.sends_left,
     )
 
 
@@ -198,12 +219,25 @@ def _configure_conversation(agent: MfaAgent, settings: Settings) -> None:
     agent.add_language(name=file.language.name, code=file.language.code, voice=file.language.voice)
     for section in load_prompt_sections(settings):
         agent.prompt_add_section(**section)
+    call = file.call
     agent.set_params(
         {
             "digit_terminators": file.dtmf.digit_terminators,
             "digit_timeout": file.dtmf.digit_timeout_ms,
-            "end_of_speech_timeout": 700,
-            "inactivity_timeout": 120000,
+            # The normal value; while a code is pending send_mfa's answer lengthens it for
+            # the turn (skills/mfa/next_step.py).
+            "end_of_speech_timeout": call.end_of_speech_ms,
+            # Quiet while the caller opens their texts: prompt after attention_timeout
+            # (schema range 10000..600000 or 0), leave after inactivity_timeout.
+            "attention_timeout": call.attention_timeout_ms,
+            "inactivity_timeout": call.inactivity_timeout_ms,
+            # No call outlives its tool tokens (agent/call_config.py).
+            "hard_stop_time": call.hard_stop_time,
+            "hard_stop_prompt": call.hard_stop_prompt,
+            # SWML from a tool only when a handoff transfers (connect is a SWML verb).
+            "swaig_allow_swml": file.handoff.needs_swml,
+            "swaig_set_global_data": True,
+            "conscience": CONSCIENCE,
             "local_tz": "UTC",
         }
     )
@@ -213,3 +247,5 @@ def _configure_conversation(agent: MfaAgent, settings: Settings) -> None:
         "code_sent (true/false), verified (true only if verify_mfa said so), "
         "outcome (one short sentence). Never include a code or a phone number."
     )
+    # A summary is a record, not a conversation: as deterministic as the model allows.
+    agent.set_post_prompt_llm_params(temperature=POST_PROMPT_TEMPERATURE)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from agent.call_config import TOOL_TOKEN_EXPIRY_SECONDS
 from agent.live.hub import EventHub
 from agent.live.mfa_events import LiveFeed
 from agent.outcome_webhook import OutcomeWebhook
@@ -40,6 +41,8 @@ class MfaAgent(GuardedAgentBase):
                 settings.basic_auth_password.get_secret_value(),
             ),
             config_file=str(SDK_CONFIG_FILE),
+            # Explicit, because settings keep hard_stop_seconds below it.
+            token_expiry_secs=TOOL_TOKEN_EXPIRY_SECONDS,
             signing_key=settings.signing_key.get_secret_value() if settings.signing_key else None,
             swaig_secret=(
                 settings.swaig_secret.get_secret_value() if settings.swaig_secret else None

@@ -4,7 +4,13 @@ Set ``MFA_OUTCOME_WEBHOOK_URL`` (and ``MFA_OUTCOME_WEBHOOK_SECRET``, required th
 final outcome (``verified``, ``exhausted``, ``expired``) is POSTed as JSON::
 
     {"call_id": "…", "agent_id": "mfa-agent", "masked_number": "***0001",
-     "outcome": "verified", "at": 1764072000.123}
+     "outcome": "verified", "handoff": {"kind": "transfer", "to": "***4567"},
+     "at": 1764072000.123}
+
+``handoff`` says where the call went next (``handoff.on_verified``/``on_failed``):
+``{"kind": "transfer", "to": "***4567"}`` (a number, masked) or ``{"kind": "transfer",
+"to": "sip:desk@example.com"}``, ``"hangup"``, or ``null`` when the call stayed with the
+agent. A number's destination learns the outcome here: match on ``call_id``.
 
 with the headers::
 
@@ -172,6 +178,7 @@ class OutcomeWebhook:
             "agent_id": event.agent_id,
             "masked_number": event.masked_number,
             "outcome": str(event.outcome),
+            "handoff": event.handoff,
             "at": event.at,
         }
         delivery = _Delivery(

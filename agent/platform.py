@@ -4,8 +4,13 @@ It fetches the SWML like the platform does on an incoming call, calls each
 SWAIG function through the ``web_hook_url`` that SWML names (its per-call
 token included), and keeps ``meta_data`` (per ``meta_data_token``) and
 ``global_data`` between requests by applying the returned actions the way the
-platform applies them. The end-to-end tests, the benchmarks and the
-``python -m agent call`` simulator all drive the agent through it.
+platform applies them. It also plays what ends the AI's part of a call: a
+``hangup`` action, or SWML that ``connect``s the caller elsewhere with
+``transfer: "true"`` (refused, as the platform does, when the SWML's
+``swaig_allow_swml`` is false); the call's ``ending`` then says where it went.
+A per-turn ``end_of_speech_timeout`` action is kept in ``end_of_speech_timeouts``.
+The end-to-end tests, the benchmarks and the ``python -m agent call`` simulator
+all drive the agent through it.
 """
 
 from __future__ import annotations
@@ -26,13 +31,36 @@ class ToolReply:
 
     @property
     def response(self) -> str:
+        """The text the model reads; the split form (SDK 3.4+) as its two parts joined."""
         value = self.body.get("response", "")
+        if isinstance(value, dict):
+            parts = (value.get("tool_result"), value.get("tool_prompt"))
+            return "\n".join(part for part in parts if isinstance(part, str) and part)
         return value if isinstance(value, str) else ""
+
+    @property
+    def tool_prompt(self) -> str:
+        """What the model is told to say (the whole response when it is not split)."""
+        value = self.body.get("response", "")
+        if isinstance(value, dict):
+            prompt = value.get("tool_prompt")
+            return prompt if isinstance(prompt, str) else ""
+        return self.response
 
     @property
     def actions(self) -> list[dict[str, Any]]:
         value = self.body.get("action", [])
         return value if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class CallEnding:
+    """How the AI's part of the call ended: ``hangup``, or ``transfer`` to ``to``."""
+
+    kind: str
+    to: str = ""
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    after_reply: bool = False  # post_process: the model spoke once more before it landed
 
 
 @dataclass
@@ -50,6 +78,9 @@ class PlatformCall:
     meta_data: dict[str, dict[str, Any]] = field(default_factory=dict)
     global_data: dict[str, Any] = field(default_factory=dict)
     transcript: list[tuple[str, dict[str, Any], ToolReply]] = field(default_factory=list)
+    ending: CallEnding | None = None
+    end_of_speech_timeouts: list[int] = field(default_factory=list)
+    refused_swml: int = 0
 
     async def start(self) -> dict[str, Any]:
         """POST the call to ``/`` as SignalWire does and read the SWML's AI section."""
@@ -76,9 +107,11 @@ class PlatformCall:
         spec = self.functions[function]
         token = spec.get("meta_data_token") or spec["web_hook_url"]
         body = self.request_body(function, arguments, token)
+        if self.ending is not None:
+            raise RuntimeError(f"the call already ended ({self.ending.kind})")
         reply = await self.post_to_webhook(spec["web_hook_url"], body)
         if reply.status_code == 200:
-            self.apply_actions(token, reply.actions)
+            self.apply_actions(token, reply.actions, after_reply=reply.body.get("post_process"))
         self.transcript.append((function, arguments, reply))
         return reply
 
@@ -118,10 +151,15 @@ class PlatformCall:
             data = {}
         return ToolReply(response.status_code, data if isinstance(data, dict) else {})
 
-    def apply_actions(self, meta_data_token: str, actions: list[dict[str, Any]]) -> None:
+    def apply_actions(
+        self, meta_data_token: str, actions: list[dict[str, Any]], *, after_reply: Any = False
+    ) -> None:
         meta = self.meta_data.setdefault(meta_data_token, {})
         for action in actions:
             if not isinstance(action, dict):
+                continue
+            if "SWML" in action:
+                self._run_swml(action, after_reply=after_reply is True)
                 continue
             for name, value in action.items():
                 if name == "set_meta_data" and isinstance(value, dict):
@@ -134,6 +172,29 @@ class PlatformCall:
                 elif name == "unset_global_data":
                     for key in [value] if isinstance(value, str) else list(value or []):
                         self.global_data.pop(key, None)
+                elif name == "end_of_speech_timeout" and isinstance(value, int):
+                    self.end_of_speech_timeouts.append(value)
+                elif name == "hangup" and value:
+                    self.ending = CallEnding("hangup", after_reply=after_reply is True)
+
+    def _run_swml(self, action: dict[str, Any], *, after_reply: bool) -> None:
+        """SWML from a tool: here only ``connect`` with ``transfer`` is understood."""
+        params = _ai_section(self.swml).get("params") or {}
+        if params.get("swaig_allow_swml") is False:
+            self.refused_swml += 1
+            return
+        verbs = (action.get("SWML") or {}).get("sections", {}).get("main", [])
+        for verb in verbs:
+            connect = verb.get("connect") if isinstance(verb, dict) else None
+            if isinstance(connect, dict) and str(action.get("transfer")).lower() == "true":
+                headers = {
+                    h["name"]: h["value"]
+                    for h in connect.get("headers", [])
+                    if isinstance(h, dict) and "name" in h and "value" in h
+                }
+                self.ending = CallEnding(
+                    "transfer", str(connect.get("to", "")), headers, after_reply=after_reply
+                )
 
     async def post_summary(self, summary: dict[str, Any]) -> int:
         """Send the post-prompt summary to the URL the SWML names."""

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from agent.call_config import CallConfig, HandoffConfig, check_message_template
+
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")
@@ -57,7 +59,13 @@ class LanguageConfig(_Strict):
 class CodeConfig(_Strict):
     """The one-time code's rules, sent to SignalWire and obeyed by the sandbox alike."""
 
-    message: str = Field("Your verification code is:", min_length=1, max_length=120)
+    # The text before the code; {company} is company_name. Checked at start-up to fit one
+    # SMS segment with the code (agent/call_config.py).
+    message: str = Field(
+        "From {company}: only say this code on the call you made to us. We never call to ask "
+        "for it. Your code:",
+        min_length=1,
+    )
     token_length: int = Field(6, ge=4, le=20)
     valid_for: int = Field(600, ge=30, le=604800)
     max_attempts: int = Field(3, ge=1, le=20)
@@ -116,6 +124,8 @@ class FileConfig(_Strict):
     dtmf: DtmfConfig = DtmfConfig()
     limits: LimitsConfig = LimitsConfig()
     breaker: BreakerConfig = BreakerConfig()
+    call: CallConfig = CallConfig()
+    handoff: HandoffConfig = HandoffConfig()
     sandbox_db_path: str = "var/sandbox.sqlite3"
     prompts_dir: str | None = None
 
@@ -125,6 +135,11 @@ class FileConfig(_Strict):
         if not value.strip():
             raise ValueError("must be a file path")
         return value
+
+    @model_validator(mode="after")
+    def _message_fits_one_segment(self) -> FileConfig:
+        check_message_template(self.code.message, self.company_name, self.code.token_length)
+        return self
 
 
 class SignalWireCredentials(_Strict):

@@ -101,6 +101,7 @@ async def play_call(
         print(f"call {call.call_id} from {caller} to the agent at {base_url}", file=out)
         sent_at = time.time()
         _show(out, "send_mfa", {}, await call.invoke("send_mfa"))
+        _show_ending(out, call)
         bodies = [text.body for text in outbox]
         if not bodies:
             # A running agent in sandbox mode shows its outbox on the live stream.
@@ -109,12 +110,13 @@ async def play_call(
             print(f"  [sandbox text to {caller}] {body}", file=out)
 
         texted = bodies[-1].rsplit(" ", 1)[-1] if bodies else ""
-        while not call.global_data.get("mfa_verified"):
+        while not call.global_data.get("mfa_verified") and call.ending is None:
             said = fill_code(ask().strip(), texted)
             if not said:
                 break
             reply = await call.invoke("verify_mfa", token=said)
             _show(out, "verify_mfa", {"token": said}, reply)
+            _show_ending(out, call)
             if any(phrase in reply.response for phrase in FINAL_PHRASES):
                 break
         verified = call.global_data.get("mfa_verified") is True
@@ -175,10 +177,35 @@ def fill_code(said: str, code: str) -> str:
 
 def _show(out: TextIO, tool: str, arguments: dict[str, str], reply: ToolReply) -> None:
     print(f"> {tool}({json.dumps(arguments)[1:-1]})", file=out)
-    print(f"< {reply.status_code} {reply.response}", file=out)
+    response = reply.body.get("response")
+    if isinstance(response, dict):
+        print(f"< {reply.status_code} [{response.get('tool_result', '')}]", file=out)
+        print(f"  {reply.tool_prompt}", file=out)
+    else:
+        print(f"< {reply.status_code} {reply.response}", file=out)
     for action in reply.actions:
-        names = ", ".join(action)
-        print(f"  action: {names}", file=out)
+        shown = [
+            f"{name}={value}" if isinstance(value, int | str) else name
+            for name, value in action.items()
+        ]
+        print(f"  action: {', '.join(shown)}", file=out)
+
+
+def _show_ending(out: TextIO, call: PlatformCall) -> None:
+    """What the platform did with a transfer or hang-up: the caller's next step."""
+    ending = call.ending
+    if call.refused_swml:
+        print("  [platform] SWML from a tool refused: swaig_allow_swml is false", file=out)
+    if ending is None:
+        return
+    first = "after Jim's last sentence, " if ending.after_reply else ""
+    if ending.kind == "hangup":
+        print(f"  [platform] {first}the call is hung up", file=out)
+        return
+    to = ending.to if ending.to.startswith(("sip:", "sips:")) else mask_number(ending.to)
+    print(f"  [platform] {first}the call is transferred to {to}", file=out)
+    for name, value in ending.sip_headers.items():
+        print(f"    SIP header {name}: {value}", file=out)
 
 
 def _ask_keyboard() -> str:

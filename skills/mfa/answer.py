@@ -19,6 +19,7 @@ from typing import Any
 from signalwire.core.function_result import FunctionResult
 
 from skills.mfa.events import Outcome
+from skills.mfa.handoff import Handoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,11 @@ class ToolAnswer:
     set_meta_data: Mapping[str, Any] = field(default_factory=dict)
     unset_meta_data: tuple[str, ...] = ()
     global_data: Mapping[str, Any] = field(default_factory=dict)
+    # Set by ``skills.mfa.next_step`` once the tool has decided (see there):
+    status: str = ""  # a status line for the model that it must not read aloud
+    history_note: str = ""  # replaces this call and its answer in the model's history
+    end_of_speech_ms: int | None = None  # this turn's end-of-speech silence
+    handoff: Handoff | None = None
 
     def __post_init__(self) -> None:
         # Read-only copies: an answer must not change after the tool has decided it.
@@ -51,12 +57,22 @@ class ToolAnswer:
 
 
 def function_result(answer: ToolAnswer) -> FunctionResult:
-    """The SWAIG reply: the text, then global data, meta data set, meta data unset."""
-    result = FunctionResult(answer.text)
+    """The SWAIG reply: the text (split from its status line when there is one), then
+    global data, meta data set, meta data unset, speech timing, history, handoff last."""
+    if answer.status:
+        result = FunctionResult(tool_result=answer.status, tool_prompt=answer.text)
+    else:
+        result = FunctionResult(answer.text)
     if answer.global_data:
         result.update_global_data(dict(answer.global_data))
     if answer.set_meta_data:
         result.set_metadata(dict(answer.set_meta_data))
     if answer.unset_meta_data:
         result.remove_metadata(list(answer.unset_meta_data))
+    if answer.end_of_speech_ms is not None:
+        result.set_end_of_speech_timeout(answer.end_of_speech_ms)
+    if answer.history_note:
+        result.replace_in_history(answer.history_note)
+    if answer.handoff is not None:
+        answer.handoff.add_to(result)
     return result

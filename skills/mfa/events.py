@@ -50,6 +50,9 @@ class MfaEvent:
     provider: str
     duration_ms: float
     attempts_left: int | None = None
+    # Where the call went next: {"kind": "transfer", "to": "***4567" or a SIP URI}, or
+    # "hangup"; None while the call stays with the agent.
+    handoff: dict[str, str] | str | None = None
     at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:

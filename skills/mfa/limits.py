@@ -72,6 +72,10 @@ class CounterStore(Protocol):
         first rule that refuses."""
         ...
 
+    async def count(self, key: str, window: float, now: float) -> int:
+        """Hits on ``key`` within the last ``window`` seconds, recording nothing."""
+        ...
+
 
 class InProcessCounterStore:
     """Counters in this process: one lock, a sorted list of hit times per key.
@@ -102,6 +106,11 @@ class InProcessCounterStore:
             if self._since_sweep >= self._sweep_every:
                 self._sweep(now)
         return None
+
+    async def count(self, key: str, window: float, now: float) -> int:
+        async with self._lock:
+            hits = self._hits.get(key, [])
+            return len(hits) - bisect_right(hits, now - window)
 
     def key_count(self) -> int:
         return len(self._hits)
@@ -172,7 +181,7 @@ class SendLimiter:
                 limits.resend_cooldown_seconds,
                 enforce=replaces_pending,
             ),
-            Rule(LimitKind.CALL_SENDS, f"call:{call}", limits.sends_per_call, 86400.0),
+            Rule(LimitKind.CALL_SENDS, _call_key(call), limits.sends_per_call, _CALL_WINDOW),
             Rule(
                 LimitKind.RECIPIENT_HOUR, f"to:h:{recipient}", limits.per_recipient_per_hour, 3600.0
             ),
@@ -184,6 +193,21 @@ class SendLimiter:
             ),
         ]
         return await self._store.acquire(rules, self._clock())
+
+    async def sends_left(self, call_id: str) -> int:
+        """How many more codes this call may be sent, without counting one. Raises
+        ``CounterStoreUnavailable`` like ``try_send``."""
+        used = await self._store.count(
+            _call_key(call_id or "unknown-call"), _CALL_WINDOW, self._clock()
+        )
+        return max(0, self._limits.sends_per_call - used)
+
+
+_CALL_WINDOW = 86400.0
+
+
+def _call_key(call: str) -> str:
+    return f"call:{call}"
 
 
 def recipient_key(e164: str) -> str:

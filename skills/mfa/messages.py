@@ -22,6 +22,29 @@ def verified() -> str:
     return "The code is correct: the caller is verified. Tell them, then ask what else you can do."
 
 
+def verified_transferring() -> str:
+    return (
+        "The code is correct: the caller is verified. In one short sentence, tell them so and "
+        "that you are transferring them now. The transfer follows your sentence."
+    )
+
+
+def cannot_verify_goodbye() -> str:
+    return (
+        "That code can no longer be used and no new code can be sent on this call, so the "
+        "caller cannot be verified now. Apologise briefly and say a polite goodbye in one "
+        "short sentence. The call ends after your sentence."
+    )
+
+
+def cannot_verify_transferring() -> str:
+    return (
+        "That code can no longer be used and no new code can be sent on this call, so the "
+        "caller cannot be verified here. In one short sentence, tell them you are "
+        "transferring them to a colleague who can help. The transfer follows your sentence."
+    )
+
+
 def wrong_code(tries_left: int) -> str:
     if tries_left <= 0:
         return (
@@ -115,8 +138,10 @@ def resent(last4: str, valid_minutes: int) -> str:
 
 def wait_before_resend(seconds: int) -> str:
     return (
-        f"A code was sent moments ago; texts can take a little while. Ask the caller to wait "
-        f"about {max(1, seconds)} seconds and check their messages before asking for another."
+        f"A code was sent moments ago and texts can take a little while, so no new code was "
+        f"sent yet. Tell the caller a new code can be sent in about {max(1, seconds)} seconds, "
+        "ask them to check their messages meanwhile, and offer to send a new one once that "
+        "time has passed."
     )
 
 

@@ -172,6 +172,14 @@ class RedisCounterStore:
             return None
         return Refusal(rules[int(index) - 1].kind, retry_after=max(0.0, float(retry_after)))
 
+    async def count(self, key: str, window: float, now: float) -> int:
+        # Live hits are newer than now - window (older ones are what _ACQUIRE trims).
+        full_key = f"{self._prefix}:limit:{key}"
+        try:
+            return int(await self._redis.zcount(full_key, f"({now - window!r}", "+inf"))
+        except REDIS_ERRORS:
+            raise CounterStoreUnavailable("redis") from None
+
 
 async def ping(redis: Redis) -> bool:
     """Whether Redis answers now: the readiness check of the shared state."""

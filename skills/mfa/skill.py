@@ -15,6 +15,7 @@ from signalwire.core.skill_base import SkillBase
 
 from skills.mfa.events import EventPublisher
 from skills.mfa.limits import SendLimiter
+from skills.mfa.next_step import NextStep
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.tools import CodePolicy, MfaTools
 
@@ -60,6 +61,11 @@ class MfaSkill(SkillBase):
                     "description": "SendLimiter enforcing the abuse limits (optional)",
                     "required": False,
                 },
+                "next_step": {
+                    "type": "object",
+                    "description": "NextStep: speech timing, history and the handoff (optional)",
+                    "required": False,
+                },
                 "language_code": {
                     "type": "string",
                     "description": "Language the spoken fillers are keyed by",
@@ -89,12 +95,17 @@ class MfaSkill(SkillBase):
         if limiter is not None and not isinstance(limiter, SendLimiter):
             self.logger.error("mfa skill: params['limiter'] must be a SendLimiter")
             return False
+        next_step = self.params.get("next_step")
+        if next_step is not None and not isinstance(next_step, NextStep):
+            self.logger.error("mfa skill: params['next_step'] must be a NextStep")
+            return False
         self.tools = MfaTools(
             provider=provider,
             policy=policy,
             publisher=publisher,
             agent_id=agent_id,
             limiter=limiter,
+            next_step=next_step,
         )
         return True
 

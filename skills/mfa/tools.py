@@ -28,6 +28,7 @@ from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer, function_result
 from skills.mfa.events import EventPublisher, MfaEvent, Outcome
 from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, SendLimiter
+from skills.mfa.next_step import NextStep
 from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
 from skills.mfa.providers.base import (
     CodeNotFound,
@@ -97,28 +98,36 @@ class MfaTools:
         publisher: EventPublisher,
         agent_id: str,
         limiter: SendLimiter | None = None,
+        next_step: NextStep | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it."""
+        """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it.
+        ``next_step`` adds speech timing, history and the handoff to each answer."""
         self._provider = provider
         self._limiter = limiter
         self._policy = policy
         self._publisher = publisher
         self._agent_id = agent_id
         self._clock = clock
+        self._next_step = next_step
 
     # -- the handlers the skill registers ---------------------------------------------------
 
     async def send_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
         call = _Call.of("send_mfa", raw_data)
-        return self._reply(call, await _answering_errors(call.tool, "", self._send(call, args)))
+        return await self._reply(
+            call, await _answering_errors(call.tool, "", self._send(call, args))
+        )
 
     async def verify_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
         call = _Call.of("verify_mfa", raw_data)
-        return self._reply(call, await _answering_errors(call.tool, "", self._verify(call, args)))
+        answer = await _answering_errors(call.tool, "", self._verify(call, args))
+        return await self._reply(call, answer)
 
-    def _reply(self, call: _Call, answer: ToolAnswer) -> FunctionResult:
+    async def _reply(self, call: _Call, answer: ToolAnswer) -> FunctionResult:
         """The one place an outcome is published and turned into the SDK's reply."""
+        if self._next_step is not None:
+            answer = await self._next_step.shape(call.tool, call.id, answer)
         self._publisher.publish(
             MfaEvent(
                 agent_id=self._agent_id,
@@ -129,6 +138,7 @@ class MfaTools:
                 provider=self._provider.name,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
                 attempts_left=answer.attempts_left,
+                handoff=answer.handoff.describe() if answer.handoff else None,
             )
         )
         return function_result(answer)

@@ -327,7 +327,11 @@ async def test_sandbox_texts_are_on_the_stream_code_included(live_agent):
         assert text["kind"] == "sandbox_text" and text["sandbox"] is True
         assert text["to"] == "***0001" and text["agent_id"] == agent.agent_id
         code = text["body"].rsplit(" ", 1)[1]
-        assert text["body"] == f"Your verification code is: {code}" and len(code) == 6
+        assert text["body"] == (
+            "From our company: only say this code on the call you made to us. We never call to "
+            f"ask for it. Your code: {code}"
+        )
+        assert len(code) == 6
         assert sent["kind"] == "mfa" and sent["outcome"] == "code_sent"
         assert sent["provider"] == "sandbox"
 

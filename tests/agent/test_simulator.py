@@ -8,7 +8,7 @@ import sys
 
 from tests.support.agent_process import AgentProcess, sandbox_env
 
-CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] Your verification code is: (\d{6})")
+CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] From our company: .* Your code: (\d{6})$")
 
 
 def start_simulator(tmp_path, *args: str) -> subprocess.Popen[str]:

@@ -99,7 +99,7 @@ async def test_resend_within_the_cooldown_is_refused(
 
         again = await call.invoke("send_mfa")
         assert again.status_code == 200
-        assert re.search(r"wait about (29|30) seconds", again.response), again.response
+        assert re.search(r"can be sent in about (29|30) seconds", again.response), again.response
         assert again.actions == []  # nothing changes in meta_data
         assert call.meta_data["mfa_skill"][META_REQUEST_ID] == request_id
         assert len(fake.texts) == 1

@@ -46,7 +46,9 @@ async def test_send_wrong_then_right_verifies(fake_signalwire, agent_url):
         assert fake.requests[-1]["body"] == {
             "to": CALLER,
             "from": "+15559870000",
-            "message": "Your verification code is:",
+            # The shipped template with the default company_name, as SignalWire gets it.
+            "message": "From our company: only say this code on the call you made to us. "
+            "We never call to ask for it. Your code:",
             "token_length": 6,
             "valid_for": 600,
             "max_attempts": 3,

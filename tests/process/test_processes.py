@@ -19,7 +19,7 @@ from tests.support.agent_process import AgentProcess, sandbox_env
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_FILE = REPO / "agent" / "__main__.py"
-SANDBOX_CODE = re.compile(r"Your verification code is: (\d{6})")
+SANDBOX_CODE = re.compile(r"Your code: (\d{6})")
 
 
 def swaig_test(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -151,6 +151,7 @@ def event(tool: str, outcome: str, masked: str, attempts_left: int | None = None
         "masked_number": masked,
         "provider": "scripted",
         "attempts_left": attempts_left,
+        "handoff": None,
     }
 
 
@@ -274,8 +275,9 @@ async def test_resend_within_the_cooldown_is_refused_and_keeps_the_pending_code(
     rig.clock.advance(10)
     reply = await send(rig, meta=PENDING)
     assert reply == {
-        "response": "A code was sent moments ago; texts can take a little while. Ask the caller "
-        "to wait about 20 seconds and check their messages before asking for another."
+        "response": "A code was sent moments ago and texts can take a little while, so no new "
+        "code was sent yet. Tell the caller a new code can be sent in about 20 seconds, ask them "
+        "to check their messages meanwhile, and offer to send a new one once that time has passed."
     }
     assert rig.only_event() == event("send_mfa", "rate_limited", "***0001")
     assert rig.provider.calls == 1
