@@ -44,7 +44,7 @@ log = logging.getLogger("mfa.tools")
 META_REQUEST_ID = "mfa_request_id"
 META_ATTEMPTS_LEFT = "mfa_attempts_left"
 META_NUMBER_LAST4 = "mfa_number_last4"
-META_KEYS = (META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4, META_ACCOUNT)
+META_KEYS = (META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4)
 
 GLOBAL_VERIFIED = "mfa_verified"
 
@@ -264,6 +264,8 @@ class MfaTools:
             answer = replace(
                 answer, global_data={**answer.global_data, GLOBAL_VERIFIED_ACCOUNT: account}
             )
+        if answer.unset_meta_data:  # the pending code is gone, and its account with it
+            answer = replace(answer, unset_meta_data=(*answer.unset_meta_data, META_ACCOUNT))
         return replace(answer, account=account)
 
     async def _verify_code(self, call: _Call, args: Mapping[str, Any], last4: str) -> ToolAnswer:
