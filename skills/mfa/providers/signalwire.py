@@ -179,3 +179,27 @@ def new_shared_client(
         trust_env=False,
         follow_redirects=False,
     )
+
+
+def normalize_space_url(value: str) -> str:
+    """The API base URL for ``SIGNALWIRE_SPACE``.
+
+    ``example`` and ``example.signalwire.com`` mean ``https://example.signalwire.com``; a
+    full URL with scheme is kept as given (a local fake such as ``http://127.0.0.1:9000``).
+    Raises ``ValueError`` saying what form is expected.
+    """
+    from urllib.parse import urlsplit
+
+    value = value.strip().rstrip("/")
+    if not value:
+        raise ValueError("is empty")
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be a space host or an http(s) base URL")
+        return value
+    if not all(ch.isalnum() or ch in ".-" for ch in value):
+        raise ValueError("must be a space host such as example.signalwire.com")
+    if "." not in value:
+        value = f"{value}.signalwire.com"
+    return f"https://{value}"
