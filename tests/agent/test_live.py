@@ -28,9 +28,9 @@ from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
 from tests.support.agent_process import AgentProcess
 from tests.support.calls import new_call, wrong_code
+from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH
+from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
