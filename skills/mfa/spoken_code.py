@@ -322,3 +322,59 @@ def _single_digit(token: str) -> str | None:
         return "0"
     unit = _UNITS.get(token)
     return None if unit is None else str(unit)
+
+
+# -- redaction -----------------------------------------------------------------------------
+
+_SPAN_TOKEN = re.compile(r"[^\W\d_]+|\d+|\S")
+_SCALE_DIGITS = {"hundred": 2, "thousand": 3}
+
+
+def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") -> str:
+    """``text`` with every run that could read as ``min_digits`` or more digits masked.
+
+    For free text the model wrote (a post-prompt summary) that must not carry a
+    code or a phone number, however it was written: "739155", "7, 3, 9, 1, 5, 5",
+    "seven three nine one five five", "seven thirty nine, one fifty five". A run is
+    what ``normalize_spoken_code`` would read as one (digits, number words,
+    "double"/"triple", "hundred"/"thousand", with pauses and punctuation between);
+    its digits are counted generously (a tens word counts two), because here a
+    miss leaks a code and an extra mask costs nothing.
+    """
+    pieces: list[str] = []
+    kept_until = 0
+    run_start = run_end = -1
+    digits = 0
+    for match in _SPAN_TOKEN.finditer(text):
+        token = match.group().lower()
+        counted = _loose_digit_count(token)
+        if counted:
+            if run_start < 0:
+                run_start, digits = match.start(), 0
+            digits += counted
+            run_end = match.end()
+            continue
+        if run_start >= 0 and (token in _PAUSES or not token.isalnum()):
+            continue  # a pause or punctuation inside a run
+        if run_start >= 0 and digits >= min_digits:
+            pieces += [text[kept_until:run_start], mask]
+            kept_until = run_end
+        run_start = -1
+    if run_start >= 0 and digits >= min_digits:
+        pieces += [text[kept_until:run_start], mask]
+        kept_until = run_end
+    pieces.append(text[kept_until:])
+    return "".join(pieces)
+
+
+def _loose_digit_count(token: str) -> int:
+    """How many digits a token may stand for in a spoken number; 0 for other words."""
+    if token.isdigit():
+        return len(token)
+    if token in _UNITS or token in _ZERO_WORDS:
+        return 1
+    if token in _TEENS or token in _TENS:
+        return 2
+    if token in _REPEATS:
+        return _REPEATS[token] - 1  # the digit that follows counts once
+    return _SCALE_DIGITS.get(token, 0)

@@ -26,10 +26,11 @@ from agent.live.hub import EventHub
 from agent.live.mfa_events import LiveFeed
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
+from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
 from tests.support.agent_process import AgentProcess
 from tests.support.calls import new_call, wrong_code
+from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -349,7 +350,8 @@ async def test_the_summary_is_published_with_its_safe_fields_only(live_agent):
                 "caller_wanted": "to change the address on file at 12 Main St",
                 "code_sent": True,
                 "verified": True,
-                "outcome": "Caller +1 555 123 0001 was verified with code 4 8 1 5 1 6.",
+                "outcome": "Caller +1 555 123 0001 was verified with code 4 8 1 5 1 6, "
+                "after 7, 3, 9, 1, 5, 5 and seven three nine one five five failed.",
                 "extra": "anything else",
             }
         )
@@ -370,7 +372,15 @@ async def test_the_summary_is_published_with_its_safe_fields_only(live_agent):
         assert summary["call_id"] == call.call_id
         assert summary["verified"] is True and summary["code_sent"] is True
         assert "[redacted]" in summary["outcome"]
-        assert_clean(summary["outcome"], "481516", "4 8 1 5 1 6", "555 123")
+        assert_clean(
+            summary["outcome"],
+            "481516",
+            "4 8 1 5 1 6",
+            "555 123",
+            "7, 3, 9, 1",
+            "seven three nine",
+        )
+        assert normalize_spoken_code(summary["outcome"], 6) is None
 
 
 # -- the hub on its own --------------------------------------------------------------------

@@ -27,9 +27,9 @@ from agent.outcome_webhook import OutcomeWebhook, sign, verify_signature
 from agent.platform import PlatformCall
 from agent.settings import SettingsError
 from skills.mfa.events import MfaEvent, Outcome
-from tests.conftest import CALLER
+from testkit.servers import ServerThread, free_port
 from tests.support.calls import new_call, wrong_code
-from tests.support.servers import ServerThread, free_port
+from tests.support.defaults import CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from agent.app import build_agent
-from tests.conftest import AUTH
+from tests.support.defaults import AUTH
 
 
 def test_headers_on_every_route_and_no_cors(make_settings, serve_agent):

@@ -18,8 +18,8 @@ import pytest
 
 from agent.app import build_agent
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, CALLER
 from tests.support.calls import new_call, wrong_code
+from tests.support.defaults import AUTH, CALLER
 
 async_api = pytest.importorskip("playwright.async_api")
 

@@ -23,10 +23,10 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
+from testkit.fake_signalwire import FakeSignalWire
+from testkit.servers import ServerThread
 from tests.support.calls import new_call
-from tests.support.fake_signalwire import FakeSignalWire
-from tests.support.servers import ServerThread
+from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

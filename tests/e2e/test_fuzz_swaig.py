@@ -31,9 +31,10 @@ from agent.settings import load_settings
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, write_config
+from testkit.agent_env import agent_env, write_config
+from testkit.servers import ServerThread
 from tests.support.calls import wrong_code
-from tests.support.servers import ServerThread
+from tests.support.defaults import AUTH
 
 pytestmark = [
     pytest.mark.e2e,
@@ -172,15 +173,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             }
         },
     )
-    settings_ = load_settings(
-        {
-            "MFA_AGENT_CONFIG": str(config),
-            "MFA_PROVIDER": "sandbox",
-            "SWML_BASIC_AUTH_USER": AUTH[0],
-            "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
-            "SIGNALWIRE_SWAIG_SECRET": "fuzz-swaig-secret",
-        }
-    )
+    settings_ = load_settings(agent_env(config, auth=AUTH, swaig_secret="fuzz-swaig-secret"))
     outbox: list[SandboxText] = []
     agent = build_agent(settings_, sandbox_deliver=outbox.append)
     with (

@@ -37,14 +37,13 @@ from agent.logging_setup import JsonFormatter
 from agent.platform import PlatformCall
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
+from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
+from testkit.servers import ServerThread
 from tests.support.calls import wrong_code
-from tests.support.fake_signalwire import API_TOKEN, FakeSignalWire
-from tests.support.servers import ServerThread
+from tests.support.defaults import AUTH, CALLER, SWAIG_SECRET
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-SWAIG_SECRET = "test-swaig-secret"  # what tests.conftest.make_settings sets
 OTHER = "+15557654321"
 NUMBERS = [CALLER, CALLER.lstrip("+"), OTHER, OTHER.lstrip("+")]
 LOGGERS = ["", "mfa", "agent", "skills", "signalwire", "uvicorn", "uvicorn.error"]

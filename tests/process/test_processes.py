@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, CALLER
 from tests.support.agent_process import AgentProcess, sandbox_env
+from tests.support.defaults import AUTH, CALLER
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_FILE = REPO / "agent" / "__main__.py"

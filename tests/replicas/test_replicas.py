@@ -18,9 +18,9 @@ import pytest
 
 from agent.platform import PlatformCall
 from agent.simulator import first_event
-from tests.conftest import AUTH
+from testkit.redis_server import RedisServer
 from tests.support.agent_process import AgentProcess
-from tests.support.redis_server import RedisServer
+from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -21,9 +21,9 @@ from skills.mfa.redis_state import (
     connect,
     ping,
 )
+from testkit.redis_server import RedisServer
 from tests.support.calls import wrong_code
 from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.settings import normalize_space_url
 from skills.mfa.http_pool import new_shared_client
 from skills.mfa.providers.base import (
     CodeNotFound,
@@ -33,7 +32,7 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.signalwire import SignalWireProvider
+from skills.mfa.providers.signalwire import SignalWireProvider, normalize_space_url
 
 pytestmark = pytest.mark.anyio
 
