@@ -58,7 +58,11 @@ def serve() -> None:
         )
     from agent.app import build_agent
 
-    agent = build_agent(settings)
+    try:
+        agent = build_agent(settings)
+    except SettingsError as exc:  # a file the settings name is unusable (directory.path)
+        print(f"mfa-agent: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
     log.info(
         "agent_configured",
         extra={"provider": settings.provider.value, "port": settings.port, "host": settings.host},

@@ -4,7 +4,10 @@ Set ``MFA_OUTCOME_WEBHOOK_URL`` (and ``MFA_OUTCOME_WEBHOOK_SECRET``, required th
 final outcome (``verified``, ``exhausted``, ``expired``) is POSTed as JSON::
 
     {"call_id": "…", "agent_id": "mfa-agent", "masked_number": "***0001",
-     "outcome": "verified", "at": 1764072000.123}
+     "outcome": "verified", "at": 1764072000.123, "account": "12345678"}
+
+(``account`` only when a directory named the number on file: the whole account number,
+which the business needs; logs and the live page show it masked.)
 
 with the headers::
 
@@ -144,6 +147,8 @@ class OutcomeWebhook:
             "outcome": str(event.outcome),
             "at": event.at,
         }
+        if event.account:  # the account the code went to the number on file of
+            payload["account"] = event.account
         delivery = _Delivery(
             delivery_id=str(uuid.uuid4()),
             body=json.dumps(payload, separators=(",", ":")).encode(),

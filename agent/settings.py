@@ -78,6 +78,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("REDIS_URL", "redis_url"),
     EnvVar("MFA_OUTCOME_WEBHOOK_URL", "outcome_webhook_url"),
     EnvVar("MFA_OUTCOME_WEBHOOK_SECRET", "outcome_webhook_secret", secret=True, strip=False),
+    EnvVar("MFA_DIRECTORY_URL", "directory_url"),
+    EnvVar("MFA_DIRECTORY_SECRET", "directory_secret", secret=True, strip=False),
 )
 
 _ENV_NAME_OF_FIELD = {var.field: var.name for var in ENV_VARS}
@@ -148,6 +150,15 @@ class BreakerConfig(_Strict):
     open_seconds: float = Field(30.0, gt=0, le=3600)
 
 
+class DirectoryConfig(_Strict):
+    """The number on file per account: a CSV file, or MFA_DIRECTORY_URL (README)."""
+
+    path: str | None = Field(None, min_length=1)
+    caller_number_allowed: bool = False  # with a directory, may callers skip the account?
+    unknown_accounts_per_call: int = Field(3, ge=1, le=20)
+    neutral_answer_seconds: float = Field(1.0, ge=0, le=5)
+
+
 class FileConfig(_Strict):
     """What the YAML file may hold. Unknown keys are refused so typos surface."""
 
@@ -160,6 +171,7 @@ class FileConfig(_Strict):
     dtmf: DtmfConfig = DtmfConfig()
     limits: LimitsConfig = LimitsConfig()
     breaker: BreakerConfig = BreakerConfig()
+    directory: DirectoryConfig = DirectoryConfig()
     sandbox_db_path: str = "var/sandbox.sqlite3"
     prompts_dir: str | None = None
 
@@ -214,6 +226,8 @@ class Settings(_Strict):
     redis_url: str | None = None
     outcome_webhook_url: str | None = None
     outcome_webhook_secret: SecretStr | None = None
+    directory_url: str | None = None
+    directory_secret: SecretStr | None = None
 
     @field_validator("redis_url")
     @classmethod
@@ -222,12 +236,12 @@ class Settings(_Strict):
             raise ValueError("must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
         return value
 
-    @field_validator("outcome_webhook_url")
+    @field_validator("outcome_webhook_url", "directory_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
         return _absolute_http_url(value, "https://hooks.example.com/mfa")
 
-    @field_validator("outcome_webhook_secret")
+    @field_validator("outcome_webhook_secret", "directory_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
@@ -272,6 +286,11 @@ class Settings(_Strict):
                 f"{env_name('outcome_webhook_url')} is set (outcomes are signed with it)"
             )
 
+        on_file = getattr(data.get("file"), "directory", None)
+        if bool(data.get("directory_url")) != bool(data.get("directory_secret")):
+            raise ValueError("MFA_DIRECTORY_URL and MFA_DIRECTORY_SECRET are set together")
+        if data.get("directory_url") and on_file is not None and on_file.path:
+            raise ValueError("directory.path and MFA_DIRECTORY_URL: set one directory, not both")
         if data["provider"] is not ProviderName.SIGNALWIRE:
             data.pop("signalwire", None)
             return data
