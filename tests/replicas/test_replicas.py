@@ -174,3 +174,41 @@ async def test_events_still_cross_replicas_after_a_quiet_spell(replicas):
         await call.invoke("send_mfa")
         event = await next_event(http, b.url, sandbox_text_to("0008"), within=5)
         assert code_of(event).isdigit()
+
+
+def account_config(tmp_path: Path, **limits: Any) -> dict[str, Any]:
+    book = tmp_path / "accounts.csv"
+    book.write_text("account_number,phone_number\n12345678,(555) 111-0199\n")
+    config: dict[str, Any] = {"directory": {"path": str(book), "neutral_answer_seconds": 0}}
+    if limits:
+        config["limits"] = limits
+    return config
+
+
+async def test_the_unknown_account_lockout_holds_across_replicas(replicas, tmp_path):
+    a, b = replicas(2, account_config(tmp_path))
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = PlatformCall(http=http, base_url=a.url, auth=AUTH, caller="+15551110009")
+        await call.start()
+        for i, guess in enumerate(("111", "222", "333")):
+            call.base_url = (a, b)[i % 2].url
+            assert (
+                "No code was sent" in (await call.invoke("send_mfa", account_number=guess)).response
+            )
+        call.base_url = b.url
+        locked = await call.invoke("send_mfa", account_number="12345678")
+        assert "No more account numbers can be looked up" in locked.response
+
+
+async def test_limits_per_number_on_file_hold_across_replicas(replicas, tmp_path):
+    a, b = replicas(2, account_config(tmp_path, per_recipient_per_hour=2))
+    async with httpx.AsyncClient(timeout=15) as http:
+        answers = []
+        for i in range(3):
+            caller = f"+1555111002{i}"  # a different phone each time: the number on file counts
+            call = PlatformCall(http=http, base_url=(a, b)[i % 2].url, auth=AUTH, caller=caller)
+            await call.start()
+            answers.append((await call.invoke("send_mfa", account_number="12345678")).response)
+        assert ["was texted" in text for text in answers] == [True, True, False]
+        event = await next_event(http, b.url, sandbox_text_to("0199"))
+        assert code_of(event).isdigit()
