@@ -7,6 +7,7 @@ The fake SignalWire's ``texts`` is the phone side: where a code really went.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent.app import build_agent
+from agent.logging_setup import JsonFormatter
 from agent.settings import SettingsError
+from agent.simulator import first_event
 from skills.mfa.signing import verify_signature
 from testkit.servers import ServerThread
 from tests.support.calls import new_call, wrong_code
+from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -275,6 +279,55 @@ async def test_a_directory_that_is_down_is_an_apology(fake_signalwire, make_sett
         call = await new_call(http, url, caller=CALLER)
         reply = await call.invoke("send_mfa", account_number=ACCOUNT)
         assert reply.status_code == 200 and "did not answer in time" in reply.response
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.formatter_ = JsonFormatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.formatter_.format(record)
+        if line not in self.lines:  # one record may reach several of the loggers
+            self.lines.append(line)
+
+
+async def test_logs_and_the_live_stream_never_hold_the_number_or_the_whole_account(
+    fake_signalwire, served
+):
+    fake, _ = fake_signalwire
+    handler = Lines()
+    loggers = [logging.getLogger(name) for name in ("", "mfa", "skills", "signalwire")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    try:
+        url = served()
+        async with httpx.AsyncClient(timeout=15) as http:
+            call = await new_call(http, url, caller=CALLER)
+            await call.invoke("send_mfa", account_number="99999999")
+            await call.invoke("send_mfa", account_number=ACCOUNT)
+            await call.invoke("verify_mfa", token=fake.last_code_for(ON_FILE))
+            unknown = await first_event(
+                http, url, AUTH, lambda e: e.get("lookup") == "unknown", within=5
+            )
+            found = await first_event(
+                http, url, AUTH, lambda e: e.get("outcome") == "code_sent", within=5
+            )
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    assert unknown is not None and found is not None
+    assert (unknown["account"], unknown["masked_number"]) == ("***9999", "unknown")
+    assert (found["account"], found["masked_number"]) == ("***5678", "***0199")
+    text = "\n".join([*handler.lines, json.dumps([unknown, found])])
+    lookups = [line for line in handler.lines if "directory_lookup" in line]
+    assert len(lookups) == 2 and all("***5678" in line or "***9999" in line for line in lookups)
+    for secret in ("5551230199", "1230199", ACCOUNT, "99999999"):
+        assert secret not in text
 
 
 # -- start-up ---------------------------------------------------------------------------------
