@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -16,6 +18,33 @@ from tests.support.servers import ServerThread
 
 AUTH = ("operator", "s3cret-test-password")
 CALLER = "+15551230001"
+
+# Set by .ci/run, which installs every server the tests use: there a missing one is a failure.
+REQUIRE_TEST_SERVERS = "MFA_REQUIRE_TEST_SERVERS"
+
+
+def missing_test_server(reason: str) -> NoReturn:
+    """Skip a test whose server (redis-server, Chromium, playwright) is not installed here;
+    fail it instead where ``MFA_REQUIRE_TEST_SERVERS=1`` promises the server is installed."""
+    if os.environ.get(REQUIRE_TEST_SERVERS) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_TEST_SERVERS}=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_redis_server() -> None:
+    from tests.support.redis_server import RedisServer
+
+    if not RedisServer.available():
+        missing_test_server("redis-server is not installed (apt-get install redis-server)")
+
+
+def find_chromium() -> str:
+    """Debian's ``chromium`` (or ``chromium-browser`` elsewhere) on PATH."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    missing_test_server("Chromium is not installed (apt-get install chromium)")
 
 
 @pytest.fixture
@@ -98,8 +127,18 @@ def redis_server() -> Iterator[Any]:
     """One redis-server for the session (``.ci/run`` installs Debian's redis-server)."""
     from tests.support.redis_server import RedisServer
 
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    require_redis_server()
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[Any]:
+    """A redis-server for this test alone, which it may stop and start (outage tests)."""
+    from tests.support.redis_server import RedisServer
+
+    require_redis_server()
     server = RedisServer().start()
     yield server
     server.stop()

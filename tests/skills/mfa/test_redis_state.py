@@ -22,7 +22,6 @@ from skills.mfa.redis_state import (
 )
 from tests.support.calls import wrong_code
 from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -134,29 +133,26 @@ async def test_breaker_state_is_shared_by_replicas(redis_url):
     assert await a.is_open()
 
 
-async def test_redis_down_refuses_politely_and_recovers():
-    server = RedisServer().start()
-    try:
-        clock, outbox = FakeClock(), []
-        provider = sandbox(server.url, clock, outbox)
-        store = RedisCounterStore(connect(server.url))
-        breaker_state = RedisBreakerState(connect(server.url))
-        sent = await provider.send(REQUEST)
-        server.stop()
-        with pytest.raises(ProviderUnavailable):
-            await provider.verify(sent.request_id, outbox[-1].code)
-        with pytest.raises(ProviderUnavailable):
-            await provider.send(REQUEST)
-        with pytest.raises(CounterStoreUnavailable):
-            await store.acquire([Rule(LimitKind.AGENT_RATE, "a", 1, 60.0)], 0.0)
-        assert await store.ping() is False
-        assert await breaker_state.before_call(0.0, 30.0) is True  # fails open
-        server.start()
-        assert await store.ping() is True
-        sent = await provider.send(REQUEST)
-        assert (await provider.verify(sent.request_id, outbox[-1].code)).verified
-    finally:
-        server.stop()
+async def test_redis_down_refuses_politely_and_recovers(own_redis_server):
+    server = own_redis_server
+    clock, outbox = FakeClock(), []
+    provider = sandbox(server.url, clock, outbox)
+    store = RedisCounterStore(connect(server.url))
+    breaker_state = RedisBreakerState(connect(server.url))
+    sent = await provider.send(REQUEST)
+    server.stop()
+    with pytest.raises(ProviderUnavailable):
+        await provider.verify(sent.request_id, outbox[-1].code)
+    with pytest.raises(ProviderUnavailable):
+        await provider.send(REQUEST)
+    with pytest.raises(CounterStoreUnavailable):
+        await store.acquire([Rule(LimitKind.AGENT_RATE, "a", 1, 60.0)], 0.0)
+    assert await store.ping() is False
+    assert await breaker_state.before_call(0.0, 30.0) is True  # fails open
+    server.start()
+    assert await store.ping() is True
+    sent = await provider.send(REQUEST)
+    assert (await provider.verify(sent.request_id, outbox[-1].code)).verified
 
 
 async def test_every_key_expires_or_is_capped(redis_url):
