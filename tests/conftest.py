@@ -10,11 +10,17 @@ from typing import Any, NoReturn
 
 import pytest
 import yaml
+from hypothesis import settings as hypothesis_settings
 
 from agent.app import MfaAgent, build_agent
 from agent.settings import Settings, load_settings
 from tests.support.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
 from tests.support.servers import ServerThread
+
+# Property tests judge answers, not speed: no per-example deadline, which a stall on a busy
+# 2-core machine would break. Tests' own @settings inherit this profile.
+hypothesis_settings.register_profile("mfa", deadline=None)
+hypothesis_settings.load_profile("mfa")
 
 AUTH = ("operator", "s3cret-test-password")
 CALLER = "+15551230001"

@@ -40,6 +40,7 @@ from skills.mfa.tools import META_REQUEST_ID
 from tests.conftest import AUTH, CALLER
 from tests.support.calls import wrong_code
 from tests.support.fake_signalwire import API_TOKEN, FakeSignalWire
+from tests.support.fakes import FakeClock
 from tests.support.servers import ServerThread
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -106,6 +107,7 @@ class Run:
     outbox: list[SandboxText] = field(default_factory=list)
     fake: FakeSignalWire | None = None
     sandbox_fault: bool = False
+    breaker_clock: FakeClock = field(default_factory=FakeClock)
 
     def code_for(self, number: str) -> str:
         if self.fake is not None:
@@ -166,6 +168,9 @@ def run(request, captured_logs, fake_server, make_settings, serve_agent) -> Run:
     else:
         agent = build_agent(make_settings(config=CONFIG), sandbox_deliver=deliver)
     current = Run(request.param, agent, "", fake=fake if request.param == "signalwire" else None)
+    # The breaker's window moves when the test says so, not when a busy machine stalls.
+    # (build_agent takes no clock; the breaker does.)
+    agent.provider._clock = current.breaker_clock
     box["run"] = current
     agent.publisher.subscribe(lambda event: current.events.append(event.to_dict()))
     current.url = serve_agent(agent)
@@ -277,7 +282,7 @@ async def every_flow(run: Run, http: httpx.AsyncClient) -> None:
         run.sandbox_fault = False
     # Three outages in a row: open, so this one fails fast.
     assert "did not answer in time" in (await call.invoke("verify_mfa", token="123456")).response
-    await asyncio.sleep(0.6)
+    run.breaker_clock.advance(0.6)
     call = await new_call(run, http)
     assert "texted" in (await call.invoke("send_mfa")).response
     assert "verified" in (await call.invoke("verify_mfa", token=run.code_for(CALLER))).response
