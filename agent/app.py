@@ -13,6 +13,7 @@ nothing is patched.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -49,7 +50,11 @@ def build_agent(
     *,
     http_transport: httpx.AsyncBaseTransport | None = None,
     sandbox_deliver: Callable[[SandboxText], None] | None = None,
+    breaker_clock: Callable[[], float] | None = None,
 ) -> MfaAgent:
+    """The agent for ``settings``. Tests may pass an ``http_transport``, a
+    ``sandbox_deliver`` to read the sandbox's texts, and a ``breaker_clock`` so the
+    breaker's open window moves when the test says so."""
     agent = MfaAgent(settings)
     if settings.proxy_url_base:
         agent.manual_set_proxy_url(settings.proxy_url_base)
@@ -84,6 +89,7 @@ def build_agent(
         state=state.breaker_state,
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
+        clock=breaker_clock or time.time,
     )
     agent.on_lifecycle(stop=breaker.aclose)
 
