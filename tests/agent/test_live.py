@@ -477,7 +477,10 @@ def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
             started = time.monotonic()
             returncode = agent.process.wait(timeout=10)
             assert time.monotonic() - started < 10
-            assert b"".join(stream.iter_raw()) == b"", "the viewer's stream is ended cleanly"
+            # Whatever was still unread (the opening frames) arrives whole: the stream is
+            # ended cleanly, not cut mid-frame (iter_raw would raise on a broken chunk).
+            rest = b"".join(stream.iter_raw())
+            assert rest == b"" or rest.endswith(b"\n\n"), "the viewer's stream is ended cleanly"
     finally:
         output = agent.stop()
     # uvicorn re-raises the signal after a graceful stop, so the status is "terminated by
