@@ -10,6 +10,7 @@ pass an ``http_transport`` (an ``httpx.MockTransport``) or point
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from signalwire import AgentBase
 from signalwire.skills.registry import skill_registry
 
+from agent.ingress import install_ingress, trusted_proxies_from_env
 from agent.live import EventHub, install_live_features
 from agent.outcome_webhook import OutcomeWebhook, install_outcome_webhook
 from agent.prompts import load_prompt_sections
@@ -65,6 +67,8 @@ class MfaAgent(AgentBase):
             swaig_secret=(
                 settings.swaig_secret.get_secret_value() if settings.swaig_secret else None
             ),
+            # Safe: Ingress drops forwarded headers unless a named proxy sent them.
+            trust_proxy_for_signature=bool(trusted_proxies_from_env(os.environ)),
             **kwargs,
         )
         self.settings = settings
@@ -221,6 +225,7 @@ def build_agent(
     _mount_operational_routes(agent)
     _install_lifespan(agent)
     replace_sdk_middleware(agent.get_app())
+    install_ingress(agent)
     return agent
 
 
