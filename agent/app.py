@@ -19,6 +19,7 @@ from collections.abc import Callable
 import httpx
 from signalwire.skills.registry import skill_registry
 
+from agent.ingress import install_ingress
 from agent.live.counters import DailyCounters
 from agent.live.exit_signals import CloseOnExitSignals
 from agent.live.hub import EventHub
@@ -133,6 +134,7 @@ def build_agent(
     replace_ready_route(agent, agent.is_ready)
     wrap_lifespan(agent.get_app(), agent.running)
     replace_sdk_middleware(agent.get_app())
+    install_ingress(agent)  # outermost but the headers: auth and body limit before any read
     return agent
 
 

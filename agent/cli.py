@@ -57,10 +57,11 @@ def serve() -> None:
             flush=True,
         )
     from agent.app import build_agent
+    from agent.serving import serve_agent
 
     agent = build_agent(settings)
     log.info(
         "agent_configured",
         extra={"provider": settings.provider.value, "port": settings.port, "host": settings.host},
     )
-    agent.serve()
+    serve_agent(agent)
