@@ -13,12 +13,14 @@ nothing is patched.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from signalwire.skills.registry import skill_registry
 
+from agent.ingress import install_ingress
 from agent.live.counters import DailyCounters
 from agent.live.exit_signals import CloseOnExitSignals
 from agent.live.hub import EventHub
@@ -55,7 +57,11 @@ def build_agent(
     *,
     http_transport: httpx.AsyncBaseTransport | None = None,
     sandbox_deliver: Callable[[SandboxText], None] | None = None,
+    breaker_clock: Callable[[], float] | None = None,
 ) -> MfaAgent:
+    """The agent for ``settings``. Tests may pass an ``http_transport``, a
+    ``sandbox_deliver`` to read the sandbox's texts, and a ``breaker_clock`` so the
+    breaker's open window moves when the test says so."""
     agent = MfaAgent(settings)
     if settings.proxy_url_base:
         agent.manual_set_proxy_url(settings.proxy_url_base)
@@ -90,6 +96,7 @@ def build_agent(
         state=state.breaker_state,
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
+        clock=breaker_clock or time.time,
     )
     agent.on_lifecycle(stop=breaker.aclose)
 
@@ -136,6 +143,7 @@ def build_agent(
     replace_ready_route(agent, agent.is_ready)
     wrap_lifespan(agent.get_app(), agent.running)
     replace_sdk_middleware(agent.get_app())
+    install_ingress(agent)  # outermost but the headers: auth and body limit before any read
     return agent
 
 

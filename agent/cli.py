@@ -57,6 +57,7 @@ def serve() -> None:
             flush=True,
         )
     from agent.app import build_agent
+    from agent.serving import serve_agent
 
     try:
         agent = build_agent(settings)
@@ -67,4 +68,4 @@ def serve() -> None:
         "agent_configured",
         extra={"provider": settings.provider.value, "port": settings.port, "host": settings.host},
     )
-    agent.serve()
+    serve_agent(agent)

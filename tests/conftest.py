@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from agent.app import MfaAgent, build_agent
 from agent.settings import Settings, load_settings
@@ -15,6 +16,12 @@ from testkit.fake_signalwire import FakeSignalWire
 from testkit.redis_server import RedisServer
 from testkit.servers import ServerThread
 from tests.support.defaults import AUTH, SWAIG_SECRET
+from tests.support.required_servers import require_redis_server
+
+# Property tests judge answers, not speed: no per-example deadline, which a stall on a busy
+# 2-core machine would break. Tests' own @settings inherit this profile.
+hypothesis_settings.register_profile("mfa", deadline=None)
+hypothesis_settings.load_profile("mfa")
 
 
 @pytest.fixture
@@ -73,8 +80,16 @@ def serve_agent() -> Iterator[Callable[[MfaAgent | Settings], str]]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the session (``.ci/run`` installs Debian's redis-server)."""
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    require_redis_server()
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server for this test alone, which it may stop and start (outage tests)."""
+    require_redis_server()
     server = RedisServer().start()
     yield server
     server.stop()

@@ -216,8 +216,10 @@ def _the_one_run(tokens: list[str]) -> list[str] | None:
                     return None
                 run = []
                 runs.append(run)
+            # A lone "oh" may be an interjection; a second number word makes it digits.
+            starts_digits = token not in _INTERJECTIONS or any(t not in _PAUSES for t in run)
             run.append(token)
-            digits_started = digits_started or token not in _INTERJECTIONS
+            digits_started = digits_started or starts_digits
         elif token in _PAUSES:
             if run is not None:
                 run.append(token)
@@ -228,8 +230,14 @@ def _the_one_run(tokens: list[str]) -> list[str] | None:
                 return None
             run = None
             previous_word = token
-    runs = [r for r in runs if not all(t in _INTERJECTIONS or t in _PAUSES for t in r)]
+    runs = [r for r in runs if not _lone_interjection(r)]
     return runs[0] if len(runs) == 1 else None
+
+
+def _lone_interjection(run: list[str]) -> bool:
+    """ "oh, it's 529031": one "oh" and pauses is an interjection; "oh oh" is two zeros."""
+    words = [t for t in run if t not in _PAUSES]
+    return len(words) == 1 and words[0] in _INTERJECTIONS
 
 
 def _read_run(run: list[str]) -> str | None:

@@ -465,7 +465,7 @@ async def test_a_closed_hub_ends_streams_and_refuses_new_ones(live_agent):
 
 def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
     """uvicorn waits for open responses before it stops; the hub ends its streams first."""
-    agent = AgentProcess(tmp_path)
+    agent = AgentProcess(tmp_path, capture=True)
     try:
         agent.wait_ready("/health")
         with (
@@ -475,7 +475,16 @@ def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
             assert stream.status_code == 200
             agent.process.send_signal(signal.SIGTERM)
             started = time.monotonic()
-            agent.process.wait(timeout=10)
+            returncode = agent.process.wait(timeout=10)
             assert time.monotonic() - started < 10
+            # Whatever was still unread (the opening frames) arrives whole: the stream is
+            # ended cleanly, not cut mid-frame (iter_raw would raise on a broken chunk).
+            rest = b"".join(stream.iter_raw())
+            assert rest == b"" or rest.endswith(b"\n\n"), "the viewer's stream is ended cleanly"
     finally:
-        agent.stop()
+        output = agent.stop()
+    # uvicorn re-raises the signal after a graceful stop, so the status is "terminated by
+    # SIGTERM" either way; the log tells a graceful stop from a kill.
+    assert returncode == -signal.SIGTERM
+    assert "Application shutdown complete." in output
+    assert "Finished server process" in output
