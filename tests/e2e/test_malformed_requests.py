@@ -140,7 +140,8 @@ async def test_unknown_paths_are_404(call_and_url, path, with_auth):
     _, url, http = call_and_url
     for method in ("GET", "POST"):
         response = await http.request(method, url + path, auth=AUTH if with_auth else None)
-        assert response.status_code == 404, (method, path, response.text)
+        # Without credentials the ingress answers 401 before any route is looked up.
+        assert response.status_code == (404 if with_auth else 401), (method, path, response.text)
 
 
 async def test_known_paths_still_answer_without_a_trailing_slash(call_and_url):
