@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench call check
+.PHONY: run test lint format bench call check mutmut
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -33,3 +34,9 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 check: lint test
+
+# Mutation testing of skills/mfa/ against the fast unit tests (tests/skills/); slow, not in CI.
+# Settings in pyproject.toml [tool.mutmut]; see what survived with `.venv/bin/mutmut results`.
+mutmut: $(STAMP)
+	$(PY) -m pip install -q 'mutmut>=3.2,<4'
+	$(VENV)/bin/mutmut run

@@ -13,11 +13,14 @@ nothing is patched.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from signalwire.skills.registry import skill_registry
 
+from agent.ingress import install_ingress
 from agent.live.counters import DailyCounters
 from agent.live.exit_signals import CloseOnExitSignals
 from agent.live.hub import EventHub
@@ -27,8 +30,12 @@ from agent.mfa_agent import MfaAgent
 from agent.outcome_webhook import outcome_webhook
 from agent.prompts import load_prompt_sections
 from agent.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
-from agent.settings import ProviderName, Settings
+from agent.settings import ProviderName, Settings, SettingsError
 from agent.state import StateBackend, state_backend
+from skills.mfa.directory.base import Directory
+from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
+from skills.mfa.directory.guarded import GuardedDirectory, directory_breaker
+from skills.mfa.directory.http_directory import HttpDirectory
 from skills.mfa.http_pool import new_shared_client
 from skills.mfa.limits import SendLimiter, SendLimits
 from skills.mfa.next_step import NextStep, Pacing
@@ -37,6 +44,7 @@ from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.providers.signalwire import SignalWireProvider
+from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.skill import MfaSkill
 from skills.mfa.sms_template import render_message
 from skills.mfa.tools import GLOBAL_VERIFIED, CodePolicy
@@ -58,7 +66,11 @@ def build_agent(
     *,
     http_transport: httpx.AsyncBaseTransport | None = None,
     sandbox_deliver: Callable[[SandboxText], None] | None = None,
+    breaker_clock: Callable[[], float] | None = None,
 ) -> MfaAgent:
+    """The agent for ``settings``. Tests may pass an ``http_transport``, a
+    ``sandbox_deliver`` to read the sandbox's texts, and a ``breaker_clock`` so the
+    breaker's open window moves when the test says so."""
     agent = MfaAgent(settings)
     if settings.proxy_url_base:
         agent.manual_set_proxy_url(settings.proxy_url_base)
@@ -93,21 +105,24 @@ def build_agent(
         state=state.breaker_state,
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
+        clock=breaker_clock or time.time,
     )
     agent.on_lifecycle(stop=breaker.aclose)
 
     _configure_conversation(agent, settings)
-    limiter = _send_limiter(settings, state, agent.agent_id)
     if skill_registry.get_skill_class(MfaSkill.SKILL_NAME) is None:
         skill_registry.register_skill(MfaSkill)
+    policy = _code_policy(settings)
+    limiter = _send_limiter(settings, state, agent.agent_id)
     agent.add_skill(
         MfaSkill.SKILL_NAME,
         {
             "provider": breaker,
-            "policy": _code_policy(settings),
+            "policy": policy,
             "publisher": agent.publisher,
             "agent_id": agent.agent_id,
             "limiter": limiter,
+            "accounts": _account_recipients(settings, http, state, limiter, policy),
             "next_step": _next_step(settings, limiter),
             "language_code": settings.file.language.code,
         },
@@ -138,6 +153,7 @@ def build_agent(
     replace_ready_route(agent, agent.is_ready)
     wrap_lifespan(agent.get_app(), agent.running)
     replace_sdk_middleware(agent.get_app())
+    install_ingress(agent)  # outermost but the headers: auth and body limit before any read
     return agent
 
 
@@ -156,6 +172,48 @@ def _code_policy(settings: Settings) -> CodePolicy:
         allowed_country_codes=frozenset(
             settings.file.limits.allowed_country_codes or [home_country]
         ),
+    )
+
+
+def _account_recipients(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    state: StateBackend,
+    limiter: SendLimiter,
+    policy: CodePolicy,
+) -> AccountRecipients | None:
+    """The account path of ``send_mfa`` when a directory is configured (CSV or HTTP)."""
+    config = settings.file.directory
+    inner: Directory
+    if settings.directory_url and settings.directory_secret:
+        inner = HttpDirectory(
+            http=http,
+            url=settings.directory_url,
+            secret=settings.directory_secret.get_secret_value(),
+            default_region=policy.default_region,
+            deadline_seconds=settings.file.upstream.deadline_seconds,
+        )
+    elif config.path:
+        try:
+            inner = CsvDirectory(Path(config.path), default_region=policy.default_region)
+        except DirectoryFileError as exc:
+            raise SettingsError(f"directory.path {config.path}: {exc}") from None
+    else:
+        return None
+    breaker = directory_breaker(
+        state=state.directory_breaker_state,
+        failure_threshold=settings.file.breaker.failure_threshold,
+        open_seconds=settings.file.breaker.open_seconds,
+    )
+    return AccountRecipients(
+        GuardedDirectory(inner, breaker),
+        state.account_misses,
+        AccountPolicy(
+            caller_number_allowed=config.caller_number_allowed,
+            unknown_accounts_per_call=config.unknown_accounts_per_call,
+            neutral_answer_seconds=config.neutral_answer_seconds,
+        ),
+        try_lookup=limiter.try_lookup,
     )
 
 

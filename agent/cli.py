@@ -57,10 +57,15 @@ def serve() -> None:
             flush=True,
         )
     from agent.app import build_agent
+    from agent.serving import serve_agent
 
-    agent = build_agent(settings)
+    try:
+        agent = build_agent(settings)
+    except SettingsError as exc:  # a file the settings name is unusable (directory.path)
+        print(f"mfa-agent: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
     log.info(
         "agent_configured",
         extra={"provider": settings.provider.value, "port": settings.port, "host": settings.host},
     )
-    agent.serve()
+    serve_agent(agent)

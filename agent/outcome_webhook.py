@@ -5,7 +5,10 @@ final outcome (``verified``, ``exhausted``, ``expired``) is POSTed as JSON::
 
     {"call_id": "…", "agent_id": "mfa-agent", "masked_number": "***0001",
      "outcome": "verified", "handoff": {"kind": "transfer", "to": "***4567"},
-     "at": 1764072000.123}
+     "at": 1764072000.123, "account": "12345678"}
+
+(``account`` only when a directory named the number on file: the whole account number,
+which the business needs; logs and the live page show it masked.)
 
 ``handoff`` says where the call went next (``handoff.on_verified``/``on_failed``):
 ``{"kind": "transfer", "to": "***4567"}`` (a number, masked) or ``{"kind": "transfer",
@@ -28,7 +31,7 @@ signed again with a fresh timestamp and keep their ``X-MFA-Delivery`` id: dedupl
 since a retry after a timeout may repeat a POST that did arrive. ``verify_signature`` does
 the checks::
 
-    from agent.outcome_webhook import verify_signature
+    from skills.mfa.signing import verify_signature   # also verifies directory lookups
 
     ok = verify_signature(secret, request.headers["X-MFA-Timestamp"], raw_body,
                           request.headers["X-MFA-Signature"])
@@ -45,8 +48,6 @@ drain. The secret is never logged, nor the URL (only its host).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -60,6 +61,7 @@ import httpx
 
 from agent.threadsafe_queue import call_on_loop, offer, running_loop
 from skills.mfa.events import FINAL_OUTCOMES, MfaEvent
+from skills.mfa.signing import REPLAY_WINDOW_SECONDS, sign, verify_signature
 
 __all__ = [
     "REPLAY_WINDOW_SECONDS",
@@ -71,40 +73,11 @@ __all__ = [
 
 log = logging.getLogger("mfa.outcome_webhook")
 
-REPLAY_WINDOW_SECONDS = 300
 DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 1.0, 2.0)
 DEFAULT_REQUEST_TIMEOUT = 5.0
 DEFAULT_SHUTDOWN_GRACE = 2.0
-SIGNATURE_PREFIX = "sha256="
-
-
-def sign(secret: str | bytes, timestamp: str | int, body: str | bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of f"{timestamp}.{body}">``: the ``X-MFA-Signature`` value."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    raw = body.encode() if isinstance(body, str) else body
-    digest = hmac.new(key, f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
-
-
-def verify_signature(
-    secret: str | bytes,
-    timestamp: str | int,
-    body: str | bytes,
-    signature_header: str | None,
-    now: float | None = None,
-    window: float = REPLAY_WINDOW_SECONDS,
-) -> bool:
-    """True when ``signature_header`` signs ``timestamp`` and ``body`` under ``secret`` and the
-    timestamp is within ``window`` seconds of ``now`` (default: the current time)."""
-    stamp = str(timestamp).strip()
-    if not stamp.isascii() or not stamp.isdigit() or not isinstance(signature_header, str):
-        return False
-    current = time.time() if now is None else now
-    if abs(current - int(stamp)) > window:
-        return False
-    return hmac.compare_digest(sign(secret, stamp, body), signature_header.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +154,8 @@ class OutcomeWebhook:
             "handoff": event.handoff,
             "at": event.at,
         }
+        if event.account:  # the account the code went to the number on file of
+            payload["account"] = event.account
         delivery = _Delivery(
             delivery_id=str(uuid.uuid4()),
             body=json.dumps(payload, separators=(",", ":")).encode(),

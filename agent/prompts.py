@@ -14,6 +14,8 @@ from agent.settings import Settings
 
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 PROMPT_FILES = ("persona.md", "call_flow.md")
+# With an account directory, Jim asks for the account number instead (same placeholders).
+ACCOUNT_FLOW_FILE = "call_flow_account.md"
 
 
 class _KeepUnknown(dict[str, str]):
@@ -32,10 +34,10 @@ def load_prompt_sections(settings: Settings) -> list[dict[str, Any]]:
         token_length=str(settings.file.code.token_length),
     )
     directory = prompts_dir(settings)
-    return [
-        parse_section((directory / name).read_text(encoding="utf-8"), values)
-        for name in PROMPT_FILES
-    ]
+    names = PROMPT_FILES
+    if settings.file.directory.path or settings.directory_url:
+        names = tuple(ACCOUNT_FLOW_FILE if n == "call_flow.md" else n for n in PROMPT_FILES)
+    return [parse_section((directory / n).read_text(encoding="utf-8"), values) for n in names]
 
 
 def parse_section(text: str, values: dict[str, str]) -> dict[str, Any]:

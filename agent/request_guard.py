@@ -9,11 +9,16 @@ silence. ``body_problem`` names what is wrong so the agent can answer 400 (or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import Request
 
 # A SWAIG request holds the call's data, not its history: 1 MB is ample.
 MAX_BODY = 1024 * 1024
 TOO_LARGE = "request body too large"
+# Deeper than any real webhook body by far; deep nesting costs the parser (and every
+# later walk of the body) recursion, which ends in a RecursionError, a 500.
+MAX_DEPTH = 32
 
 
 async def body_problem(request: Request, *, swaig: bool) -> str | None:
@@ -29,10 +34,12 @@ async def body_problem(request: Request, *, swaig: bool) -> str | None:
         # request.json() keeps the parsed body on the request, so the SDK's own
         # request.json() that follows does not parse it a second time.
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return "body must be JSON"
     if not isinstance(body, dict):
         return "body must be a JSON object"
+    if _deeper_than(body, MAX_DEPTH):
+        return "body is nested too deeply"
     if not swaig:
         call = body.get("call")
         return None if call is None or isinstance(call, dict) else "call must be an object"
@@ -45,3 +52,20 @@ async def body_problem(request: Request, *, swaig: bool) -> str | None:
         if key in body and body[key] is not None and not isinstance(body[key], dict):
             return f"{key} must be an object"
     return None
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -9,8 +9,12 @@ against the new source (``signalwire/core/agent_base.py`` and
   working directory for a ``config.json`` of its own.
 - ``GuardedAgentBase``: overrides the private ``_handle_swaig_request``,
   ``_handle_root_request`` and ``_handle_post_prompt_request`` to answer malformed
-  bodies with a 4xx (the SDK answers them with a 500 the platform retries), and
-  exposes the private ``_check_basic_auth`` as ``check_auth``.
+  bodies with a 4xx (the SDK answers them with a 500 the platform retries);
+  ``_tool_token_rejection`` to accept a tool token only for the ``call_id`` it
+  was minted for (3.7.4+ also accepts the body's ``conversation_id``);
+  ``_dispatch_unmatched`` so an unknown path is a 404, not the SDK's
+  ``200 {"error": "Path not found"}``; and exposes the private
+  ``_check_basic_auth`` as ``check_auth``.
 - ``replace_ready_route``: removes the SDK's always-green ``/ready`` route.
 - ``replace_sdk_middleware``: swaps the SDK's ``BaseHTTPMiddleware`` and CORS
   middleware for ``SecurityHeaders``.
@@ -38,6 +42,10 @@ from agent.security_headers import SecurityHeaders
 SDK_CONFIG_FILE = Path(__file__).with_name("sdk_config.json")
 
 
+# What the SDK's catch-all answers, with a 200, for a path it does not serve.
+_SDK_NOT_FOUND_BODIES = frozenset({b'{"error":"Path not found"}', b'{"error":"Invalid route"}'})
+
+
 class GuardedAgentBase(AgentBase):
     """``AgentBase`` whose webhook handlers refuse malformed bodies before the SDK sees them."""
 
@@ -59,6 +67,33 @@ class GuardedAgentBase(AgentBase):
     async def _handle_post_prompt_request(self, request: Request) -> Any:
         rejected = await self._reject_malformed(request, swaig=False)
         return rejected or await super()._handle_post_prompt_request(request)
+
+    def _tool_token_rejection(
+        self,
+        function_name: str,
+        token: str | None,
+        call_id: str | None,
+        conversation_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """A tool token counts only for the call it was minted for.
+
+        SDK 3.7.4+ also accepts a token minted for the body's ``conversation_id``
+        (for chat sessions, whose requests carry another call id). For a voice
+        agent that lets one conversation's token serve any number of fresh
+        ``call_id``s, and every per-call limit is keyed by ``call_id``.
+        """
+        del conversation_id
+        rejection: dict[str, Any] | None = super()._tool_token_rejection(
+            function_name, token, call_id
+        )
+        return rejection
+
+    async def _dispatch_unmatched(self, request: Request, full_path: str) -> Response:
+        """What the SDK answers ``200 {"error": ...}`` (an unknown path) is a 404 here."""
+        response: Response = await super()._dispatch_unmatched(request, full_path)
+        if response.status_code == 200 and bytes(response.body) in _SDK_NOT_FOUND_BODIES:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return response
 
     async def _reject_malformed(self, request: Request, *, swaig: bool) -> Response | None:
         if request.method != "POST" or not self._check_basic_auth(request):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from agent.call_config import CallConfig, HandoffConfig, check_message_template
+from skills.mfa.providers.signalwire import normalize_space_url
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +46,49 @@ class SettingsError(ValueError):
 class ProviderName(StrEnum):
     SIGNALWIRE = "signalwire"
     SANDBOX = "sandbox"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable and the ``Settings`` field it fills (dotted when nested)."""
+
+    name: str
+    field: str
+    secret: bool = False
+    # Whitespace around the value is dropped, except where ``strip=False``: secrets the
+    # operator chose are taken as given, and HOST, PORT, SWML_PROXY_URL_BASE and
+    # MFA_AGENT_CONFIG never were stripped (stripping them would start configurations
+    # that stop today).
+    strip: bool = True
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("MFA_AGENT_CONFIG", "config_path", strip=False),
+    EnvVar("HOST", "host", strip=False),
+    EnvVar("PORT", "port", strip=False),
+    EnvVar("SWML_BASIC_AUTH_USER", "basic_auth_user"),
+    EnvVar("SWML_BASIC_AUTH_PASSWORD", "basic_auth_password", secret=True, strip=False),
+    EnvVar("SWML_PROXY_URL_BASE", "proxy_url_base", strip=False),
+    EnvVar("SIGNALWIRE_SWAIG_SECRET", "swaig_secret", secret=True, strip=False),
+    EnvVar("SIGNALWIRE_SIGNING_KEY", "signing_key", secret=True, strip=False),
+    EnvVar("MFA_PROVIDER", "provider"),
+    EnvVar("SIGNALWIRE_PROJECT_ID", "signalwire.project_id"),
+    EnvVar("SIGNALWIRE_API_TOKEN", "signalwire.api_token", secret=True),
+    EnvVar("SIGNALWIRE_SPACE", "signalwire.base_url"),
+    EnvVar("MFA_FROM_NUMBER", "signalwire.from_number"),
+    EnvVar("REDIS_URL", "redis_url"),
+    EnvVar("MFA_OUTCOME_WEBHOOK_URL", "outcome_webhook_url"),
+    EnvVar("MFA_OUTCOME_WEBHOOK_SECRET", "outcome_webhook_secret", secret=True, strip=False),
+    EnvVar("MFA_DIRECTORY_URL", "directory_url"),
+    EnvVar("MFA_DIRECTORY_SECRET", "directory_secret", secret=True, strip=False),
+)
+
+_ENV_NAME_OF_FIELD = {var.field: var.name for var in ENV_VARS}
+
+
+def env_name(field: str) -> str:
+    """The environment variable that fills ``field`` (dotted for nested fields)."""
+    return _ENV_NAME_OF_FIELD[field]
 
 
 class _Strict(BaseModel):
@@ -112,6 +157,15 @@ class BreakerConfig(_Strict):
     open_seconds: float = Field(30.0, gt=0, le=3600)
 
 
+class DirectoryConfig(_Strict):
+    """The number on file per account: a CSV file, or MFA_DIRECTORY_URL (README)."""
+
+    path: str | None = Field(None, min_length=1)
+    caller_number_allowed: bool = False  # with a directory, may callers skip the account?
+    unknown_accounts_per_call: int = Field(3, ge=1, le=20)
+    neutral_answer_seconds: float = Field(1.0, ge=0, le=5)
+
+
 class FileConfig(_Strict):
     """What the YAML file may hold. Unknown keys are refused so typos surface."""
 
@@ -126,6 +180,7 @@ class FileConfig(_Strict):
     breaker: BreakerConfig = BreakerConfig()
     call: CallConfig = CallConfig()
     handoff: HandoffConfig = HandoffConfig()
+    directory: DirectoryConfig = DirectoryConfig()
     sandbox_db_path: str = "var/sandbox.sqlite3"
     prompts_dir: str | None = None
 
@@ -173,7 +228,7 @@ class Settings(_Strict):
     config_path: Path
     host: str = "0.0.0.0"
     port: int = Field(3000, ge=1, le=65535)
-    basic_auth_user: str
+    basic_auth_user: str = "mfa"
     basic_auth_password: SecretStr
     basic_auth_generated: bool = False
     proxy_url_base: str | None = None
@@ -185,6 +240,8 @@ class Settings(_Strict):
     redis_url: str | None = None
     outcome_webhook_url: str | None = None
     outcome_webhook_secret: SecretStr | None = None
+    directory_url: str | None = None
+    directory_secret: SecretStr | None = None
 
     @field_validator("redis_url")
     @classmethod
@@ -193,12 +250,12 @@ class Settings(_Strict):
             raise ValueError("must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
         return value
 
-    @field_validator("outcome_webhook_url")
+    @field_validator("outcome_webhook_url", "directory_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
         return _absolute_http_url(value, "https://hooks.example.com/mfa")
 
-    @field_validator("outcome_webhook_secret")
+    @field_validator("outcome_webhook_secret", "directory_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
@@ -211,18 +268,59 @@ class Settings(_Strict):
         url = _absolute_http_url(value, "https://agent.example.com")
         return url.rstrip("/") if url else None
 
-    @model_validator(mode="after")
-    def _provider_has_credentials(self) -> Settings:
-        if self.provider is ProviderName.SIGNALWIRE and self.signalwire is None:
+    @model_validator(mode="before")
+    @classmethod
+    def _cross_field_rules(cls, data: Any) -> Any:
+        """Rules across fields, checked on the raw values before each field's own checks.
+
+        They run first because they decide what the fields mean: without a chosen
+        provider, the SignalWire credentials are not validated at all (the sandbox ignores
+        them). Messages name environment variables, as an operator sets them.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        account = data.get("signalwire") or {}
+        if isinstance(account, SignalWireCredentials):
+            account = account.model_dump()
+        complete = all(account.get(field) for field in ("project_id", "api_token", "base_url"))
+
+        requested = data.get("provider")
+        if requested is None:
+            data["provider"] = ProviderName.SIGNALWIRE if complete else ProviderName.SANDBOX
+            data["provider_fell_back"] = not complete
+        elif str(requested).lower() in ProviderName.__members__.values():
+            data["provider"] = ProviderName(str(requested).lower())
+        else:
+            raise ValueError(f"{env_name('provider')} must be 'signalwire' or 'sandbox'")
+
+        if data.get("outcome_webhook_url") and not data.get("outcome_webhook_secret"):
             raise ValueError(
-                "MFA_PROVIDER=signalwire needs SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, "
-                "SIGNALWIRE_SPACE and MFA_FROM_NUMBER"
+                f"{env_name('outcome_webhook_secret')} is required when "
+                f"{env_name('outcome_webhook_url')} is set (outcomes are signed with it)"
             )
-        if self.outcome_webhook_url and self.outcome_webhook_secret is None:
+
+        on_file = getattr(data.get("file"), "directory", None)
+        if bool(data.get("directory_url")) != bool(data.get("directory_secret")):
+            raise ValueError("MFA_DIRECTORY_URL and MFA_DIRECTORY_SECRET are set together")
+        if data.get("directory_url") and on_file is not None and on_file.path:
+            raise ValueError("directory.path and MFA_DIRECTORY_URL: set one directory, not both")
+        if data["provider"] is not ProviderName.SIGNALWIRE:
+            data.pop("signalwire", None)
+            return data
+        missing = [
+            env_name(f"signalwire.{field}")
+            for field in ("project_id", "api_token", "base_url")
+            if not account.get(field)
+        ]
+        if missing:
+            raise ValueError(f"{env_name('provider')}=signalwire needs " + ", ".join(missing))
+        if not account.get("from_number"):
             raise ValueError(
-                "MFA_OUTCOME_WEBHOOK_SECRET is required when MFA_OUTCOME_WEBHOOK_URL is set"
+                f"{env_name('signalwire.from_number')} is required with the SignalWire "
+                "provider (a custom message needs your own number)"
             )
-        return self
+        return data
 
     @property
     def sandbox_db_path(self) -> Path:
@@ -237,23 +335,6 @@ def _absolute_http_url(value: str | None, example: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be an absolute http(s) URL such as {example}")
     return value
-
-
-def normalize_space_url(value: str) -> str:
-    """``example.signalwire.com`` means https; a full URL with scheme is kept (local tests)."""
-    value = value.strip().rstrip("/")
-    if not value:
-        raise ValueError("is empty")
-    if "://" in value:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be a space host or an http(s) base URL")
-        return value
-    if not all(ch.isalnum() or ch in ".-" for ch in value):
-        raise ValueError("must be a space host such as example.signalwire.com")
-    if "." not in value:
-        value = f"{value}.signalwire.com"
-    return f"https://{value}"
 
 
 def require_e164(value: str) -> str:
@@ -272,89 +353,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises ``SettingsError`` naming the key at fault.
     """
-    env = os.environ if environ is None else environ
-    config_path = Path(env.get("MFA_AGENT_CONFIG") or DEFAULT_CONFIG_PATH)
-    file_config = _load_file_config(config_path)
-
-    credentials: dict[str, Any] = {
-        "project_id": env.get("SIGNALWIRE_PROJECT_ID", "").strip(),
-        "api_token": env.get("SIGNALWIRE_API_TOKEN", "").strip(),
-        "base_url": env.get("SIGNALWIRE_SPACE", "").strip(),
-        "from_number": env.get("MFA_FROM_NUMBER", "").strip(),
-    }
-    has_account = all(credentials[k] for k in ("project_id", "api_token", "base_url"))
-
-    requested = env.get("MFA_PROVIDER", "").strip().lower()
-    fell_back = False
-    if not requested:
-        provider = ProviderName.SIGNALWIRE if has_account else ProviderName.SANDBOX
-        fell_back = not has_account
-    elif requested in ProviderName.__members__.values():
-        provider = ProviderName(requested)
-    else:
-        raise SettingsError("MFA_PROVIDER must be 'signalwire' or 'sandbox'")
-
-    user = env.get("SWML_BASIC_AUTH_USER", "").strip()
-    password = env.get("SWML_BASIC_AUTH_PASSWORD", "")
-    generated = not password
-    if generated:
-        password = secrets.token_urlsafe(18)
-    if not user:
-        user = "mfa"
-
-    raw: dict[str, Any] = {
-        "file": file_config,
-        "config_path": config_path,
-        "host": env.get("HOST") or "0.0.0.0",
-        "port": env.get("PORT") or 3000,
-        "basic_auth_user": user,
-        "basic_auth_password": password,
-        "basic_auth_generated": generated,
-        "proxy_url_base": env.get("SWML_PROXY_URL_BASE") or None,
-        "swaig_secret": env.get("SIGNALWIRE_SWAIG_SECRET") or None,
-        "signing_key": env.get("SIGNALWIRE_SIGNING_KEY") or None,
-        "provider": provider,
-        "provider_fell_back": fell_back,
-        "redis_url": env.get("REDIS_URL", "").strip() or None,
-        "outcome_webhook_url": env.get("MFA_OUTCOME_WEBHOOK_URL", "").strip() or None,
-        "outcome_webhook_secret": env.get("MFA_OUTCOME_WEBHOOK_SECRET") or None,
-    }
-    if raw["outcome_webhook_url"] and not raw["outcome_webhook_secret"]:
-        raise SettingsError(
-            "MFA_OUTCOME_WEBHOOK_SECRET is required when MFA_OUTCOME_WEBHOOK_URL is set "
-            "(outcomes are signed with it)"
-        )
-    if provider is ProviderName.SIGNALWIRE:
-        missing = [
-            _ENV_NAMES[k] for k in ("project_id", "api_token", "base_url") if not credentials[k]
-        ]
-        if missing:
-            raise SettingsError("MFA_PROVIDER=signalwire needs " + ", ".join(missing))
-        if not credentials["from_number"]:
-            raise SettingsError(
-                "MFA_FROM_NUMBER is required with the SignalWire provider "
-                "(a custom message needs your own number)"
-            )
-        raw["signalwire"] = _validated(SignalWireCredentials, credentials, _ENV_NAMES)
-    return _validated(Settings, raw, _ENV_NAMES)
+    raw = _read_environment(os.environ if environ is None else environ)
+    config_path = Path(raw.pop("config_path", DEFAULT_CONFIG_PATH))
+    raw["file"] = _load_file_config(config_path)
+    raw["config_path"] = config_path
+    if "basic_auth_password" not in raw:
+        raw["basic_auth_password"] = secrets.token_urlsafe(18)
+        raw["basic_auth_generated"] = True
+    return _validated(Settings, raw, _ENV_NAME_OF_FIELD)
 
 
-_ENV_NAMES = {
-    "host": "HOST",
-    "port": "PORT",
-    "basic_auth_user": "SWML_BASIC_AUTH_USER",
-    "basic_auth_password": "SWML_BASIC_AUTH_PASSWORD",
-    "proxy_url_base": "SWML_PROXY_URL_BASE",
-    "swaig_secret": "SIGNALWIRE_SWAIG_SECRET",
-    "signing_key": "SIGNALWIRE_SIGNING_KEY",
-    "project_id": "SIGNALWIRE_PROJECT_ID",
-    "api_token": "SIGNALWIRE_API_TOKEN",
-    "base_url": "SIGNALWIRE_SPACE",
-    "from_number": "MFA_FROM_NUMBER",
-    "redis_url": "REDIS_URL",
-    "outcome_webhook_url": "MFA_OUTCOME_WEBHOOK_URL",
-    "outcome_webhook_secret": "MFA_OUTCOME_WEBHOOK_SECRET",
-}
+def _read_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The variables of ``ENV_VARS`` that are set and not empty, nested by field path."""
+    raw: dict[str, Any] = {}
+    for var in ENV_VARS:
+        value = env.get(var.name)
+        if value is not None and var.strip:
+            value = value.strip()
+        if not value:
+            continue
+        *parents, leaf = var.field.split(".")
+        target = raw
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return raw
 
 
 def _load_file_config(path: Path) -> FileConfig:
@@ -381,6 +404,10 @@ def _validated(
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
+            if not error["loc"] and error["type"] == "value_error":
+                # A cross-field rule: its message names the variables itself.
+                problems.append(str(error["ctx"]["error"]))
+                continue
             dotted = ".".join(str(part) for part in error["loc"]) or "settings"
             key = names.get(dotted, dotted)
             problems.append(f"{key}: {error['msg']}")

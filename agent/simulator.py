@@ -50,6 +50,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--caller", default="+15551230001", help="the caller ID the call comes from (E.164)"
     )
     parser.add_argument(
+        "--account",
+        help="the account number the caller gives (a directory must be configured): the "
+        "code goes to the number on file for it",
+    )
+    parser.add_argument(
         "--say",
         action="append",
         default=[],
@@ -78,7 +83,11 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
         answers = iter(args.say) if args.say else None
         ask = (lambda: next(answers, "")) if answers is not None else _ask_keyboard
         try:
-            return asyncio.run(play_call(base_url, auth, args.caller, ask, outbox, sys.stdout))
+            return asyncio.run(
+                play_call(
+                    base_url, auth, args.caller, ask, outbox, sys.stdout, account=args.account
+                )
+            )
         except httpx.HTTPError as exc:
             print(
                 f"call: cannot reach the agent at {base_url} ({type(exc).__name__})",
@@ -94,20 +103,26 @@ async def play_call(
     ask: Callable[[], str],
     outbox: list[SandboxText],
     out: TextIO,
+    *,
+    account: str | None = None,
 ) -> int:
     async with httpx.AsyncClient(timeout=20) as http:
         call = PlatformCall(http=http, base_url=base_url, auth=auth, caller=caller)
         await call.start()
         print(f"call {call.call_id} from {caller} to the agent at {base_url}", file=out)
         sent_at = time.time()
-        _show(out, "send_mfa", {}, await call.invoke("send_mfa"))
+        arguments = {"account_number": account} if account else {}
+        _show(out, "send_mfa", arguments, await call.invoke("send_mfa", **arguments))
         _show_ending(out, call)
-        bodies = [text.body for text in outbox]
-        if not bodies:
+        # The number on file is the agent's business: the transcript shows its last digits.
+        texts = [(mask_number(text.to), text.body) for text in outbox]
+        if not texts:
             # A running agent in sandbox mode shows its outbox on the live stream.
-            bodies = await _sandbox_text_from_stream(http, base_url, auth, caller, sent_at)
-        for body in bodies:
-            print(f"  [sandbox text to {caller}] {body}", file=out)
+            to = None if account else mask_number(caller)
+            texts = await _sandbox_text_from_stream(http, base_url, auth, to, sent_at)
+        for to, body in texts:
+            print(f"  [sandbox text to {to if account else caller}] {body}", file=out)
+        bodies = [body for _, body in texts]
 
         texted = bodies[-1].rsplit(" ", 1)[-1] if bodies else ""
         while not call.global_data.get("mfa_verified") and call.ending is None:
@@ -121,6 +136,9 @@ async def play_call(
                 break
         verified = call.global_data.get("mfa_verified") is True
         print(f"global_data.mfa_verified = {json.dumps(verified)}", file=out)
+        if "mfa_verified_account" in call.global_data:
+            named = call.global_data["mfa_verified_account"]
+            print(f"global_data.mfa_verified_account = {json.dumps(named)}", file=out)
         return 0 if verified else 1
 
 
@@ -146,21 +164,21 @@ async def first_event(
 
 
 async def _sandbox_text_from_stream(
-    http: httpx.AsyncClient, base_url: str, auth: tuple[str, str], caller: str, since: float
-) -> list[str]:
-    masked = mask_number(caller)
+    http: httpx.AsyncClient, base_url: str, auth: tuple[str, str], to: str | None, since: float
+) -> list[tuple[str, str]]:
+    """The sandbox text sent since ``since`` to ``to`` (masked), or to anyone when None."""
     event = await first_event(
         http,
         base_url,
         auth,
         lambda e: (
             e.get("kind") == "sandbox_text"
-            and e.get("to") == masked
+            and (to is None or e.get("to") == to)
             and float(e.get("at") or 0) >= since - 1
         ),
         within=2.0,
     )
-    return [str(event["body"])] if event else []
+    return [(str(event["to"]), str(event["body"]))] if event else []
 
 
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -1,10 +1,10 @@
 """Where the agent's shared state lives: in this process, or in Redis for replicas.
 
-``REDIS_URL`` unset: the sandbox's pending codes in a SQLite file, counters and
-breaker state in memory, the live stream in this process. Set: all four in
-Redis, so any replica can answer any request of a call. A ``StateBackend``
-offers each piece plus its own start/stop hooks and readiness check;
-``build_agent`` decides where each goes.
+``REDIS_URL`` unset: the sandbox's pending codes in a SQLite file, counters
+(the account directory's per-call misses too) and breaker states in memory, the
+live stream in this process. Set: all of them in Redis, so any replica can
+answer any request of a call. A ``StateBackend`` offers each piece plus its own
+start/stop hooks and readiness check; ``build_agent`` decides where each goes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skills.mfa.directory.misses import InProcessMissCounter, MissCounter
 from skills.mfa.limits import CounterStore, InProcessCounterStore
 from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes
@@ -29,6 +30,8 @@ class StateBackend:
         self._sandbox_db_path = sandbox_db_path
         self.counters: CounterStore = InProcessCounterStore()
         self.breaker_state: BreakerState = InProcessBreakerState()
+        self.directory_breaker_state: BreakerState = InProcessBreakerState()
+        self.account_misses: MissCounter = InProcessMissCounter()
 
     def pending_codes(self) -> PendingCodes:
         """Called only for the sandbox provider, so SignalWire mode creates no file."""
@@ -54,11 +57,14 @@ class RedisStateBackend(StateBackend):
     name = "redis"
 
     def __init__(self, redis_url: str) -> None:
+        from skills.mfa.directory.misses import RedisMissCounter
         from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore, connect
 
         self._redis = connect(redis_url)
         self.counters = RedisCounterStore(self._redis)
         self.breaker_state = RedisBreakerState(self._redis)
+        self.directory_breaker_state = RedisBreakerState(self._redis, key="mfa:breaker:directory")
+        self.account_misses = RedisMissCounter(self._redis)
 
     def pending_codes(self) -> PendingCodes:
         from skills.mfa.redis_state import RedisPendingCodes

@@ -203,7 +203,7 @@ def run_concurrency(plan: Plan, tmp: Path) -> dict[str, Any]:
 
 def _replica_levels(plan: Plan, tmp: Path, fake: servers.Server) -> list[dict[str, Any]]:
     """The same load on two agent processes sharing one Redis, requests alternating."""
-    from tests.support.redis_server import RedisServer
+    from testkit.redis_server import RedisServer
 
     if not plan.replica_levels:
         return []

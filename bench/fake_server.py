@@ -1,38 +1,31 @@
 """``python -m bench.fake_server PORT LATENCY``: the loopback fake SignalWire in its own process.
 
-It is ``tests.support.fake_signalwire.FakeSignalWire`` unchanged except for one thing:
-every code it texts is ``BENCH_CODE``. The fake lives in another process than the
-load generator, so the generator cannot read ``fake.last_code_for``; a fixed code
-spares it an extra lookup request per call that would load the machine being measured.
+It is ``testkit.fake_signalwire.FakeSignalWire`` with one knob set: every code it texts
+is ``BENCH_CODE``. The fake lives in another process than the load generator, so the
+generator cannot read ``fake.last_code_for``; a fixed code spares it an extra lookup
+request per call that would load the machine being measured.
 Verification still goes through the fake's real checks (attempts, single use, expiry).
 """
 
 from __future__ import annotations
 
-import secrets
 import sys
 
 import uvicorn
 
-import tests.support.fake_signalwire as fake_module
+from testkit.fake_signalwire import FakeSignalWire
 
 BENCH_CODE = "777777"
 
 
-class _FixedDigits:
-    """Stands in for the ``secrets`` module inside the fake only."""
-
-    compare_digest = staticmethod(secrets.compare_digest)
-
-    @staticmethod
-    def choice(alphabet: str) -> str:
-        return "7"
+def sevens(length: int) -> str:
+    """``BENCH_CODE`` at the default length; any other length is all sevens too."""
+    return "7" * length
 
 
 def main() -> None:
     port, latency = int(sys.argv[1]), float(sys.argv[2])
-    fake_module.secrets = _FixedDigits()  # type: ignore[assignment]
-    fake = fake_module.FakeSignalWire(latency=latency)
+    fake = FakeSignalWire(latency=latency, new_code=sevens)
     uvicorn.run(
         fake.app(),
         host="127.0.0.1",

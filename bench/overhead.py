@@ -21,9 +21,10 @@ import httpx
 
 from agent.platform import PlatformCall
 from bench.fake_server import BENCH_CODE
-from bench.servers import AUTH, FROM_NUMBER, loopback_client
+from bench.servers import AUTH, loopback_client
 from bench.stats import summary_ms
-from tests.support.fake_signalwire import API_TOKEN, PROJECT_ID
+from testkit.agent_env import FROM_NUMBER
+from testkit.fake_signalwire import API_TOKEN, PROJECT_ID
 
 MFA_PATH = "/api/relay/rest/mfa"
 

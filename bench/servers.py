@@ -16,19 +16,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import yaml
 
-from tests.support.fake_signalwire import API_TOKEN, PROJECT_ID
-from tests.support.servers import free_port
+from testkit.agent_env import agent_env, write_config
+from testkit.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SDK_CONFIG_FILE = REPO / "agent" / "sdk_config.json"
 AUTH = ("bench", "bench-password-not-secret")
 SWAIG_SECRET = "bench-swaig-secret"
-FROM_NUMBER = "+15559870000"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_LIMITS = {
     "agent_sends_per_minute": 100_000,
@@ -61,47 +58,16 @@ def base_env() -> dict[str, str]:
 
 
 def write_agent_config(directory: Path, *, max_connections: int = 100) -> Path:
-    path = directory / f"config-{max_connections}.yaml"
-    data: dict[str, Any] = {
-        "sandbox_db_path": str(directory / "sandbox.sqlite3"),
-        "upstream": {"max_connections": max_connections},
-        # The abuse limits still run on every send (their cost is measured); their caps
-        # are lifted so that the load, not the throttle, is what gets measured.
-        "limits": BENCH_LIMITS,
-    }
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def agent_env(
-    config: Path, port: int, *, fake_url: str | None, redis_url: str | None = None
-) -> dict[str, str]:
-    env = base_env()
-    env.update(
+    return write_config(
+        directory,
         {
-            "MFA_AGENT_CONFIG": str(config),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "SWML_BASIC_AUTH_USER": AUTH[0],
-            "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
-            "SIGNALWIRE_SWAIG_SECRET": SWAIG_SECRET,
-        }
+            "upstream": {"max_connections": max_connections},
+            # The abuse limits still run on every send (their cost is measured); their caps
+            # are lifted so that the load, not the throttle, is what gets measured.
+            "limits": BENCH_LIMITS,
+        },
+        name=f"config-{max_connections}.yaml",
     )
-    if fake_url:
-        env.update(
-            {
-                "MFA_PROVIDER": "signalwire",
-                "SIGNALWIRE_PROJECT_ID": PROJECT_ID,
-                "SIGNALWIRE_API_TOKEN": API_TOKEN,
-                "SIGNALWIRE_SPACE": fake_url,
-                "MFA_FROM_NUMBER": FROM_NUMBER,
-            }
-        )
-    else:
-        env["MFA_PROVIDER"] = "sandbox"
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return env
 
 
 def launch(
@@ -186,7 +152,16 @@ def start_agent(
     """
     port = free_port()
     config = write_agent_config(log_dir, max_connections=max_connections)
-    env = agent_env(config, port, fake_url=fake_url, redis_url=redis_url)
+    env = agent_env(
+        config,
+        auth=AUTH,
+        swaig_secret=SWAIG_SECRET,
+        signalwire_url=fake_url,
+        redis_url=redis_url,
+        base=base_env(),
+        HOST="127.0.0.1",
+        PORT=str(port),
+    )
     args = ["-m", "agent"] if probe_args is None else ["-m", "bench.agent_probe", *probe_args]
     return launch(name, args, env, log_dir, port, ready_path="/health")
 

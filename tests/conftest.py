@@ -7,15 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from hypothesis import settings as hypothesis_settings
 
 from agent.app import MfaAgent, build_agent
 from agent.settings import Settings, load_settings
-from tests.support.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
-from tests.support.servers import ServerThread
+from testkit.agent_env import agent_env, write_config
+from testkit.fake_signalwire import FakeSignalWire
+from testkit.redis_server import RedisServer
+from testkit.servers import ServerThread
+from tests.support.defaults import AUTH, SWAIG_SECRET
+from tests.support.required_servers import require_redis_server
 
-AUTH = ("operator", "s3cret-test-password")
-CALLER = "+15551230001"
+# Property tests judge answers, not speed: no per-example deadline, which a stall on a busy
+# 2-core machine would break. Tests' own @settings inherit this profile.
+hypothesis_settings.register_profile("mfa", deadline=None)
+hypothesis_settings.load_profile("mfa")
 
 
 @pytest.fixture
@@ -30,18 +36,6 @@ def fake_signalwire() -> Iterator[tuple[FakeSignalWire, str]]:
         yield fake, server.url
 
 
-def write_config(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Path:
-    data: dict[str, Any] = {"sandbox_db_path": str(tmp_path / "sandbox.sqlite3")}
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
-        else:
-            data[key] = value
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(
@@ -50,25 +44,15 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         config: dict[str, Any] | None = None,
         **env: str,
     ) -> Settings:
-        environ = {
-            "MFA_AGENT_CONFIG": str(write_config(tmp_path, config)),
-            "SWML_BASIC_AUTH_USER": AUTH[0],
-            "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
-            "SIGNALWIRE_SWAIG_SECRET": "test-swaig-secret",
-        }
-        if signalwire_url:
-            environ.update(
-                {
-                    "SIGNALWIRE_PROJECT_ID": PROJECT_ID,
-                    "SIGNALWIRE_API_TOKEN": API_TOKEN,
-                    "SIGNALWIRE_SPACE": signalwire_url,
-                    "MFA_FROM_NUMBER": "+15559870000",
-                }
+        return load_settings(
+            agent_env(
+                write_config(tmp_path, config),
+                auth=AUTH,
+                swaig_secret=SWAIG_SECRET,
+                signalwire_url=signalwire_url,
+                **env,
             )
-        else:
-            environ["MFA_PROVIDER"] = "sandbox"
-        environ.update(env)
-        return load_settings(environ)
+        )
 
     return make
 
@@ -94,18 +78,24 @@ def serve_agent() -> Iterator[Callable[[MfaAgent | Settings], str]]:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[Any]:
+def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the session (``.ci/run`` installs Debian's redis-server)."""
-    from tests.support.redis_server import RedisServer
-
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    require_redis_server()
     server = RedisServer().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_url(redis_server: Any) -> str:
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server for this test alone, which it may stop and start (outage tests)."""
+    require_redis_server()
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
     redis_server.flush()
     return str(redis_server.url)

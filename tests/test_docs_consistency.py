@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,8 +19,9 @@ def readme_env_table() -> set[str]:
 
 
 def env_vars_read_by_settings() -> set[str]:
-    source = (REPO / "agent" / "settings.py").read_text()
-    return set(re.findall(r'env\.get\("([A-Z][A-Z0-9_]+)"', source))
+    from agent.settings import ENV_VARS
+
+    return {var.name for var in ENV_VARS}
 
 
 def test_every_env_var_in_the_readme_is_read_by_the_settings():
@@ -30,10 +34,88 @@ def test_every_env_var_the_settings_read_is_in_the_readme():
     assert env_vars_read_by_settings() <= readme_env_table()
 
 
-def test_every_yaml_section_in_the_readme_exists_in_the_shipped_config():
-    from agent.settings import FileConfig
-
+def readme_yaml_keys() -> set[str]:
+    """Every key the README's YAML paragraph names, ``limits.*`` and ``breaker.*`` included."""
     readme = (REPO / "README.md").read_text()
     yaml_part = readme.split("YAML (`agent/config.yaml`", 1)[1].split("\n\n", 1)[0]
-    keys = {k.split(".")[0] for k in re.findall(r"`([a-z_]+(?:\.[a-z_]+)?)`", yaml_part)}
-    assert keys <= set(FileConfig.model_fields)
+    return set(re.findall(r"`([a-z_]+(?:\.(?:[a-z_]+|\*))?)`", yaml_part))
+
+
+def readme_security_defaults() -> dict[str, str]:
+    """``section.key: value`` pairs from the Security table (a bare ``key: value`` right
+    after one belongs to the same section, as in ``per_recipient_per_day: 10``)."""
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str] = {}
+    for row in table.splitlines():
+        section = None
+        for key, value in re.findall(r"`([a-z_]+(?:\.[a-z_]+)?): ([^`]+)`", row):
+            if "." in key:
+                section = key.split(".")[0]
+            elif section is not None:
+                key = f"{section}.{key}"
+            else:
+                continue
+            found[key] = value.strip()
+    return found
+
+
+def config_fields() -> dict[str, Any]:
+    """``section.key`` (and top-level ``key``) -> the field's default, from ``FileConfig``."""
+    from pydantic import BaseModel
+
+    from agent.settings import FileConfig
+
+    fields: dict[str, Any] = {}
+    for name, info in FileConfig.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            for sub, sub_info in type(default).model_fields.items():
+                fields[f"{name}.{sub}"] = sub_info.get_default(call_default_factory=True)
+        else:
+            fields[name] = default
+    return fields
+
+
+def test_every_yaml_key_in_the_readme_exists_in_the_settings():
+    fields = config_fields()
+    keys = readme_yaml_keys()
+    assert {"limits.*", "breaker.*", "code.valid_for", "sandbox_db_path"} <= keys
+    for key in keys:
+        if key.endswith(".*"):
+            section = key[:-2]
+            assert any(f.startswith(section + ".") for f in fields), f"README names {key}"
+        else:
+            assert key in fields, f"README names `{key}`, which the settings do not have"
+
+
+def test_every_default_the_security_table_states_is_the_real_default():
+    fields = config_fields()
+    shipped = yaml.safe_load((REPO / "agent" / "config.yaml").read_text())
+    stated = readme_security_defaults()
+    assert {
+        "limits.sends_per_call",
+        "limits.per_recipient_per_day",
+        "limits.agent_sends_per_minute",
+        "breaker.failure_threshold",
+        "breaker.open_seconds",
+        "code.max_attempts",
+    } <= set(stated)
+    for key, text in stated.items():
+        assert key in fields, f"the Security table names `{key}`, which the settings lack"
+        value = yaml.safe_load(text)
+        section, _, name = key.partition(".")
+        assert fields[key] == value, f"{key}: README says {text}, the default is {fields[key]}"
+        assert shipped[section][name] == value, f"{key}: agent/config.yaml ships another value"
+
+
+def test_the_shipped_config_holds_the_defaults():
+    """Every key of agent/config.yaml exists, with the settings' own default."""
+    fields = config_fields()
+    shipped = yaml.safe_load((REPO / "agent" / "config.yaml").read_text())
+    for name, value in shipped.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, sub_value in items:
+            key = f"{name}.{sub}" if sub else name
+            assert key in fields, f"agent/config.yaml has an unknown key {key}"
+            assert fields[key] == sub_value, f"{key}: shipped {sub_value}, default {fields[key]}"

@@ -30,6 +30,9 @@ FAILED_OUTCOMES = frozenset(
         Outcome.COUNTRY_REFUSED,
         Outcome.NUMBER_TYPE_REFUSED,
         Outcome.ERROR,
+        Outcome.ACCOUNT_UNKNOWN,
+        Outcome.ACCOUNT_LOCKED,
+        Outcome.DIRECTORY_UNAVAILABLE,
     }
 )
 
@@ -42,6 +45,7 @@ class DailyCounters:
     def __init__(self) -> None:
         self.day = ""
         self.calls = self.codes_sent = self.verified = self.failed = 0
+        self.lookups = self.unknown_accounts = 0
         self._calls_seen: OrderedDict[str, None] = OrderedDict()
 
     def count(self, data: Mapping[str, Any]) -> None:
@@ -57,6 +61,9 @@ class DailyCounters:
             if len(self._calls_seen) > self._MAX_TRACKED_CALLS:
                 self._calls_seen.popitem(last=False)
         outcome = data.get("outcome")
+        if data.get("lookup") and data.get("lookup") != "locked":
+            self.lookups += 1  # a directory lookup ran (found, unknown or unavailable)
+            self.unknown_accounts += outcome == Outcome.ACCOUNT_UNKNOWN
         if outcome == Outcome.CODE_SENT:
             self.codes_sent += 1
         elif outcome == Outcome.VERIFIED:
@@ -72,12 +79,15 @@ class DailyCounters:
             "codes_sent": self.codes_sent,
             "verified": self.verified,
             "failed": self.failed,
+            "lookups": self.lookups,
+            "unknown_accounts": self.unknown_accounts,
         }
 
     def _roll(self, day: str) -> None:
         if day > self.day:
             self.day = day
             self.calls = self.codes_sent = self.verified = self.failed = 0
+            self.lookups = self.unknown_accounts = 0
             self._calls_seen.clear()
 
 

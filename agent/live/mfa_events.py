@@ -5,19 +5,20 @@ one deliberate exception: a ``sandbox_text`` (sandbox provider only) is the text
 the sandbox "sent", code included, because in the sandbox the operator's screen
 is the phone. Kinds: ``mfa`` (a tool outcome, already safe: ``MfaEvent``),
 ``sandbox_text`` and ``summary`` (the model's post-prompt account, whose free
-text is cut short and stripped of digit runs).
+text is cut short and stripped of anything that reads as four or more digits,
+number words included).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from skills.mfa.events import MfaEvent
 from skills.mfa.phone import mask_number
 from skills.mfa.providers.sandbox import SandboxText
+from skills.mfa.spoken_code import redact_spoken_numbers
 
 log = logging.getLogger("mfa.live")
 
@@ -25,9 +26,10 @@ log = logging.getLogger("mfa.live")
 Publish = Callable[[str, Mapping[str, Any]], None]
 
 _SUMMARY_TEXT_MAX = 300
-# Four or more digits, possibly spaced or punctuated: a code or a phone number the
-# model wrote into its summary despite being told not to.
-_DIGIT_RUN = re.compile(r"\d(?:[\s.\-()]*\d){3,}")
+# A run that could read as four or more digits, written in digits or in words: a code
+# (4 digits at the least) or a phone number the model wrote into its summary despite
+# being told not to.
+_REDACT_FROM_DIGITS = 4
 
 
 class LiveFeed:
@@ -72,4 +74,6 @@ def _bool_or_none(value: Any) -> bool | None:
 
 
 def _safe_text(text: str) -> str:
-    return _DIGIT_RUN.sub("[redacted]", text[:_SUMMARY_TEXT_MAX].replace("\n", " "))
+    return redact_spoken_numbers(
+        text[:_SUMMARY_TEXT_MAX].replace("\n", " "), _REDACT_FROM_DIGITS, "[redacted]"
+    )

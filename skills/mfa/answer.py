@@ -29,7 +29,8 @@ class ToolAnswer:
     ``number_last4`` is empty when no number was settled on (refused before a
     recipient was known, or a verify without a recorded number).
     ``set_meta_data``/``unset_meta_data`` change this tool pair's ``meta_data``;
-    ``global_data`` is merged into the call's ``global_data``.
+    ``global_data`` is merged into the call's ``global_data``. ``account`` is whole
+    here (the webhook and ``global_data`` need it); events mask it for logs and /live.
     """
 
     outcome: Outcome
@@ -39,6 +40,11 @@ class ToolAnswer:
     set_meta_data: Mapping[str, Any] = field(default_factory=dict)
     unset_meta_data: tuple[str, ...] = ()
     global_data: Mapping[str, Any] = field(default_factory=dict)
+    # The account number (digits) this answer is about, when a directory named the
+    # recipient; the event, the webhook and global_data take it from here.
+    account: str = ""
+    # The directory's part in this answer (``found``, ``unknown``, ...), empty without one.
+    lookup: str = ""
     # Set by ``skills.mfa.next_step`` once the tool has decided (see there):
     status: str = ""  # a status line for the model that it must not read aloud
     history_note: str = ""  # replaces this call and its answer in the model's history

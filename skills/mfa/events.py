@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from skills.mfa.directory.base import mask_account
+
 log = logging.getLogger("mfa.events")
 
 
@@ -35,6 +37,11 @@ class Outcome(StrEnum):
     COUNTRY_REFUSED = "country_refused"
     NUMBER_TYPE_REFUSED = "number_type_refused"
     ERROR = "error"
+    ACCOUNT_REQUIRED = "account_required"
+    ACCOUNT_UNCLEAR = "account_unclear"
+    ACCOUNT_UNKNOWN = "account_unknown"
+    ACCOUNT_LOCKED = "account_locked"
+    DIRECTORY_UNAVAILABLE = "directory_unavailable"
 
 
 FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.EXHAUSTED, Outcome.EXPIRED})
@@ -54,9 +61,20 @@ class MfaEvent:
     # "hangup"; None while the call stays with the agent.
     handoff: dict[str, str] | str | None = None
     at: float = field(default_factory=time.time)
+    # The account the code is for (directory path), whole: the signed outcome webhook
+    # needs it. ``to_dict`` (logs, the live stream) shows it masked.
+    account: str = ""
+    # What the directory said for this send: found, unknown, locked, unavailable, ...
+    lookup: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        # Present only on the account path, so other events keep their shape.
+        for key in ("account", "lookup"):
+            if not data[key]:
+                del data[key]
+        if self.account:
+            data["account"] = mask_account(self.account)
         data["outcome"] = str(self.outcome)
         data["duration_ms"] = round(self.duration_ms, 2)
         return data

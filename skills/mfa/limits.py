@@ -194,6 +194,19 @@ class SendLimiter:
         ]
         return await self._store.acquire(rules, self._clock())
 
+    async def try_lookup(self) -> Refusal | None:
+        """Count one account lookup in the agent-wide rate, or refuse it (``AGENT_RATE``).
+
+        A lookup costs the business's directory what a send costs SignalWire, so a burst
+        of lookups is a burst of work like a burst of sends: both draw on one budget."""
+        rule = Rule(
+            LimitKind.AGENT_RATE,
+            f"agent:{self._agent_id}",
+            self._limits.agent_sends_per_minute,
+            60.0,
+        )
+        return await self._store.acquire([rule], self._clock())
+
     async def sends_left(self, call_id: str) -> int:
         """How many more codes this call may be sent, without counting one. Raises
         ``CounterStoreUnavailable`` like ``try_send``."""

@@ -178,3 +178,37 @@ def number_cannot_receive_texts() -> str:
         "That phone number cannot receive text messages, so no code was sent. Apologise and "
         "explain that verification needs a mobile phone."
     )
+
+
+# -- the account path (a directory names the number on file) ----------------------------
+
+
+def account_required() -> str:
+    return (
+        "Codes go to the phone number on file for the caller's account. Ask the caller for "
+        "their account number, then call send_mfa with it."
+    )
+
+
+def account_unclear() -> str:
+    return (
+        "I did not catch an account number there, so nothing was looked up. Ask the caller to "
+        "say their account number again, one digit at a time."
+    )
+
+
+def account_not_sent() -> str:
+    # The same words whether the account is unknown or its send was refused: which
+    # accounts exist is not the caller's to learn.
+    return (
+        "No code was sent for that account number. Do not say whether the account exists. "
+        "If a code was already sent on this call, ask the caller to use it; otherwise ask "
+        "them to check their account number."
+    )
+
+
+def account_lookups_ended() -> str:
+    return (
+        "No more account numbers can be looked up on this call, so no code was sent. "
+        "Apologise and suggest the caller calls back with their account number at hand."
+    )

@@ -17,6 +17,7 @@ from skills.mfa.events import EventPublisher
 from skills.mfa.limits import SendLimiter
 from skills.mfa.next_step import NextStep
 from skills.mfa.providers.base import CodeProvider
+from skills.mfa.recipient import AccountRecipients
 from skills.mfa.tools import CodePolicy, MfaTools
 
 META_DATA_TOKEN = "mfa_skill"
@@ -61,6 +62,12 @@ class MfaSkill(SkillBase):
                     "description": "SendLimiter enforcing the abuse limits (optional)",
                     "required": False,
                 },
+                "accounts": {
+                    "type": "object",
+                    "description": "AccountRecipients: text the number on file for an account "
+                    "(optional; set when a directory is configured)",
+                    "required": False,
+                },
                 "next_step": {
                     "type": "object",
                     "description": "NextStep: speech timing, history and the handoff (optional)",
@@ -95,6 +102,11 @@ class MfaSkill(SkillBase):
         if limiter is not None and not isinstance(limiter, SendLimiter):
             self.logger.error("mfa skill: params['limiter'] must be a SendLimiter")
             return False
+        accounts = self.params.get("accounts")
+        if accounts is not None and not isinstance(accounts, AccountRecipients):
+            self.logger.error("mfa skill: params['accounts'] must be AccountRecipients")
+            return False
+        self.accounts = accounts
         next_step = self.params.get("next_step")
         if next_step is not None and not isinstance(next_step, NextStep):
             self.logger.error("mfa skill: params['next_step'] must be a NextStep")
@@ -105,6 +117,7 @@ class MfaSkill(SkillBase):
             publisher=publisher,
             agent_id=agent_id,
             limiter=limiter,
+            accounts=accounts,
             next_step=next_step,
         )
         return True
@@ -116,15 +129,28 @@ class MfaSkill(SkillBase):
             if self.policy.allow_other_numbers
             else "Leave it out: codes only go to the number the caller is calling from."
         )
+        parameters = {"phone_number": {"type": "string", "description": number_hint}}
+        description = (
+            "Text a one-time verification code to the caller's phone. Call it once the "
+            "caller agrees to receive a code, or when they ask for a new one."
+        )
+        if self.accounts is not None:
+            parameters["account_number"] = {
+                "type": "string",
+                "description": "The caller's account number exactly as they said or typed it, "
+                "e.g. 'four oh seven two two' or '40722'; do not guess missing digits.",
+            }
+            description = (
+                "Text a one-time verification code to the phone number on file for the "
+                "caller's account. Call it with the account number once the caller gives it, "
+                "or again when they ask for a new code."
+            )
+            if not self.accounts.policy.caller_number_allowed:
+                parameters = {"account_number": parameters["account_number"]}
         self.define_tool(
             name="send_mfa",
-            description=(
-                "Text a one-time verification code to the caller's phone. Call it once the "
-                "caller agrees to receive a code, or when they ask for a new one."
-            ),
-            parameters={
-                "phone_number": {"type": "string", "description": number_hint},
-            },
+            description=description,
+            parameters=parameters,
             handler=self.tools.send_mfa,
             secure=True,
             fillers={self.language_code: SEND_FILLERS},
@@ -162,6 +188,7 @@ class MfaSkill(SkillBase):
                     "You never see the code and must never make one up or repeat one back."
                 ),
                 "bullets": [
+                    *self._account_bullets(),
                     "Use send_mfa to text the code, only after the caller agrees.",
                     f"Use verify_mfa with what the caller says or types; it must hold {length} "
                     "digits. If the caller types digits on the keypad, pass those digits.",
@@ -171,4 +198,15 @@ class MfaSkill(SkillBase):
                     "ran out of tries, offer to send a new one with send_mfa.",
                 ],
             }
+        ]
+
+    def _account_bullets(self) -> list[str]:
+        if self.accounts is None:
+            return []
+        return [
+            "Codes go to the phone number on file for the caller's account, not necessarily "
+            "the phone they are calling from: ask for their account number first and pass it "
+            "to send_mfa as account_number.",
+            "If send_mfa says no code was sent for that account number, say exactly that; "
+            "never suggest whether the account exists.",
         ]

@@ -216,8 +216,10 @@ def _the_one_run(tokens: list[str]) -> list[str] | None:
                     return None
                 run = []
                 runs.append(run)
+            # A lone "oh" may be an interjection; a second number word makes it digits.
+            starts_digits = token not in _INTERJECTIONS or any(t not in _PAUSES for t in run)
             run.append(token)
-            digits_started = digits_started or token not in _INTERJECTIONS
+            digits_started = digits_started or starts_digits
         elif token in _PAUSES:
             if run is not None:
                 run.append(token)
@@ -228,8 +230,14 @@ def _the_one_run(tokens: list[str]) -> list[str] | None:
                 return None
             run = None
             previous_word = token
-    runs = [r for r in runs if not all(t in _INTERJECTIONS or t in _PAUSES for t in r)]
+    runs = [r for r in runs if not _lone_interjection(r)]
     return runs[0] if len(runs) == 1 else None
+
+
+def _lone_interjection(run: list[str]) -> bool:
+    """ "oh, it's 529031": one "oh" and pauses is an interjection; "oh oh" is two zeros."""
+    words = [t for t in run if t not in _PAUSES]
+    return len(words) == 1 and words[0] in _INTERJECTIONS
 
 
 def _read_run(run: list[str]) -> str | None:
@@ -322,3 +330,59 @@ def _single_digit(token: str) -> str | None:
         return "0"
     unit = _UNITS.get(token)
     return None if unit is None else str(unit)
+
+
+# -- redaction -----------------------------------------------------------------------------
+
+_SPAN_TOKEN = re.compile(r"[^\W\d_]+|\d+|\S")
+_SCALE_DIGITS = {"hundred": 2, "thousand": 3}
+
+
+def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") -> str:
+    """``text`` with every run that could read as ``min_digits`` or more digits masked.
+
+    For free text the model wrote (a post-prompt summary) that must not carry a
+    code or a phone number, however it was written: "739155", "7, 3, 9, 1, 5, 5",
+    "seven three nine one five five", "seven thirty nine, one fifty five". A run is
+    what ``normalize_spoken_code`` would read as one (digits, number words,
+    "double"/"triple", "hundred"/"thousand", with pauses and punctuation between);
+    its digits are counted generously (a tens word counts two), because here a
+    miss leaks a code and an extra mask costs nothing.
+    """
+    pieces: list[str] = []
+    kept_until = 0
+    run_start = run_end = -1
+    digits = 0
+    for match in _SPAN_TOKEN.finditer(text):
+        token = match.group().lower()
+        counted = _loose_digit_count(token)
+        if counted:
+            if run_start < 0:
+                run_start, digits = match.start(), 0
+            digits += counted
+            run_end = match.end()
+            continue
+        if run_start >= 0 and (token in _PAUSES or not token.isalnum()):
+            continue  # a pause or punctuation inside a run
+        if run_start >= 0 and digits >= min_digits:
+            pieces += [text[kept_until:run_start], mask]
+            kept_until = run_end
+        run_start = -1
+    if run_start >= 0 and digits >= min_digits:
+        pieces += [text[kept_until:run_start], mask]
+        kept_until = run_end
+    pieces.append(text[kept_until:])
+    return "".join(pieces)
+
+
+def _loose_digit_count(token: str) -> int:
+    """How many digits a token may stand for in a spoken number; 0 for other words."""
+    if token.isdigit():
+        return len(token)
+    if token in _UNITS or token in _ZERO_WORDS:
+        return 1
+    if token in _TEENS or token in _TENS:
+        return 2
+    if token in _REPEATS:
+        return _REPEATS[token] - 1  # the digit that follows counts once
+    return _SCALE_DIGITS.get(token, 0)

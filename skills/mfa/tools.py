@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from skills.mfa.providers.base import (
     ProviderUnavailable,
     SendRequest,
 )
+from skills.mfa.recipient import GLOBAL_VERIFIED_ACCOUNT, META_ACCOUNT, AccountRecipients
 from skills.mfa.spoken_code import normalize_spoken_code
 
 log = logging.getLogger("mfa.tools")
@@ -98,12 +99,15 @@ class MfaTools:
         publisher: EventPublisher,
         agent_id: str,
         limiter: SendLimiter | None = None,
+        accounts: AccountRecipients | None = None,
         next_step: NextStep | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it.
+        ``accounts``, when a directory is configured, texts the number on file instead.
         ``next_step`` adds speech timing, history and the handoff to each answer."""
         self._provider = provider
+        self._accounts = accounts
         self._limiter = limiter
         self._policy = policy
         self._publisher = publisher
@@ -138,6 +142,8 @@ class MfaTools:
                 provider=self._provider.name,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
                 attempts_left=answer.attempts_left,
+                account=answer.account,
+                lookup=answer.lookup,
                 handoff=answer.handoff.describe() if answer.handoff else None,
             )
         )
@@ -146,9 +152,21 @@ class MfaTools:
     # -- send_mfa ---------------------------------------------------------------------------
 
     async def _send(self, call: _Call, args: Any) -> ToolAnswer:
-        target = self._recipient(call, args if isinstance(args, dict) else {})
+        args = args if isinstance(args, dict) else {}
+        if self._accounts is not None and self._accounts.applies(args):
+            return await self._accounts.send(
+                call.id, args.get("account_number"), lambda number: self._send_checked(call, number)
+            )
+        target = self._recipient(call, args)
         if isinstance(target, ToolAnswer):
             return target
+        answer = await self._send_checked(call, target)
+        if answer.outcome is Outcome.CODE_SENT and META_ACCOUNT in call.meta_data:
+            # This code went to the caller's phone: an earlier account no longer applies.
+            answer = replace(answer, unset_meta_data=(META_ACCOUNT,))
+        return answer
+
+    async def _send_checked(self, call: _Call, target: str) -> ToolAnswer:
         # From here on the number is known: even an unexpected failure names its last digits.
         last4 = last_digits(target)
         return await _answering_errors(call.tool, last4, self._send_to(call, target, last4))
@@ -246,9 +264,19 @@ class MfaTools:
     async def _verify(self, call: _Call, args: Any) -> ToolAnswer:
         meta = call.meta_data
         last4 = str(meta.get(META_NUMBER_LAST4) or "")
-        return await _answering_errors(
+        answer = await _answering_errors(
             call.tool, last4, self._verify_code(call, args if isinstance(args, dict) else {}, last4)
         )
+        account = meta.get(META_ACCOUNT)
+        if not isinstance(account, str) or not account:
+            return answer
+        if answer.outcome is Outcome.VERIFIED:
+            answer = replace(
+                answer, global_data={**answer.global_data, GLOBAL_VERIFIED_ACCOUNT: account}
+            )
+        if answer.unset_meta_data:  # the pending code is gone, and its account with it
+            answer = replace(answer, unset_meta_data=(*answer.unset_meta_data, META_ACCOUNT))
+        return replace(answer, account=account)
 
     async def _verify_code(self, call: _Call, args: Mapping[str, Any], last4: str) -> ToolAnswer:
         meta = call.meta_data

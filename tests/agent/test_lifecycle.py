@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.app import build_agent
-from tests.support.servers import ServerThread
+from testkit.servers import ServerThread
 
 
 def test_stops_run_in_reverse_and_all_run_even_when_one_fails(make_settings):

@@ -26,10 +26,11 @@ from agent.live.hub import EventHub
 from agent.live.mfa_events import LiveFeed
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
+from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
 from tests.support.agent_process import AgentProcess
 from tests.support.calls import new_call, wrong_code
+from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -353,7 +354,8 @@ async def test_the_summary_is_published_with_its_safe_fields_only(live_agent):
                 "caller_wanted": "to change the address on file at 12 Main St",
                 "code_sent": True,
                 "verified": True,
-                "outcome": "Caller +1 555 123 0001 was verified with code 4 8 1 5 1 6.",
+                "outcome": "Caller +1 555 123 0001 was verified with code 4 8 1 5 1 6, "
+                "after 7, 3, 9, 1, 5, 5 and seven three nine one five five failed.",
                 "extra": "anything else",
             }
         )
@@ -374,7 +376,15 @@ async def test_the_summary_is_published_with_its_safe_fields_only(live_agent):
         assert summary["call_id"] == call.call_id
         assert summary["verified"] is True and summary["code_sent"] is True
         assert "[redacted]" in summary["outcome"]
-        assert_clean(summary["outcome"], "481516", "4 8 1 5 1 6", "555 123")
+        assert_clean(
+            summary["outcome"],
+            "481516",
+            "4 8 1 5 1 6",
+            "555 123",
+            "7, 3, 9, 1",
+            "seven three nine",
+        )
+        assert normalize_spoken_code(summary["outcome"], 6) is None
 
 
 # -- the hub on its own --------------------------------------------------------------------
@@ -459,7 +469,7 @@ async def test_a_closed_hub_ends_streams_and_refuses_new_ones(live_agent):
 
 def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
     """uvicorn waits for open responses before it stops; the hub ends its streams first."""
-    agent = AgentProcess(tmp_path)
+    agent = AgentProcess(tmp_path, capture=True)
     try:
         agent.wait_ready("/health")
         with (
@@ -469,7 +479,16 @@ def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
             assert stream.status_code == 200
             agent.process.send_signal(signal.SIGTERM)
             started = time.monotonic()
-            agent.process.wait(timeout=10)
+            returncode = agent.process.wait(timeout=10)
             assert time.monotonic() - started < 10
+            # Whatever was still unread (the opening frames) arrives whole: the stream is
+            # ended cleanly, not cut mid-frame (iter_raw would raise on a broken chunk).
+            rest = b"".join(stream.iter_raw())
+            assert rest == b"" or rest.endswith(b"\n\n"), "the viewer's stream is ended cleanly"
     finally:
-        agent.stop()
+        output = agent.stop()
+    # uvicorn re-raises the signal after a graceful stop, so the status is "terminated by
+    # SIGTERM" either way; the log tells a graceful stop from a kill.
+    assert returncode == -signal.SIGTERM
+    assert "Application shutdown complete." in output
+    assert "Finished server process" in output

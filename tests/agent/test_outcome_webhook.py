@@ -1,18 +1,24 @@
 """The outcome webhook: final outcomes POSTed, signed, to a receiver served on loopback.
 
-The receiver checks every request with ``verify_signature`` exactly as the README tells
-operators to. Retries are shortened through the webhook's attributes.
+The receiver checks every request two ways that do not trust the product's ``sign()``:
+the README's own receiver snippet (extracted from README.md and executed), and the
+documented formula computed here with ``hmac`` directly. Retries are shortened through the
+webhook's attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,14 +33,31 @@ from agent.outcome_webhook import OutcomeWebhook, sign, verify_signature
 from agent.platform import PlatformCall
 from agent.settings import SettingsError
 from skills.mfa.events import MfaEvent, Outcome
-from tests.conftest import CALLER
+from testkit.servers import ServerThread, free_port
 from tests.support.calls import new_call, wrong_code
-from tests.support.servers import ServerThread, free_port
+from tests.support.defaults import CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 SECRET = "whsec-test-0123456789abcdef"
 TOOL_ANSWER_BOUND = 2.0
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_receiver() -> Callable[..., bool]:
+    """``mfa_webhook_ok`` from the README's Python block, executed as an operator would paste it."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    snippet = next((b for b in blocks if "def mfa_webhook_ok" in b), None)
+    assert snippet is not None, "README.md has no receiver snippet (def mfa_webhook_ok)"
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md:mfa_webhook_ok", "exec"), namespace)
+    return namespace["mfa_webhook_ok"]
+
+
+def documented_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The documented formula, computed without the product: sha256=hex(HMAC(timestamp.body))."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
 
 
 @dataclass
@@ -44,6 +67,7 @@ class Receiver:
     answers: list[int | str] = field(default_factory=list)  # per request; then 200
     hang_seconds: float = 2.0
     received: list[dict[str, Any]] = field(default_factory=list)
+    readme_ok: Callable[..., bool] = field(default_factory=readme_receiver)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Starlette:
@@ -66,6 +90,7 @@ class Receiver:
                         body,
                         request.headers.get("x-mfa-signature"),
                     ),
+                    "readme_ok": self.readme_ok(SECRET.encode(), request.headers, body),
                 }
             )
         if answer == "hang":
@@ -139,9 +164,12 @@ async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receive
     await asyncio.sleep(0.3)  # nothing else follows: code_sent and wrong_code are not final
     assert hook.count() == 1
     got = hook.received[0]
+    # The README's snippet, run on the real delivery, accepts it...
+    assert got["readme_ok"] is True
+    # ...and the header is the documented formula, computed here without the product.
+    assert got["signature"] == documented_signature(SECRET, got["timestamp"], got["body"])
     assert got["valid"] is True
     assert got["content_type"] == "application/json"
-    assert got["signature"] == sign(SECRET, got["timestamp"], got["body"])
     assert abs(int(got["timestamp"]) - time.time()) < 60
     payload = json.loads(got["body"])
     assert set(payload) == {"call_id", "agent_id", "masked_number", "outcome", "handoff", "at"}
@@ -169,7 +197,7 @@ async def test_a_5xx_is_retried_then_delivered(fake_signalwire, receiver, hooked
     webhook: OutcomeWebhook = agent.outcome_webhook
     await eventually(lambda: webhook.stats()["delivered"] == 1)
     assert hook.count() == 3
-    assert all(r["valid"] for r in hook.received)
+    assert all(r["valid"] and r["readme_ok"] for r in hook.received)
     assert len({r["delivery"] for r in hook.received}) == 1  # one outcome, retried
     assert len({r["body"] for r in hook.received}) == 1
     assert webhook.stats() | {"pending": 0} == {
@@ -301,7 +329,8 @@ async def test_a_full_queue_drops_and_counts():
         started = time.perf_counter()
         for n in range(3):
             webhook.on_event(_final(f"call-{n}"))
-        assert time.perf_counter() - started < 0.5  # the receiver never answers: no wait
+        # The receiver never answers: waiting for it would never end, so any bound shows it.
+        assert time.perf_counter() - started < 5
         webhook.on_event(
             MfaEvent(
                 agent_id="mfa-agent",
@@ -344,11 +373,33 @@ def test_an_outcome_published_off_the_loop_reaches_the_worker():
 # -- signatures ----------------------------------------------------------------------------
 
 
+def test_sign_is_the_documented_formula():
+    body = b'{"call_id":"c","outcome":"verified"}'
+    assert sign(SECRET, "1764072000", body) == documented_signature(SECRET, "1764072000", body)
+    assert sign(SECRET, 1764072000, body.decode()) == documented_signature(
+        SECRET, "1764072000", body
+    )
+
+
+def test_the_readme_receiver_and_verify_signature_agree():
+    """Both accept the documented signature of now, and both refuse a colon-joined one."""
+    readme_ok = readme_receiver()
+    body = b'{"call_id":"c","outcome":"verified"}'
+    stamp = str(int(time.time()))
+    good = {"X-MFA-Timestamp": stamp, "X-MFA-Signature": documented_signature(SECRET, stamp, body)}
+    assert readme_ok(SECRET.encode(), good, body)
+    assert verify_signature(SECRET, stamp, body, good["X-MFA-Signature"])
+    mac = hmac.new(SECRET.encode(), stamp.encode() + b":" + body, hashlib.sha256)
+    colon = "sha256=" + mac.hexdigest()
+    assert not readme_ok(SECRET.encode(), {**good, "X-MFA-Signature": colon}, body)
+    assert not verify_signature(SECRET, stamp, body, colon)
+
+
 def test_verify_signature_accepts_the_real_thing_and_rejects_tampering():
     body = b'{"call_id":"c","agent_id":"a","masked_number":"***0001","outcome":"verified","at":1}'
     now = 1_764_072_000
     stamp = str(now)
-    signature = sign(SECRET, stamp, body)
+    signature = documented_signature(SECRET, stamp, body)
     assert signature.startswith("sha256=") and len(signature) == len("sha256=") + 64
     assert verify_signature(SECRET, stamp, body, signature, now=now)
     assert verify_signature(SECRET, now, body.decode(), signature, now=now + 299)

@@ -7,7 +7,8 @@ Every test passes an explicit environment dict; ``os.environ`` is never read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import NoneType
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 
 from agent.settings import (
     DEFAULT_CONFIG_PATH,
+    ENV_VARS,
     FileConfig,
     ProviderName,
     Settings,
@@ -391,3 +393,38 @@ def test_shipped_config_matches_the_model_defaults() -> None:
     defaults = FileConfig().model_dump()
     for key, value in data.items():
         assert defaults[key] == value, key
+
+
+# -- the table of environment variables ------------------------------------------------------
+
+
+def _field(path: str) -> Any:
+    model: Any = Settings
+    *parents, leaf = path.split(".")
+    for parent in parents:
+        model = next(
+            arg for arg in get_args(model.model_fields[parent].annotation) if arg is not NoneType
+        )
+    return model.model_fields[leaf]
+
+
+def test_every_env_var_fills_a_field_and_secrets_are_secret_str() -> None:
+    for var in ENV_VARS:
+        annotation = _field(var.field).annotation
+        is_secret = annotation is SecretStr or SecretStr in get_args(annotation)
+        assert is_secret == var.secret, var.name
+
+
+def test_cross_field_rules_speak_in_env_vars() -> None:
+    assert settings_error({"MFA_PROVIDER": "signalwire"}) == (
+        "MFA_PROVIDER=signalwire needs SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, "
+        "SIGNALWIRE_SPACE"
+    )
+    assert settings_error({"MFA_OUTCOME_WEBHOOK_URL": "https://hooks.example.com/mfa"}) == (
+        "MFA_OUTCOME_WEBHOOK_SECRET is required when MFA_OUTCOME_WEBHOOK_URL is set "
+        "(outcomes are signed with it)"
+    )
+
+
+def test_bad_redis_url_names_it() -> None:
+    assert "REDIS_URL" in settings_error({"REDIS_URL": "http://127.0.0.1:6379"})

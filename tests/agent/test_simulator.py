@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from tests.support.agent_process import AgentProcess, sandbox_env
+from tests.support.calls import wrong_code
 
 CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] From our company: .* Your code: (\d{6})$")
 
@@ -51,14 +52,18 @@ def test_a_scripted_run_verifies(tmp_path):
 
 
 def test_a_wrong_code_three_times_does_not_verify(tmp_path):
-    process = start_simulator(
-        tmp_path, "--say", "000000", "--say", "000000", "--say", "000000", "--say", "000000"
-    )
-    out, err = process.communicate(timeout=60)
-    # Tiny chance the sandbox picked 000000; then the first try verifies and this is moot.
-    if "caller is verified" in out:
-        return
+    process = start_simulator(tmp_path)
+    code = None
+    for line in process.stdout:
+        match = CODE_LINE.search(line)
+        if match:
+            code = match.group(1)
+            break
+    assert code, "the sandbox text should be shown"
+    wrong = wrong_code(code)  # certainly not the texted code
+    out, err = process.communicate(f"{wrong}\n" * 4, timeout=60)
     assert process.returncode == 1, err
+    assert "caller is verified" not in out
     assert out.count("> verify_mfa") == 3
     assert "no tries left" in out
     assert "global_data.mfa_verified = false" in out

@@ -10,7 +10,7 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from agent.prompts import DEFAULT_PROMPTS_DIR
-from tests.conftest import AUTH
+from tests.support.defaults import AUTH
 
 pytestmark = pytest.mark.anyio
 

@@ -23,10 +23,11 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
+from testkit.fake_signalwire import FakeSignalWire
+from testkit.servers import ServerThread
 from tests.support.calls import new_call
-from tests.support.fake_signalwire import FakeSignalWire
-from tests.support.servers import ServerThread
+from tests.support.defaults import AUTH, CALLER
+from tests.support.fakes import FakeClock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -259,9 +260,7 @@ async def test_premium_rate_number_is_refused(counted_fake, make_settings, serve
 # -- the circuit breaker and the deadline -----------------------------------------------
 
 
-async def test_circuit_breaker_fails_fast_then_recovers(
-    counted_fake, make_settings, serve_with_events
-):
+async def test_circuit_breaker_fails_fast_then_recovers(counted_fake, make_settings, serve_agent):
     fake, sw_url, counter = counted_fake
     settings = make_settings(
         signalwire_url=sw_url,
@@ -270,7 +269,12 @@ async def test_circuit_breaker_fails_fast_then_recovers(
             "limits": {"sends_per_call": 20, "resend_cooldown_seconds": 0},
         },
     )
-    url, events = serve_with_events(settings)
+    # The breaker's window moves when the test says so, not when a busy machine stalls.
+    clock = FakeClock()
+    agent = build_agent(settings, breaker_clock=clock)
+    events: list[dict] = []
+    agent.publisher.subscribe(lambda event: events.append(event.to_dict()))
+    url = serve_agent(agent)
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, url)
         fake.fault = "500"
@@ -280,12 +284,12 @@ async def test_circuit_breaker_fails_fast_then_recovers(
         assert counter.hits == 2
 
         # Open: the next answer comes back at once, the fake is not asked.
-        fake.latency = 1.0
+        fake.latency = 6.0  # the fake would take this long: a fast answer did not ask it
         started = time.perf_counter()
         reply = await call.invoke("send_mfa")
         elapsed = time.perf_counter() - started
         assert NOT_IN_TIME in reply.response
-        assert elapsed < 0.9, elapsed
+        assert elapsed < 4, elapsed
         assert counter.hits == 2
         assert fake.texts == []
         assert outcomes(events) == ["send_failed"] * 3
@@ -293,7 +297,7 @@ async def test_circuit_breaker_fails_fast_then_recovers(
         # After open_seconds, with the upstream healthy again, the trial closes it.
         fake.fault = None
         fake.latency = 0.0
-        await asyncio.sleep(0.6)
+        clock.advance(0.6)
         reply = await call.invoke("send_mfa")
         assert SENT in reply.response
         assert counter.hits == 3

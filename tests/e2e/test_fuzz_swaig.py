@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -27,13 +28,15 @@ from hypothesis import strategies as st
 
 from agent.app import build_agent
 from agent.platform import PlatformCall
+from agent.request_guard import MAX_BODY
 from agent.settings import load_settings
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, write_config
+from testkit.agent_env import agent_env, write_config
+from testkit.servers import ServerThread
 from tests.support.calls import wrong_code
-from tests.support.servers import ServerThread
+from tests.support.defaults import AUTH
 
 pytestmark = [
     pytest.mark.e2e,
@@ -149,11 +152,13 @@ def verified_anywhere(value: Any) -> bool:
 def check(response: httpx.Response) -> None:
     assert response.status_code < 500, (response.status_code, response.text[:300])
     assert "Traceback" not in response.text
+    # Security rule: only the right code verifies, and the fuzz never sends it. A body
+    # that is not JSON cannot be checked for that, so every answer must be JSON.
+    assert "mfa_verified" not in response.text or 'mfa_verified": false' in response.text
     try:
         data = response.json()
     except ValueError:
-        return
-    # Security rule: only the right code verifies, and the fuzz never sends it.
+        raise AssertionError(f"not JSON: {response.status_code} {response.text[:300]!r}") from None
     assert not verified_anywhere(data), response.text[:500]
 
 
@@ -172,15 +177,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             }
         },
     )
-    settings_ = load_settings(
-        {
-            "MFA_AGENT_CONFIG": str(config),
-            "MFA_PROVIDER": "sandbox",
-            "SWML_BASIC_AUTH_USER": AUTH[0],
-            "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
-            "SIGNALWIRE_SWAIG_SECRET": "fuzz-swaig-secret",
-        }
-    )
+    settings_ = load_settings(agent_env(config, auth=AUTH, swaig_secret="fuzz-swaig-secret"))
     outbox: list[SandboxText] = []
     agent = build_agent(settings_, sandbox_deliver=outbox.append)
     with (
@@ -245,6 +242,7 @@ FIELDS = [
     "global_data.mfa_verified",
 ]
 DELETE = object()
+WRONG_CODE = re.compile(r"^That code is not correct\.? ")
 
 
 def mutate(body: dict[str, Any], dotted: str, value: Any) -> None:
@@ -341,11 +339,21 @@ def test_wrong_types_and_missing_fields(target, function, changes):
 )
 def test_huge_and_unicode_strings(target, function, dotted, value):
     call, code = target.pending()
-    body = call.body(function, {"token": "not a code"})
+    # A well-formed wrong code: wherever the odd string leaves the request valid, it reaches
+    # the provider, and a provider that let any code through would show it (check()).
+    body = call.body(function, {"token": wrong_code(code)})
+    body["argument"]["raw"] = json.dumps({"token": wrong_code(code)})
     mutate(body, dotted, value)
-    if dotted == "argument.parsed.0.token":
+    if dotted in ("argument.parsed.0.token", "argument.raw"):
         assume(is_wrong_code(code, value))
     response = target.post_json(call.hooks[function], body, "huge_or_unicode")
+    if len(json.dumps(body).encode()) > MAX_BODY:
+        # 110,000 astral characters escape to over 1 MB of JSON: refused before it is read.
+        assert response.status_code == 413, response.text[:300]
+    elif dotted in ("meta_data", "global_data", "argument"):
+        # The request guard answers a string where an object belongs; the SDK would not.
+        assert response.status_code == 400, response.text[:300]
+        assert response.json() == {"error": f"{dotted} must be an object"}
     target.apply(call, response)
 
 
@@ -354,15 +362,32 @@ def test_huge_and_unicode_strings(target, function, dotted, value):
     name=st.text(max_size=40)
     | st.sampled_from(
         ["SEND_MFA", "send_mfa ", " verify_mfa", "verify_mfa\x00", "verify", "startup_hook"]
-    ),
+    )
+    | json_values.filter(lambda v: not isinstance(v, str)),
     hook=st.sampled_from(["send_mfa", "verify_mfa"]),
 )
 def test_wrong_function_names(target, name, hook):
     assume(name not in ("send_mfa", "verify_mfa"))
-    call, _ = target.pending()
-    body = call.body("verify_mfa", {"token": "123456"})
+    call, code = target.pending()
+    before = len(target.outbox)
+    body = call.body("verify_mfa", {"token": wrong_code(code)})
     body["function"] = name
-    target.post_json(call.hooks[hook], body, "wrong_function")
+    response = target.post_json(call.hooks[hook], body, "wrong_function")
+    if not isinstance(name, str):
+        # The request guard's answer; without it the SDK answers 500.
+        assert response.status_code == 400, response.text[:300]
+        assert response.json() == {"error": "function must be a string"}
+    data = response.json()
+    assert not (isinstance(data, dict) and data.get("action")), "a wrong name changed something"
+    assert len(target.outbox) == before  # no text went out
+    # The same wrong code under the right name reaches the provider and must not verify:
+    # a provider that let any code through fails here (check() looks for mfa_verified).
+    control = target.post_json(
+        call.hooks["verify_mfa"], call.body("verify_mfa", {"token": wrong_code(code)}), "control"
+    )
+    assert control.status_code == 200
+    assert WRONG_CODE.search(control.json()["response"]), control.text
+    target.apply(call, control)
 
 
 token_tampering = st.one_of(
@@ -374,6 +399,7 @@ token_tampering = st.one_of(
     st.tuples(st.just("other_call"), st.integers(min_value=0, max_value=1000)),
     st.tuples(st.just("other_function"), st.none()),
     st.tuples(st.just("twice"), st.text(max_size=20)),
+    st.tuples(st.just("twice_after"), st.text(max_size=20)),
     st.tuples(st.just("none"), st.none()),
 )
 
@@ -403,6 +429,8 @@ def tampered_path(target: Target, call: SyncCall, function: str, how: str, arg: 
         return call.hooks[other]
     elif how == "twice":
         return f"{path}?{key}={quote(arg, safe='')}&{query}"
+    elif how == "twice_after":
+        return f"{path}?{query}&{key}={quote(arg, safe='')}"
     elif how == "none":
         return path
     return f"{path}?{key}={token}"
@@ -432,19 +460,28 @@ def test_tampered_tokens_are_refused(target, function, tamper):
     # "token=...%3D!" is the same token. That is no forgery (the real token is needed).
     assume(not same_token(path, call.hooks[function]))
     before = len(target.outbox)
+    twice = tamper[0] in ("twice", "twice_after")
     # The right code itself must not verify through a wrong token. ("twice" keeps the real
     # token in the query string next to a forged one, so it gets a wrong code instead.)
-    said = code if tamper[0] != "twice" else wrong_code(code)
+    said = wrong_code(code) if twice else code
     body = call.body(function, {"token": said} if function == "verify_mfa" else {})
     response = target.post_json(path, body, "tampered_token")
-    assert response.status_code < 500
-    if tamper[0] == "twice":
-        target.apply(call, response)
-        return
     data = response.json() if response.status_code == 200 else {}
-    assert "security token" in str(data.get("response", "")) or response.status_code >= 400
-    assert not data.get("action")
-    assert len(target.outbox) == before  # no text went out
+    refused = "security token" in str(data.get("response", "")) or response.status_code >= 400
+    if twice and not refused:
+        # Served as the real token alone would be: a wrong code is wrong, a send is a send.
+        assert response.status_code == 200
+        if function == "verify_mfa":
+            assert WRONG_CODE.search(data["response"]), data
+            assert len(target.outbox) == before
+        else:
+            assert "A code was texted" in data["response"], data
+            assert len(target.outbox) == before + 1
+        target.apply(call, response)
+    else:
+        assert refused, data
+        assert not data.get("action")
+        assert len(target.outbox) == before  # no text went out
 
 
 @settings(FUZZ, max_examples=300)
@@ -475,10 +512,29 @@ def test_fuzz_bodies_are_not_confused_with_calls(target):
 # -- afterwards ----------------------------------------------------------------------------
 
 
-def test_agent_is_healthy_and_still_verifies_after_the_fuzz(target):
+# Each fuzz test and the kind of body it counts, with the least it must have sent.
+FUZZ_KINDS = {
+    "test_random_json": ("random_json", 200),
+    "test_random_bytes": ("random_bytes", 80),
+    "test_wrong_types_and_missing_fields": ("wrong_types", 150),
+    "test_huge_and_unicode_strings": ("huge_or_unicode", 100),
+    "test_wrong_function_names": ("wrong_function", 100),
+    "test_tampered_tokens_are_refused": ("tampered_token", 150),
+    "test_real_tokens_with_random_codes": ("random_code", 200),
+}
+
+
+def test_agent_is_healthy_and_still_verifies_after_the_fuzz(target, request):
     total = sum(FUZZED.values())
     print(f"\nSWAIG fuzz: {total} bodies {dict(FUZZED)}; statuses {dict(sorted(STATUSES.items()))}")
-    assert total >= 1000
+    # The fuzz tests that ran before this one (all of them in a full run, none when this
+    # test runs alone) each sent their share.
+    ran_before = {
+        item.name for item in request.session.items[: request.session.items.index(request.node)]
+    }
+    for name, (kind, least) in FUZZ_KINDS.items():
+        if name in ran_before:
+            assert FUZZED[kind] >= least, (name, dict(FUZZED))
 
     client = target.client
     assert client.get("/health").status_code == 200

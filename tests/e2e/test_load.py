@@ -16,7 +16,7 @@ import pytest
 
 from agent.app import build_agent
 from agent.platform import PlatformCall
-from tests.conftest import AUTH
+from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH
+from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -112,3 +112,57 @@ async def test_swml_request_with_odd_body_is_not_a_500(call_and_url):
             url + "/", content=raw, auth=AUTH, headers={"content-type": "application/json"}
         )
         assert response.status_code < 500
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+async def test_deeply_nested_bodies_get_400_not_500(call_and_url, depth):
+    """100,000 nested arrays ended in a RecursionError (a 500 the platform retries)."""
+    call, _, http = call_and_url
+    nested = "[" * depth + "]" * depth
+    raw = '{"function": "verify_mfa", "argument": {"parsed": [{"token": ' + nested + "}]}}"
+    response = await http.post(
+        verify_url(call), content=raw, auth=AUTH, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+
+
+async def test_a_body_nested_like_a_real_request_is_served(call_and_url):
+    call, _, _ = call_and_url
+    reply = await call.invoke("verify_mfa", token={"a": {"b": {"c": [[["1"]]]}}})
+    assert reply.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/nope", "/swaig/extra/thing", "/admin", "/.env", "/events2"])
+@pytest.mark.parametrize("with_auth", [True, False])
+async def test_unknown_paths_are_404(call_and_url, path, with_auth):
+    """The SDK's catch-all answered 200 {"error": "Path not found"}: a 404 here."""
+    _, url, http = call_and_url
+    for method in ("GET", "POST"):
+        response = await http.request(method, url + path, auth=AUTH if with_auth else None)
+        # Without credentials the ingress answers 401 before any route is looked up.
+        assert response.status_code == (404 if with_auth else 401), (method, path, response.text)
+
+
+async def test_known_paths_still_answer_without_a_trailing_slash(call_and_url):
+    _, url, http = call_and_url
+    assert (await http.get(url + "/swaig", auth=AUTH)).status_code != 404
+    assert (await http.post(url, json={}, auth=AUTH)).status_code == 200
+
+
+async def test_a_token_counts_only_for_the_call_it_was_minted_for(call_and_url):
+    """SDK 3.7.4+ accepts a token that matches the body's conversation_id. With it, one
+    call's token served any number of fresh call ids, each with a fresh per-call budget."""
+    call, _, _ = call_and_url
+    spec = call.functions["send_mfa"]
+    body = call.request_body("send_mfa", {}, spec["meta_data_token"])
+    body["conversation_id"] = call.call_id
+    body["call_id"] = "another-call-0001"
+    reply = await call.post_to_webhook(spec["web_hook_url"], body)
+    assert reply.status_code == 200
+    assert "security token" in reply.response  # the SDK's refusal: nothing was sent
+    assert not reply.actions
+
+    body["call_id"] = call.call_id  # the same token for its own call still works
+    reply = await call.post_to_webhook(spec["web_hook_url"], body)
+    assert "texted" in reply.response

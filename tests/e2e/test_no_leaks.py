@@ -37,14 +37,14 @@ from agent.logging_setup import JsonFormatter
 from agent.platform import PlatformCall
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
+from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
+from testkit.servers import ServerThread
 from tests.support.calls import wrong_code
-from tests.support.fake_signalwire import API_TOKEN, FakeSignalWire
-from tests.support.servers import ServerThread
+from tests.support.defaults import AUTH, CALLER, SWAIG_SECRET
+from tests.support.fakes import FakeClock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-SWAIG_SECRET = "test-swaig-secret"  # what tests.conftest.make_settings sets
 OTHER = "+15557654321"
 NUMBERS = [CALLER, CALLER.lstrip("+"), OTHER, OTHER.lstrip("+")]
 LOGGERS = ["", "mfa", "agent", "skills", "signalwire", "uvicorn", "uvicorn.error"]
@@ -106,6 +106,7 @@ class Run:
     outbox: list[SandboxText] = field(default_factory=list)
     fake: FakeSignalWire | None = None
     sandbox_fault: bool = False
+    breaker_clock: FakeClock = field(default_factory=FakeClock)
 
     def code_for(self, number: str) -> str:
         if self.fake is not None:
@@ -161,11 +162,23 @@ def run(request, captured_logs, fake_server, make_settings, serve_agent) -> Run:
         if feed is not None:
             feed.sandbox_text(text)
 
+    # The breaker's window moves when the test says so, not when a busy machine stalls.
+    breaker_clock = FakeClock()
     if request.param == "signalwire":
-        agent = build_agent(make_settings(signalwire_url=sw_url, config=CONFIG))
+        agent = build_agent(
+            make_settings(signalwire_url=sw_url, config=CONFIG), breaker_clock=breaker_clock
+        )
     else:
-        agent = build_agent(make_settings(config=CONFIG), sandbox_deliver=deliver)
-    current = Run(request.param, agent, "", fake=fake if request.param == "signalwire" else None)
+        agent = build_agent(
+            make_settings(config=CONFIG), sandbox_deliver=deliver, breaker_clock=breaker_clock
+        )
+    current = Run(
+        request.param,
+        agent,
+        "",
+        fake=fake if request.param == "signalwire" else None,
+        breaker_clock=breaker_clock,
+    )
     box["run"] = current
     agent.publisher.subscribe(lambda event: current.events.append(event.to_dict()))
     current.url = serve_agent(agent)
@@ -277,7 +290,7 @@ async def every_flow(run: Run, http: httpx.AsyncClient) -> None:
         run.sandbox_fault = False
     # Three outages in a row: open, so this one fails fast.
     assert "did not answer in time" in (await call.invoke("verify_mfa", token="123456")).response
-    await asyncio.sleep(0.6)
+    run.breaker_clock.advance(0.6)
     call = await new_call(run, http)
     assert "texted" in (await call.invoke("send_mfa")).response
     assert "verified" in (await call.invoke("verify_mfa", token=run.code_for(CALLER))).response

@@ -9,8 +9,8 @@ import pytest
 
 from agent.app import build_agent
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, CALLER
 from tests.support.calls import wrong_code
+from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from skills.mfa.tools import META_REQUEST_ID
-from tests.conftest import AUTH, CALLER
 from tests.support.calls import new_call, wrong_code
+from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

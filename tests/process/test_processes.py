@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, CALLER
+from agent.simulator import first_event
 from tests.support.agent_process import AgentProcess, sandbox_env
+from tests.support.defaults import AUTH, CALLER
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_FILE = REPO / "agent" / "__main__.py"
@@ -92,24 +94,40 @@ def test_python_m_agent_serves_a_whole_call(tmp_path):
         agent.wait_ready("/health")
         print(f"start to /health: {time.perf_counter() - started:.2f} s")
 
-        async def play() -> PlatformCall:
+        async def play() -> tuple[PlatformCall, str]:
             async with httpx.AsyncClient(timeout=15) as http:
                 call = PlatformCall(http=http, base_url=agent.url, auth=AUTH)
                 await call.start()
-                await call.invoke("send_mfa")
-                return call
+                assert "was texted" in (await call.invoke("send_mfa")).response
+                # The caller reads the text: the sandbox outbox is on the live stream.
+                text = await first_event(
+                    http, agent.url, AUTH, lambda e: e.get("kind") == "sandbox_text", 10
+                )
+                assert text is not None, "no sandbox text on the stream"
+                code = SANDBOX_CODE.search(text["body"]).group(1)
+                reply = await call.invoke("verify_mfa", token=" ".join(code))
+                assert "caller is verified" in reply.response
+                return call, code
 
-        call = asyncio.run(play())
+        call, code = asyncio.run(play())
     finally:
         output = agent.stop()
     assert agent.process.returncode in (0, -15)
+    assert call.global_data["mfa_verified"] is True
     # The sandbox "text" is in the log; nothing else in the log carries the code.
-    code = SANDBOX_CODE.search(output).group(1)
     assert output.count(code) == 1
     assert "sandbox" in output and "warning" in output
     assert AUTH[1] not in output
-    assert "__token=" not in output or "__token=[redacted]" in output
-    assert call.meta_data["mfa_skill"]["mfa_attempts_left"] == 3
+    # Every per-call tool token this call used is redacted from the access log.
+    tokens = {
+        parse_qs(urlsplit(spec["web_hook_url"]).query)["__token"][0]
+        for spec in call.functions.values()
+    }
+    assert len(tokens) == 2  # one per tool
+    for token in tokens:
+        assert token not in output and quote(token, safe="") not in output
+    assert output.count("__token=") == output.count("__token=[redacted]") >= 2
+    assert "mfa_request_id" not in call.meta_data.get("mfa_skill", {})  # single use
 
 
 def test_generated_password_is_printed_once_and_works(tmp_path):

@@ -18,9 +18,8 @@ import pytest
 
 from agent.platform import PlatformCall
 from agent.simulator import first_event
-from tests.conftest import AUTH
 from tests.support.agent_process import AgentProcess
-from tests.support.redis_server import RedisServer
+from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -128,8 +127,8 @@ async def test_two_right_answers_on_two_replicas_verify_once(replicas):
         assert sorted("caller is verified" in r.response for r in replies) == [False, True]
 
 
-async def test_redis_outage_is_polite_and_recovers(tmp_path):
-    redis = RedisServer().start()
+async def test_redis_outage_is_polite_and_recovers(tmp_path, own_redis_server):
+    redis = own_redis_server
     replica = Replica(tmp_path, redis.url, {})
     try:
         replica.wait_ready()
@@ -137,10 +136,12 @@ async def test_redis_outage_is_polite_and_recovers(tmp_path):
             call = PlatformCall(http=http, base_url=replica.url, auth=AUTH, caller="+15551110005")
             await call.start()
             await call.invoke("send_mfa")
+            code = code_of(await next_event(http, replica.url, sandbox_text_to("0005")))
             redis.stop()
             assert (await http.get(replica.url + "/ready")).status_code == 503
             assert (await http.get(replica.url + "/health")).status_code == 200
-            verify = await call.invoke("verify_mfa", token="123456")
+            # The right code: nothing can be verified while the pending codes are unreachable.
+            verify = await call.invoke("verify_mfa", token=code)
             assert verify.status_code == 200 and "did not answer in time" in verify.response
             assert call.global_data["mfa_verified"] is False
             other = PlatformCall(http=http, base_url=replica.url, auth=AUTH, caller="+15551110006")
@@ -160,7 +161,6 @@ async def test_redis_outage_is_polite_and_recovers(tmp_path):
             assert "caller is verified" in (await fresh.invoke("verify_mfa", token=code)).response
     finally:
         replica.stop()
-        redis.stop()
 
 
 async def test_events_still_cross_replicas_after_a_quiet_spell(replicas):
@@ -173,4 +173,42 @@ async def test_events_still_cross_replicas_after_a_quiet_spell(replicas):
         await call.start()
         await call.invoke("send_mfa")
         event = await next_event(http, b.url, sandbox_text_to("0008"), within=5)
+        assert code_of(event).isdigit()
+
+
+def account_config(tmp_path: Path, **limits: Any) -> dict[str, Any]:
+    book = tmp_path / "accounts.csv"
+    book.write_text("account_number,phone_number\n12345678,(555) 111-0199\n")
+    config: dict[str, Any] = {"directory": {"path": str(book), "neutral_answer_seconds": 0}}
+    if limits:
+        config["limits"] = limits
+    return config
+
+
+async def test_the_unknown_account_lockout_holds_across_replicas(replicas, tmp_path):
+    a, b = replicas(2, account_config(tmp_path))
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = PlatformCall(http=http, base_url=a.url, auth=AUTH, caller="+15551110009")
+        await call.start()
+        for i, guess in enumerate(("111", "222", "333")):
+            call.base_url = (a, b)[i % 2].url
+            assert (
+                "No code was sent" in (await call.invoke("send_mfa", account_number=guess)).response
+            )
+        call.base_url = b.url
+        locked = await call.invoke("send_mfa", account_number="12345678")
+        assert "No more account numbers can be looked up" in locked.response
+
+
+async def test_limits_per_number_on_file_hold_across_replicas(replicas, tmp_path):
+    a, b = replicas(2, account_config(tmp_path, per_recipient_per_hour=2))
+    async with httpx.AsyncClient(timeout=15) as http:
+        answers = []
+        for i in range(3):
+            caller = f"+1555111002{i}"  # a different phone each time: the number on file counts
+            call = PlatformCall(http=http, base_url=(a, b)[i % 2].url, auth=AUTH, caller=caller)
+            await call.start()
+            answers.append((await call.invoke("send_mfa", account_number="12345678")).response)
+        assert ["was texted" in text for text in answers] == [True, True, False]
+        event = await next_event(http, b.url, sandbox_text_to("0199"))
         assert code_of(event).isdigit()

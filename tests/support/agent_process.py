@@ -11,23 +11,25 @@ from typing import Any
 
 import httpx
 
-from agent.local_server import free_port
-from tests.conftest import AUTH, write_config
+from testkit.agent_env import agent_env, write_config
+from testkit.servers import free_port
+from tests.support.defaults import AUTH
 
 
 def sandbox_env(tmp_path: Path, config: dict[str, Any] | None = None, **extra: str) -> dict:
     """The environment of a sandbox-mode agent: nothing inherited that could change it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNALWIRE_", "MFA_"))}
-    env.pop("REDIS_URL", None)
-    env.update(
-        MFA_PROVIDER="sandbox",
-        MFA_AGENT_CONFIG=str(write_config(tmp_path, config)),
-        SWML_BASIC_AUTH_USER=AUTH[0],
-        SWML_BASIC_AUTH_PASSWORD=AUTH[1],
-        SIGNALWIRE_SWAIG_SECRET="process-test-secret",
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SIGNALWIRE_", "MFA_")) and k != "REDIS_URL"
+    }
+    return agent_env(
+        write_config(tmp_path, config),
+        auth=AUTH,
+        swaig_secret="process-test-secret",
+        base=inherited,
+        **extra,
     )
-    env.update(extra)
-    return env
 
 
 class AgentProcess:

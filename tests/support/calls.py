@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from agent.platform import PlatformCall
-from tests.conftest import AUTH, CALLER
+from tests.support.defaults import AUTH, CALLER
 
 
 async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> PlatformCall:

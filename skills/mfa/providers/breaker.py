@@ -81,6 +81,58 @@ class InProcessBreakerState:
         return BreakerSnapshot(**vars(self._state))
 
 
+class CircuitBreaker:
+    """The breaker itself, for any upstream: only ``outage`` errors count as failures.
+
+    ``open_error`` builds what a call raises while the breaker is open (its coroutine
+    never runs). Any other exception is an answer from a working upstream and resets
+    the count, as a success does.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: BreakerState | None = None,
+        failure_threshold: int = 5,
+        open_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        outage: type[Exception] = ProviderUnavailable,
+        open_error: Callable[[], Exception] = lambda: ProviderUnavailable(
+            "circuit_open", may_have_arrived=False
+        ),
+    ) -> None:
+        self._state = state or InProcessBreakerState()
+        self._threshold = failure_threshold
+        self._open_seconds = open_seconds
+        self._clock = clock
+        self._outage = outage
+        self._open_error = open_error
+
+    async def run(self, work: Awaitable[T]) -> T:
+        if not await self._state.before_call(self._clock(), self._open_seconds):
+            close = getattr(work, "close", None)
+            if close is not None:
+                close()  # the coroutine never runs
+            raise self._open_error()
+        try:
+            result = await work
+        except self._outage:
+            await self._record(False)
+            raise
+        except Exception:
+            await self._record(True)  # an answer such as 404 or 422: the upstream is up
+            raise
+        await self._record(True)
+        return result
+
+    async def is_open(self) -> bool:
+        snapshot = await self._state.snapshot()
+        return snapshot.open_until > self._clock()
+
+    async def _record(self, ok: bool) -> None:
+        await self._state.record(ok, self._clock(), self._threshold, self._open_seconds)
+
+
 class CircuitBreakerProvider:
     """Wraps a ``CodeProvider``; same protocol, fails fast while the upstream is down."""
 
@@ -95,40 +147,21 @@ class CircuitBreakerProvider:
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self._state = state or InProcessBreakerState()
-        self._threshold = failure_threshold
-        self._open_seconds = open_seconds
-        self._clock = clock
+        self._breaker = CircuitBreaker(
+            state=state,
+            failure_threshold=failure_threshold,
+            open_seconds=open_seconds,
+            clock=clock,
+        )
 
     async def send(self, request: SendRequest) -> SentCode:
-        return await self._through(self.inner.send(request))
+        return await self._breaker.run(self.inner.send(request))
 
     async def verify(self, request_id: str, code: str) -> VerifyOutcome:
-        return await self._through(self.inner.verify(request_id, code))
-
-    async def _through(self, work: Awaitable[T]) -> T:
-        if not await self._state.before_call(self._clock(), self._open_seconds):
-            close = getattr(work, "close", None)
-            if close is not None:
-                close()  # the coroutine never runs
-            raise ProviderUnavailable("circuit_open", may_have_arrived=False)
-        try:
-            result = await work
-        except ProviderUnavailable:
-            await self._record(False)
-            raise
-        except Exception:
-            await self._record(True)  # an answer such as 404 or 422: the upstream is up
-            raise
-        await self._record(True)
-        return result
+        return await self._breaker.run(self.inner.verify(request_id, code))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
     async def is_open(self) -> bool:
-        snapshot = await self._state.snapshot()
-        return snapshot.open_until > self._clock()
-
-    async def _record(self, ok: bool) -> None:
-        await self._state.record(ok, self._clock(), self._threshold, self._open_seconds)
+        return await self._breaker.is_open()

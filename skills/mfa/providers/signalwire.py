@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -153,3 +154,25 @@ def _error_for_status(status: int, reason: str) -> Exception:
     if status in (408, 429):
         return ProviderUnavailable("throttled", may_have_arrived=False, status_code=status)
     return ProviderRejected(status, reason)
+
+
+def normalize_space_url(value: str) -> str:
+    """The API base URL for ``SIGNALWIRE_SPACE``.
+
+    ``example`` and ``example.signalwire.com`` mean ``https://example.signalwire.com``; a
+    full URL with scheme is kept as given (a local fake such as ``http://127.0.0.1:9000``).
+    Raises ``ValueError`` saying what form is expected.
+    """
+    value = value.strip().rstrip("/")
+    if not value:
+        raise ValueError("is empty")
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be a space host or an http(s) base URL")
+        return value
+    if not all(ch.isalnum() or ch in ".-" for ch in value):
+        raise ValueError("must be a space host such as example.signalwire.com")
+    if "." not in value:
+        value = f"{value}.signalwire.com"
+    return f"https://{value}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -24,9 +26,55 @@ async def test_requests_go_round_robin_over_the_shards():
 
 @pytest.mark.parametrize(("connections", "shards"), [(1, 1), (16, 1), (17, 2), (100, 7), (600, 38)])
 def test_shards_hold_the_configured_connections(connections, shards):
-    transport = ShardedTransport.for_connections(connections)
+    transport = ShardedTransport.for_connections(connections, keepalive_expiry=12.5)
     assert transport.shard_count == shards
-    assert -(-connections // shards) <= SHARD_SIZE
+    # The pools httpcore will really use, not the numbers this module computed.
+    pools = [shard._pool for shard in transport._shards]
+    assert len(pools) == shards
+    for pool in pools:
+        assert pool._max_connections <= SHARD_SIZE
+        assert pool._max_keepalive_connections == pool._max_connections  # all may stay alive
+        assert pool._keepalive_expiry == 12.5
+        assert pool._retries == 0  # retries are the provider's decision, not the pool's
+    assert sum(pool._max_connections for pool in pools) >= connections
+
+
+async def test_the_configured_connections_really_run_at_once():
+    """20 requests in flight at once through a 20-connection client, on a loopback server
+    that answers none until all 20 have arrived."""
+    wanted = 20
+    arrived = 0
+    all_here = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal arrived
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()  # the client closed its keep-alive connection
+                return
+            arrived += 1
+            if arrived == wanted:
+                all_here.set()
+            await all_here.wait()
+            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with new_shared_client(
+            deadline_seconds=30.0, connect_timeout_seconds=30.0, max_connections=wanted
+        ) as http:
+            assert http._transport.shard_count == 2
+            async with asyncio.timeout(15):
+                answers = await asyncio.gather(
+                    *(http.get(f"http://127.0.0.1:{port}/x") for _ in range(wanted))
+                )
+        assert [a.status_code for a in answers] == [204] * wanted
+    finally:
+        server.close()
 
 
 def test_no_shards_is_refused():

@@ -218,7 +218,7 @@ async def test_concurrent_sends_never_overshoot_the_agent_cap():
     assert {r.kind for r in refused} == {LimitKind.AGENT_RATE}
 
 
-async def test_concurrent_resends_in_one_call_pass_once():
+async def test_concurrent_resends_within_the_cooldown_are_all_refused():
     limiter, _, _ = make_limiter(sends_per_call=3, resend_cooldown_seconds=30)
     assert await limiter.try_send("call-1", ALICE, replaces_pending=False) is None
     results = await asyncio.gather(
@@ -226,6 +226,17 @@ async def test_concurrent_resends_in_one_call_pass_once():
     )
     assert results.count(None) == 0
     assert all(r is not None and r.kind is LimitKind.CALL_COOLDOWN for r in results)
+
+
+async def test_concurrent_resends_after_the_cooldown_pass_once():
+    limiter, _, clock = make_limiter(sends_per_call=3, resend_cooldown_seconds=30)
+    assert await limiter.try_send("call-1", ALICE, replaces_pending=False) is None
+    clock.advance(31)
+    results = await asyncio.gather(
+        *(limiter.try_send("call-1", ALICE, replaces_pending=True) for _ in range(20))
+    )
+    assert results.count(None) == 1
+    assert all(r.kind is LimitKind.CALL_COOLDOWN for r in results if r is not None)
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ ACCEPTED = [
 ]
 
 REFUSED = [
+    # Two readings, the first all zeros said as "oh" (found by the two-codes property).
+    ("oh oh oh oh or 1000", 4),
+    ("oh oh oh oh or 1000 zero", 5),
     # wrong number of digits
     ("48122", 6),
     ("4812290", 6),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,7 +22,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.settings import normalize_space_url
 from skills.mfa.http_pool import new_shared_client
 from skills.mfa.providers.base import (
     CodeNotFound,
@@ -33,7 +33,7 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.signalwire import SignalWireProvider
+from skills.mfa.providers.signalwire import SignalWireProvider, normalize_space_url
 
 pytestmark = pytest.mark.anyio
 
@@ -612,3 +612,81 @@ async def test_redirect_is_not_followed() -> None:
     assert isinstance(result, ProviderRejected)
     assert result.status_code == 302
     assert rec.calls == 1
+
+
+class SlowRefusalThenLoopback(httpx.AsyncBaseTransport):
+    """The first connection attempt takes ``connect_seconds`` and then fails (as a connect
+    timeout would); later attempts go over a real loopback connection."""
+
+    def __init__(self, connect_seconds: float) -> None:
+        self.connect_seconds = connect_seconds
+        self.attempts = 0
+        self._real = httpx.AsyncHTTPTransport(retries=0)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        if self.attempts == 1:
+            await asyncio.sleep(self.connect_seconds)
+            raise httpx.ConnectTimeout("connect timed out", request=request)
+        return await self._real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._real.aclose()
+
+
+@contextlib.asynccontextmanager
+async def silent_loopback_server() -> AsyncIterator[str]:
+    """A loopback HTTP server that accepts, reads the request and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read(65536)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("op", OPERATIONS)
+async def test_deadline_covers_a_slow_connect_failure_and_a_hanging_retry(op):
+    """The caller's answer is bounded by ONE deadline for the whole send, retry included.
+
+    A deadline per attempt would let the retry start a fresh one: the caller would wait
+    ``connect_seconds + deadline`` (about 2 + 8 s with the defaults). Timers never fire
+    early, so that break takes at least 2.7 s here; a whole-send deadline takes 1.5 s.
+    """
+    deadline, connect_seconds = 1.5, 1.2
+    transport = SlowRefusalThenLoopback(connect_seconds)
+    async with (
+        silent_loopback_server() as url,
+        new_shared_client(
+            deadline_seconds=deadline,
+            connect_timeout_seconds=connect_seconds,
+            max_connections=4,
+            transport=transport,
+        ) as http,
+    ):
+        provider = SignalWireProvider(
+            http=http,
+            base_url=url,
+            project_id=PROJECT_ID,
+            api_token=API_TOKEN,
+            from_number=FROM_NUMBER,
+            deadline_seconds=deadline,
+        )
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailable) as failed:
+            await OPERATIONS[op](provider)
+        elapsed = time.monotonic() - started
+
+    assert transport.attempts == 2, "the refused connection is retried once"
+    assert failed.value.kind == "timeout"
+    assert failed.value.may_have_arrived is True
+    assert elapsed < connect_seconds + deadline - 0.2, f"answered after {elapsed:.2f} s"

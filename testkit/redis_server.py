@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 
-from agent.local_server import free_port
+from testkit.servers import free_port
 
 
 class RedisServer:

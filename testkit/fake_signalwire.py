@@ -9,6 +9,8 @@ caller's handset would receive, so a test can read the code like a person.
 
 Knobs for fault tests: ``latency`` (seconds before answering) and ``fault``
 (``"500"``, ``"garbage"``, ``"hang"``, ``"422"``) applied to every request while set.
+``new_code(length)`` draws each code: random digits unless a caller passes another source
+(the benchmark fixes every code so that its load generator need not ask for it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,11 @@ PROJECT_ID = "11111111-2222-3333-4444-555555555555"
 API_TOKEN = "PTfake0123456789abcdef"
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def random_digits(length: int) -> str:
+    """A code as SignalWire draws one: ``length`` random digits."""
+    return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
 @dataclass
@@ -48,6 +56,7 @@ class FakeSignalWire:
     latency: float = 0.0
     fault: str | None = None
     clock_offset: float = 0.0
+    new_code: Callable[[int], str] = random_digits
     texts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _pending: dict[str, _Pending] = field(default_factory=dict)
@@ -107,7 +116,7 @@ class FakeSignalWire:
             return _invalid("max_attempts must be 1..20")
         if not isinstance(valid_for, int) or not 1 <= valid_for <= 604800:
             return _invalid("valid_for must be at most 604800")
-        code = "".join(secrets.choice("0123456789") for _ in range(length))
+        code = self.new_code(length)
         request_id = str(uuid.uuid4())
         with self._lock:
             self._pending[request_id] = _Pending(to, code, self.now() + valid_for, attempts)

@@ -1,0 +1,17 @@
+"""Account directories: the number on file for an account (see ``base.py``)."""
+
+from skills.mfa.directory.base import (
+    Directory,
+    DirectoryRejected,
+    DirectoryUnavailable,
+    mask_account,
+    spoken_account,
+)
+
+__all__ = [
+    "Directory",
+    "DirectoryRejected",
+    "DirectoryUnavailable",
+    "mask_account",
+    "spoken_account",
+]

@@ -1,0 +1,149 @@
+"""The embedded directory: a CSV file with the header ``account_number,phone_number``.
+
+Numbers may be written in any common format (``+1 555 123 0199``, ``(555) 123-0199``,
+``555.123.0199``); they are read with ``phonenumbers`` at load time, in the region of
+``MFA_FROM_NUMBER`` when they have no ``+``. A row that does not parse, or an
+account listed twice, stops start-up with ``DirectoryFileError`` naming the line (and
+never the value: it is personal data).
+
+The file is re-read when it changes: a lookup checks its modification time, size and
+inode at most once per ``check_every`` seconds (one ``stat``), and a changed file is
+parsed on a worker thread, so a large file never stalls the event loop. A reload that
+fails keeps the table already loaded and logs the line at fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from skills.mfa.directory.base import file_account
+from skills.mfa.phone import to_e164
+
+log = logging.getLogger("mfa.directory")
+
+HEADER = ("account_number", "phone_number")
+
+
+class DirectoryFileError(ValueError):
+    """The file cannot be used; the message names the line, never its values."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line
+
+
+Stamp = tuple[int, int, int]
+
+
+def read_directory_file(path: Path, default_region: str | None) -> dict[str, str]:
+    """The table ``account -> E.164`` in ``path``; raises ``DirectoryFileError``."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return _read_rows(handle, default_region)
+    except OSError as exc:
+        raise DirectoryFileError(f"cannot read the file ({exc.strerror})") from None
+    except (csv.Error, UnicodeDecodeError):
+        raise DirectoryFileError("not a UTF-8 CSV file") from None
+
+
+def _read_rows(handle: TextIO, default_region: str | None) -> dict[str, str]:
+    rows = csv.reader(handle)
+    header = next(rows, None)
+    names = [name.strip().lower() for name in header or []]
+    if not all(name in names for name in HEADER):
+        raise DirectoryFileError("the header must be account_number,phone_number", 1)
+    account_at, phone_at = names.index(HEADER[0]), names.index(HEADER[1])
+    table: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for row in rows:
+        line = rows.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(account_at, phone_at):
+            raise DirectoryFileError("expected account_number,phone_number", line)
+        account = file_account(row[account_at])
+        if account is None:
+            raise DirectoryFileError("account_number must be digits (spaces and dashes ok)", line)
+        number = to_e164(row[phone_at], default_region)
+        if number is None:
+            raise DirectoryFileError("phone_number does not read as a phone number", line)
+        if account in table:
+            raise DirectoryFileError(
+                f"account_number already listed on line {first_line[account]}", line
+            )
+        table[account] = number
+        first_line[account] = line
+    return table
+
+
+def _stamp(path: Path) -> Stamp:
+    info = os.stat(path)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+class CsvDirectory:
+    """``Directory`` over a CSV file, reloaded when the file changes."""
+
+    name = "csv"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        default_region: str | None,
+        check_every: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Loads the file now: a bad file stops start-up (``DirectoryFileError``)."""
+        self.path = path
+        self._region = default_region
+        self._check_every = check_every
+        self._clock = clock
+        try:
+            self._stamp: Stamp | None = _stamp(path)
+        except OSError as exc:
+            raise DirectoryFileError(f"cannot read the file ({exc.strerror})") from None
+        self._table = read_directory_file(path, default_region)
+        self._checked_at = clock()
+        self._reloading = False
+        log.info("directory_loaded", extra={"kind": self.name, "accounts": len(self._table)})
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    async def lookup(self, account: str) -> str | None:
+        await self.reload_if_changed()
+        return self._table.get(account)
+
+    async def reload_if_changed(self) -> None:
+        """One ``stat`` at most every ``check_every`` seconds; a changed file is re-read."""
+        now = self._clock()
+        if self._reloading or now - self._checked_at < self._check_every:
+            return
+        self._checked_at = now
+        try:
+            stamp = _stamp(self.path)
+        except OSError as exc:
+            log.error("directory_reload_failed", extra={"why": exc.strerror})
+            return
+        if stamp == self._stamp:
+            return
+        self._reloading = True
+        try:
+            table = await asyncio.to_thread(read_directory_file, self.path, self._region)
+        except DirectoryFileError as exc:
+            # Keep serving the last good table; try again when the file changes again.
+            self._stamp = stamp
+            log.error("directory_reload_failed", extra={"why": str(exc), "kept": len(self)})
+            return
+        finally:
+            self._reloading = False
+        self._table, self._stamp = table, stamp
+        log.info("directory_reloaded", extra={"kind": self.name, "accounts": len(table)})

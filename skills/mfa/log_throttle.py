@@ -1,0 +1,85 @@
+"""At most one log line per interval for an alert that can repeat without bound.
+
+An attacker decides how often some lines are written: a refused connection, a
+send cap reached, asyncio's "socket.accept() out of system resource" (which
+CPython 3.11 logs once per pending connection, thousands of times a second, each
+with a traceback). ``RateLimitedLog`` is a ``logging.Filter``: the first record
+of a kind in each interval passes, the rest are counted, and the next record
+that passes carries that count (``suppressed`` and a ``(+N similar suppressed)``
+suffix), so nothing is lost but the repetition.
+
+Attach it to a logger (``logger.addFilter(RateLimitedLog(60))``) or a handler.
+A record's kind is its logger, level and the first line of its message template
+(the unformatted ``msg``), so "send cap reached for %s" is one kind whatever the
+argument. Lives in ``skills`` so that skills and the agent can both use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+Key = tuple[str, int, str]
+
+
+def record_kind(record: logging.LogRecord) -> Key:
+    template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+    return record.name, record.levelno, template.split("\n", 1)[0][:200]
+
+
+class RateLimitedLog(logging.Filter):
+    """Lets through one record of each kind per ``interval`` seconds and counts the rest.
+
+    ``min_level`` leaves records below it alone (e.g. only throttle warnings and
+    errors). ``max_kinds`` bounds the memory an attacker could make it use with
+    many distinct messages: past it, the oldest kinds are forgotten. ``suffix=False``
+    keeps the message as it is (a structured event name) and reports the count only
+    in the record's ``suppressed`` attribute, which the JSON formatter prints.
+    """
+
+    def __init__(
+        self,
+        interval: float = 60.0,
+        *,
+        min_level: int = logging.NOTSET,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 1024,
+        suffix: bool = True,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.min_level = min_level
+        self.clock = clock
+        self.max_kinds = max_kinds
+        self.suffix = suffix
+        # kind -> [when the last record passed, records suppressed since]
+        self._seen: dict[Key, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self.min_level:
+            return True
+        kind = record_kind(record)
+        now = self.clock()
+        with self._lock:
+            seen = self._seen.get(kind)
+            if seen is not None and now - seen[0] < self.interval:
+                seen[1] += 1
+                return False
+            suppressed = int(seen[1]) if seen is not None else 0
+            self._seen.pop(kind, None)
+            self._seen[kind] = [now, 0]
+            while len(self._seen) > self.max_kinds:
+                del self._seen[next(iter(self._seen))]
+        if suppressed:
+            record.suppressed = suppressed
+            if self.suffix and isinstance(record.msg, str):
+                record.msg = f"{record.msg} (+{suppressed} similar suppressed)"
+        return True
+
+    def suppressed(self) -> int:
+        """Records held back and not yet reported (for tests and metrics)."""
+        with self._lock:
+            return int(sum(seen[1] for seen in self._seen.values()))

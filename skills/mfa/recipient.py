@@ -1,0 +1,178 @@
+"""Who ``send_mfa`` texts when a directory is configured: the number on file for an account.
+
+``AccountRecipients.send`` reads the account number the model heard, looks it up, and
+hands the number on file to the tools' usual send (country, number type, limits,
+provider), whatever number the caller is calling from. It is also where the directory
+stops being an oracle or a texting gun:
+
+* an unknown account and a found account whose send was refused get the same sentence
+  (``messages.account_not_sent``), padded to the same minimum time
+  (``neutral_answer_seconds``), so neither words nor timing say which accounts exist;
+* each such neutral answer counts against the call (``MissCounter``); after
+  ``unknown_accounts_per_call`` the call can look up no more accounts, even a valid one;
+  counting refusals as well as unknowns means the lockout itself reveals nothing;
+* each lookup counts in the agent-wide rate (``SendLimiter.try_lookup``), and per-recipient
+  limits apply to the number on file (the usual send checks that number).
+
+Outage answers (directory or provider down) are not neutral: the caller must hear that
+trying later may help. Logs show an account masked, never a number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from skills.mfa import messages
+from skills.mfa.answer import ToolAnswer
+from skills.mfa.directory.base import (
+    Directory,
+    DirectoryRejected,
+    DirectoryUnavailable,
+    mask_account,
+    spoken_account,
+)
+from skills.mfa.directory.misses import MissCounter
+from skills.mfa.events import Outcome
+from skills.mfa.limits import CounterStoreUnavailable, Refusal
+
+log = logging.getLogger("mfa.directory")
+
+#: meta_data key of the account a pending code was sent for (read back by verify_mfa).
+META_ACCOUNT = "mfa_account"
+#: global_data key naming the verified account.
+GLOBAL_VERIFIED_ACCOUNT = "mfa_verified_account"
+
+# What a found account's send may end in that must sound like an unknown account:
+# each depends on the number on file, so telling it apart would confirm the account.
+_REFUSALS = frozenset(
+    {
+        Outcome.RATE_LIMITED,
+        Outcome.COUNTRY_REFUSED,
+        Outcome.NUMBER_TYPE_REFUSED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPolicy:
+    """From the ``directory`` settings."""
+
+    caller_number_allowed: bool = False
+    unknown_accounts_per_call: int = 3
+    neutral_answer_seconds: float = 1.0
+
+
+SendTo = Callable[[str], Awaitable[ToolAnswer]]
+
+
+class AccountRecipients:
+    def __init__(
+        self,
+        directory: Directory,
+        misses: MissCounter,
+        policy: AccountPolicy,
+        *,
+        try_lookup: Callable[[], Awaitable[Refusal | None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        """``clock`` and ``sleep`` time the neutral answers; tests pass fakes."""
+        self.directory = directory
+        self.policy = policy
+        self._misses = misses
+        self._try_lookup = try_lookup
+        self._clock = clock
+        self._sleep = sleep
+
+    def applies(self, args: Mapping[str, Any]) -> bool:
+        """Whether this send goes to an account's number rather than the caller's."""
+        named = args.get("account_number") not in (None, "")
+        return named or not self.policy.caller_number_allowed
+
+    async def send(self, call_id: str, said: Any, send_to: SendTo) -> ToolAnswer:
+        """The answer to ``send_mfa(account_number=said)``; ``send_to(number)`` is the
+        tools' usual send to an E.164 number."""
+        if said in (None, ""):
+            return ToolAnswer(Outcome.ACCOUNT_REQUIRED, messages.account_required())
+        account = spoken_account(said)
+        if account is None:
+            return ToolAnswer(Outcome.ACCOUNT_UNCLEAR, messages.account_unclear())
+        started = self._clock()
+        try:
+            answer = await self._look_up_and_send(call_id, account, send_to)
+        except CounterStoreUnavailable:
+            # Fail closed: without the counters the lockout cannot be enforced.
+            log.error("limits_unavailable", extra={"call_id": call_id})
+            answer = ToolAnswer(Outcome.SEND_FAILED, messages.provider_unavailable())
+        answer = replace(answer, account=account)
+        log.info(
+            "directory_lookup",
+            extra={
+                "call_id": call_id,
+                "account": mask_account(account),
+                "lookup": answer.lookup,
+                "outcome": str(answer.outcome),
+            },
+        )
+        if answer.text == messages.account_not_sent():
+            await self._pad(started)
+        return answer
+
+    async def _look_up_and_send(self, call_id: str, account: str, send_to: SendTo) -> ToolAnswer:
+        if await self._misses.misses(call_id) >= self.policy.unknown_accounts_per_call:
+            return ToolAnswer(
+                Outcome.ACCOUNT_LOCKED, messages.account_lookups_ended(), lookup="locked"
+            )
+        if self._try_lookup is not None and await self._try_lookup() is not None:
+            log.error("agent_send_rate_cap_reached")  # an alert: a burst of lookups
+            return ToolAnswer(Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused")
+        try:
+            number = await self.directory.lookup(account)
+        except DirectoryRejected as exc:
+            log.error("directory_rejected", extra={"status": exc.status_code})
+            return ToolAnswer(
+                Outcome.DIRECTORY_UNAVAILABLE, messages.provider_misconfigured(), lookup="rejected"
+            )
+        except DirectoryUnavailable as exc:
+            log.warning("directory_unavailable", extra={"kind": exc.kind})
+            return ToolAnswer(
+                Outcome.DIRECTORY_UNAVAILABLE,
+                messages.provider_unavailable(),
+                lookup="unavailable",
+            )
+        if number is None:
+            await self._misses.add_miss(call_id)
+            return ToolAnswer(
+                Outcome.ACCOUNT_UNKNOWN, messages.account_not_sent(), lookup="unknown"
+            )
+
+        answer = replace(await send_to(number), lookup="found")
+        if _refused(answer):
+            await self._misses.add_miss(call_id)
+            # The event keeps the real outcome and the last digits for the operator.
+            return replace(answer, text=messages.account_not_sent())
+        if answer.outcome is Outcome.CODE_SENT:
+            meta = {**answer.set_meta_data, META_ACCOUNT: account}
+            return replace(answer, set_meta_data=meta)
+        return answer
+
+    async def _pad(self, started: float) -> None:
+        """Neutral answers take at least ``neutral_answer_seconds``, found or not."""
+        left = self.policy.neutral_answer_seconds - (self._clock() - started)
+        if left > 0:
+            await self._sleep(left)
+
+
+def _refused(answer: ToolAnswer) -> bool:
+    if answer.outcome in _REFUSALS:
+        return True
+    # The provider refusing this number (422), not our credentials (401/403).
+    return (
+        answer.outcome is Outcome.PROVIDER_REJECTED
+        and answer.text == messages.number_refused_by_provider()
+    )

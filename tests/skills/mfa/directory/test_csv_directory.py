@@ -1,0 +1,123 @@
+"""The CSV directory: formats read at load, bad rows named by line, reload on change."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
+from tests.support.fakes import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+def write(path: Path, *rows: str, header: str = "account_number,phone_number") -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def directory(tmp_path: Path, *rows: str, **kwargs) -> CsvDirectory:
+    return CsvDirectory(write(tmp_path / "accounts.csv", *rows), default_region="US", **kwargs)
+
+
+async def test_numbers_in_common_formats_are_read_as_e164(tmp_path):
+    book = directory(
+        tmp_path,
+        "1001,+1 555 123 0199",
+        "1002,(555) 123-0288",
+        "1003,555.123.0377",
+        "1004,15551230466",
+        '"10-05","+44 7700 900123"',
+        " 1006 , 555-123-0555 ",
+        "",
+    )
+    expected = {
+        "1001": "+15551230199",
+        "1002": "+15551230288",
+        "1003": "+15551230377",
+        "1004": "+15551230466",
+        "1005": "+447700900123",
+        "1006": "+15551230555",
+    }
+    assert {account: await book.lookup(account) for account in expected} == expected
+    assert await book.lookup("9999") is None
+    assert len(book) == 6
+
+
+async def test_default_region_comes_from_the_caller_of_the_constructor(tmp_path):
+    path = write(tmp_path / "uk.csv", "1,07700 900123")
+    assert await CsvDirectory(path, default_region="GB").lookup("1") == "+447700900123"
+
+
+@pytest.mark.parametrize(
+    ("rows", "line", "says"),
+    [
+        (("1,+15551230199", "2,not a number"), 3, "phone_number"),
+        (("1,+15551230199", "", "ABC,+15551230288"), 4, "account_number"),
+        (("1,+15551230199", "1,+15551230288"), 3, "already listed on line 2"),
+        (("1,+15551230199", "2"), 3, "expected"),
+        (("1,+1555",), 2, "phone_number"),
+    ],
+)
+def test_a_bad_row_stops_start_up_naming_its_line_not_its_value(tmp_path, rows, line, says):
+    with pytest.raises(DirectoryFileError) as caught:
+        directory(tmp_path, *rows)
+    assert caught.value.line == line
+    assert str(caught.value).startswith(f"line {line}: ") and says in str(caught.value)
+    assert "555" not in str(caught.value)  # never the number itself
+
+
+def test_a_wrong_header_or_missing_file_stops_start_up(tmp_path):
+    with pytest.raises(DirectoryFileError, match="line 1: the header"):
+        CsvDirectory(
+            write(tmp_path / "x.csv", "1,+15551230199", header="acct,phone"), default_region="US"
+        )
+    with pytest.raises(DirectoryFileError, match="cannot read"):
+        CsvDirectory(tmp_path / "absent.csv", default_region="US")
+
+
+async def test_a_changed_file_is_reloaded_after_at_most_a_second(tmp_path):
+    clock = FakeClock(0.0)
+    book = directory(tmp_path, "1,+15551230199", clock=clock)
+    write(book.path, "1,+15551230199", "2,+15551230288")
+    clock.advance(0.5)
+    assert await book.lookup("2") is None  # checked at most once per second
+    clock.advance(0.6)
+    assert await book.lookup("2") == "+15551230288"
+
+
+async def test_a_same_size_rewrite_is_seen_through_the_modification_time(tmp_path):
+    clock = FakeClock(0.0)
+    book = directory(tmp_path, "1,+15551230199", clock=clock)
+    write(book.path, "1,+15551230288")
+    stat = book.path.stat()
+    os.utime(book.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    clock.advance(1.0)
+    assert await book.lookup("1") == "+15551230288"
+
+
+async def test_a_bad_reload_keeps_the_old_table_and_logs_the_line(tmp_path, caplog):
+    clock = FakeClock(0.0)
+    book = directory(tmp_path, "1,+15551230199", clock=clock)
+    write(book.path, "1,+15551230199", "2,+15551230288", "3,garbage")
+    clock.advance(1.0)
+    with caplog.at_level(logging.ERROR, logger="mfa.directory"):
+        assert await book.lookup("1") == "+15551230199"
+    assert await book.lookup("2") is None
+    failed = [r for r in caplog.records if r.getMessage() == "directory_reload_failed"]
+    assert failed and "line 4" in failed[0].why
+    # Fixed later: the next change is picked up.
+    write(book.path, "1,+15551230199", "2,+15551230288")
+    clock.advance(1.0)
+    assert await book.lookup("2") == "+15551230288"
+
+
+async def test_a_deleted_file_keeps_the_old_table(tmp_path):
+    clock = FakeClock(0.0)
+    book = directory(tmp_path, "1,+15551230199", clock=clock)
+    book.path.unlink()
+    clock.advance(2.0)
+    assert await book.lookup("1") == "+15551230199"

@@ -1,0 +1,39 @@
+"""Servers some tests need (redis-server, Chromium): skipped where missing, unless required.
+
+``.ci/run`` installs every server the tests use and sets ``MFA_REQUIRE_TEST_SERVERS=1``:
+there a missing one is a failure, so a broken install step cannot hide behind a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import NoReturn
+
+import pytest
+
+from testkit.redis_server import RedisServer
+
+REQUIRE_TEST_SERVERS = "MFA_REQUIRE_TEST_SERVERS"
+
+
+def missing_test_server(reason: str) -> NoReturn:
+    """Skip a test whose server (redis-server, Chromium, playwright) is not installed here;
+    fail it instead where ``MFA_REQUIRE_TEST_SERVERS=1`` promises the server is installed."""
+    if os.environ.get(REQUIRE_TEST_SERVERS) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_TEST_SERVERS}=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_redis_server() -> None:
+    if not RedisServer.available():
+        missing_test_server("redis-server is not installed (apt-get install redis-server)")
+
+
+def find_chromium() -> str:
+    """Debian's ``chromium`` (or ``chromium-browser`` elsewhere) on PATH."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    missing_test_server("Chromium is not installed (apt-get install chromium)")

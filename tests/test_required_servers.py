@@ -1,0 +1,45 @@
+"""On CI a test whose server ``.ci/run`` installs may not quietly skip: it fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.required_servers import (
+    REQUIRE_TEST_SERVERS,
+    find_chromium,
+    missing_test_server,
+)
+
+
+def test_a_missing_server_is_a_skip_on_a_workstation(monkeypatch):
+    monkeypatch.delenv(REQUIRE_TEST_SERVERS, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+        missing_test_server("redis-server is not installed")
+
+
+def test_a_missing_server_is_a_failure_where_servers_are_required(monkeypatch):
+    monkeypatch.setenv(REQUIRE_TEST_SERVERS, "1")
+    with pytest.raises(pytest.fail.Exception, match="redis-server is not installed"):
+        missing_test_server("redis-server is not installed")
+
+
+def test_chromium_is_found_on_the_path_under_either_name(monkeypatch, tmp_path):
+    for name in ("chromium", "chromium-browser"):
+        folder = tmp_path / name
+        folder.mkdir()
+        browser = folder / name
+        browser.write_text("#!/bin/sh\n")
+        browser.chmod(0o755)
+        monkeypatch.setenv("PATH", str(folder))
+        assert find_chromium() == str(browser)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv(REQUIRE_TEST_SERVERS, "1")
+    with pytest.raises(pytest.fail.Exception, match="Chromium is not installed"):
+        find_chromium()
+
+
+def test_ci_requires_the_servers_it_installs():
+    script = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert f"export {REQUIRE_TEST_SERVERS}=1" in script
