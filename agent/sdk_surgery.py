@@ -19,6 +19,8 @@ against the new source (``signalwire/core/agent_base.py`` and
 - ``replace_sdk_middleware``: swaps the SDK's ``BaseHTTPMiddleware`` and CORS
   middleware for ``SecurityHeaders``.
 - ``wrap_lifespan``: wraps the app's lifespan context with ours.
+- ``serve_without_banner``: ``AgentBase.serve()`` without its stdout banner, whose
+  "(source: provided)" is wrong for a generated password and which is not a log line.
 """
 
 from __future__ import annotations
@@ -103,6 +105,17 @@ class GuardedAgentBase(AgentBase):
             return None
         status = 413 if problem == TOO_LARGE else 400
         return JSONResponse({"error": problem}, status_code=status)
+
+
+def serve_without_banner(agent: AgentBase) -> None:
+    """What ``agent.serve()`` does (SDK logging on, the unsigned-webhooks warning, uvicorn
+    on the agent's host and port) minus the ``print`` of its banner."""
+    import uvicorn
+    from signalwire.core.logging_config import configure_logging
+
+    configure_logging()
+    agent._warn_unsigned_webhooks()
+    uvicorn.run(agent.get_app(), host=agent.host, port=agent.port)
 
 
 def replace_ready_route(agent: AgentBase, is_ready: Callable[[], Awaitable[bool]]) -> None:
