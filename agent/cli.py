@@ -9,6 +9,9 @@ import sys
 from typing import NoReturn
 
 from agent.logging_setup import configure_logging
+
+# Imported here, not in serve(): it must see AgentBase.serve before swaig-test replaces it.
+from agent.sdk_surgery import serve_is_intercepted, serve_without_banner
 from agent.settings import Settings, SettingsError, code_policy_warnings, load_settings
 
 log = logging.getLogger("mfa.agent")
@@ -46,6 +49,7 @@ HELP_ARGS = ("-h", "--help", "help")
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``argv`` without the program name; ``None``: ``sys.argv`` (the ``mfa-agent`` script)."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["call"]:
         from agent.simulator import main as call_main
@@ -98,7 +102,8 @@ def check_port_free(host: str, port: int) -> None:
 def serve() -> None:
     configure_logging()
     settings = load_or_exit()
-    check_port_free(settings.host, settings.port)
+    if not serve_is_intercepted():  # swaig-test runs the tools in-process: no port
+        check_port_free(settings.host, settings.port)
     for key, rule in code_policy_warnings(settings.file.code):
         log.warning("weak_code_policy", extra={"key": key, "rule": rule})
     if settings.provider_fell_back:
@@ -127,7 +132,6 @@ def serve() -> None:
             flush=True,
         )
     from agent.app import build_agent
-    from agent.sdk_surgery import serve_without_banner
 
     agent = build_agent(settings)
     log.info(

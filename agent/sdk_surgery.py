@@ -20,7 +20,8 @@ against the new source (``signalwire/core/agent_base.py`` and
   middleware for ``SecurityHeaders``.
 - ``wrap_lifespan``: wraps the app's lifespan context with ours.
 - ``serve_without_banner``: ``AgentBase.serve()`` without its stdout banner, whose
-  "(source: provided)" is wrong for a generated password and which is not a log line.
+  "(source: provided)" is wrong for a generated password and which is not a log line;
+  ``serve_is_intercepted`` tells when ``swaig-test`` replaced ``AgentBase.serve``.
 """
 
 from __future__ import annotations
@@ -107,9 +108,26 @@ class GuardedAgentBase(AgentBase):
         return JSONResponse({"error": problem}, status_code=status)
 
 
+# ``AgentBase.serve`` as the SDK defines it, taken when this module is first imported.
+_SDK_SERVE = AgentBase.serve
+
+
+def serve_is_intercepted() -> bool:
+    """Whether a harness (``swaig-test``) replaced ``AgentBase.serve``: nothing will listen."""
+    return AgentBase.serve is not _SDK_SERVE
+
+
 def serve_without_banner(agent: AgentBase) -> None:
     """What ``agent.serve()`` does (SDK logging on, the unsigned-webhooks warning, uvicorn
-    on the agent's host and port) minus the ``print`` of its banner."""
+    on the agent's host and port) minus the ``print`` of its banner.
+
+    ``swaig-test`` loads ``agent/__main__.py``, replaces ``AgentBase.serve`` with a stub that
+    captures the agent, and calls ``main()``: when the method is not the SDK's any more,
+    it is called, so the harness gets its agent and nothing is served.
+    """
+    if serve_is_intercepted():
+        agent.serve()
+        return
     import uvicorn
     from signalwire.core.logging_config import configure_logging
 
