@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from signalwire.skills.registry import skill_registry
 
-from agent.ingress import install_ingress
+from agent.ingress import install_ingress, parse_trusted_proxies
 from agent.live.counters import DailyCounters
 from agent.live.exit_signals import CloseOnExitSignals
 from agent.live.hub import EventHub
@@ -153,7 +153,8 @@ def build_agent(
     replace_ready_route(agent, agent.is_ready)
     wrap_lifespan(agent.get_app(), agent.running)
     replace_sdk_middleware(agent.get_app())
-    install_ingress(agent)  # outermost but the headers: auth and body limit before any read
+    # Outermost but the headers: auth, then the body limit, before anything reads a body.
+    install_ingress(agent, trusted_proxies=parse_trusted_proxies(settings.trusted_proxies))
     return agent
 
 

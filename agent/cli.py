@@ -2,41 +2,116 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
+from typing import NoReturn
 
 from agent.logging_setup import configure_logging
-from agent.settings import Settings, SettingsError, load_settings
+
+# Imported here, not in serve(): it must see AgentBase.serve before swaig-test replaces it.
+from agent.sdk_surgery import serve_is_intercepted
+from agent.settings import Settings, SettingsError, code_policy_warnings, load_settings
 
 log = logging.getLogger("mfa.agent")
 
+USAGE = """\
+usage: python -m agent [serve]             serve the agent (the default)
+       python -m agent call [options]      play one verification call, no phone needed
+                                           (python -m agent call --help for its options)
+       python -m agent --help              this text
+
+Serves SWML at /, the SWAIG webhooks, /health, /ready, /events and /live on HOST:PORT.
+
+Environment (secrets and deployment facts; README "Configuration" lists them all):
+  HOST, PORT                      where to listen (default 0.0.0.0:3000)
+  SWML_BASIC_AUTH_USER            basic-auth user (default mfa)
+  SWML_BASIC_AUTH_PASSWORD        basic-auth password; unset: one is generated and printed
+                                  once; 16+ characters with a SignalWire account
+  SWML_PROXY_URL_BASE             the public https URL SignalWire reaches (needed with an
+                                  account, unless MFA_TRUSTED_PROXIES names your proxy)
+  MFA_TRUSTED_PROXIES             IPs/networks of your reverse proxy (host from its headers)
+  SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, SIGNALWIRE_SPACE, MFA_FROM_NUMBER
+                                  the SignalWire account: all four, or none for the sandbox
+  SIGNALWIRE_SIGNING_KEY          refuse webhooks SignalWire did not sign
+  SIGNALWIRE_SWAIG_SECRET         signs per-call tool tokens (same on every replica)
+  MFA_PROVIDER                    signalwire or sandbox (default: from the account)
+  REDIS_URL                       state shared by replicas
+  MFA_OUTCOME_WEBHOOK_URL, MFA_OUTCOME_WEBHOOK_SECRET
+                                  signed POST of each final outcome
+
+Config file (non-secret settings): agent/config.yaml, or the path in MFA_AGENT_CONFIG.
+A bad value, a partial account or a port in use stops start-up with one line on stderr.
+"""
+
+HELP_ARGS = ("-h", "--help", "help")
+
 
 def main(argv: list[str] | None = None) -> None:
+    """``argv`` without the program name; ``None``: ``sys.argv`` (the ``mfa-agent`` script)."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["call"]:
         from agent.simulator import main as call_main
 
         sys.exit(call_main(args[1:], load_settings=load_or_exit))
+    if args[:1] == ["serve"]:
+        args = args[1:]
+    if args and args[0] in HELP_ARGS:
+        print(USAGE, end="")
+        sys.exit(0)
+    if args:
+        print(f"python -m agent: unknown argument {args[0]!r}\n\n{USAGE}", end="", file=sys.stderr)
+        sys.exit(2)
     serve()
+
+
+def stop_start_up(message: str) -> NoReturn:
+    """End start-up with one line on stderr naming what to fix; nothing on stdout."""
+    print(f"mfa-agent: configuration error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def load_or_exit() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        print(f"mfa-agent: configuration error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        stop_start_up(str(exc))
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind HOST:PORT the way uvicorn will, then let it go, so a port in use stops
+    start-up before anything says the agent is starting. uvicorn still binds for real;
+    in the moment between, another process could take the port (then uvicorn's own
+    error ends the run)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        stop_start_up(f"HOST {host!r} is not an address this machine can listen on")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                stop_start_up(f"PORT {port} is already in use (HOST {host}); set another PORT")
+            stop_start_up(f"cannot listen on HOST {host} PORT {port}: {exc.strerror}")
 
 
 def serve() -> None:
     configure_logging()
     settings = load_or_exit()
+    if not serve_is_intercepted():  # swaig-test runs the tools in-process: no port
+        check_port_free(settings.host, settings.port)
+    for key, rule in code_policy_warnings(settings.file.code):
+        log.warning("weak_code_policy", extra={"key": key, "rule": rule})
     if settings.provider_fell_back:
         log.warning(
             "sandbox_provider",
             extra={
-                "why": "SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN and SIGNALWIRE_SPACE are not "
-                "all set; codes are generated locally and 'texted' to the log, not to phones"
+                "why": "no SignalWire account variable is set; codes are generated locally "
+                "and 'texted' to the log, not to phones"
             },
         )
     if settings.redis_url and settings.swaig_secret is None:
@@ -62,8 +137,7 @@ def serve() -> None:
     try:
         agent = build_agent(settings)
     except SettingsError as exc:  # a file the settings name is unusable (directory.path)
-        print(f"mfa-agent: configuration error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        stop_start_up(str(exc))
     log.info(
         "agent_configured",
         extra={"provider": settings.provider.value, "port": settings.port, "host": settings.host},

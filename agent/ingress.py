@@ -36,7 +36,7 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mfa.ingress")
 log.addFilter(RateLimitedLog(60, suffix=False))
 
-TRUSTED_PROXIES_ENV = "MFA_TRUSTED_PROXIES"
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
 # Headers through which a client can claim a public host or address.
@@ -84,13 +83,9 @@ def parse_trusted_proxies(value: str | None) -> Networks:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise TrustedProxyError(
-                f"{TRUSTED_PROXIES_ENV}: {item!r} is not an IP address or network"
+                f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/24)"
             ) from None
     return tuple(networks)
-
-
-def trusted_proxies_from_env(environ: Mapping[str, str]) -> Networks:
-    return parse_trusted_proxies(environ.get(TRUSTED_PROXIES_ENV))
 
 
 def _is_trusted(client: tuple[str, int] | None, networks: Networks) -> bool:
@@ -254,15 +249,14 @@ def install_ingress(agent: AgentBase, *, trusted_proxies: Networks | None = None
     """Put ``Ingress`` in front of the agent's routes; call after ``replace_sdk_middleware``.
 
     It goes just inside the security headers (its 401 and 413 carry them too) and
-    outside everything that could read a body. ``trusted_proxies`` defaults to
-    ``MFA_TRUSTED_PROXIES``.
+    outside everything that could read a body. ``trusted_proxies``: the
+    peers whose forwarded headers count (``MFA_TRUSTED_PROXIES``); none by default.
     """
-    import os
 
     from starlette.middleware import Middleware
 
     if trusted_proxies is None:
-        trusted_proxies = trusted_proxies_from_env(os.environ)
+        trusted_proxies = ()
     user, password = agent.get_basic_auth_credentials()  # type: ignore[misc]
     app = agent.get_app()
     app.user_middleware.append(

@@ -67,13 +67,15 @@ def configure_logging(level: str = "INFO") -> None:
     The SDK's ``serve()`` calls ``uvicorn.run`` with uvicorn's default logging
     config, which would replace our handlers with its plain-text ones; that
     default dict is rewritten in place so uvicorn installs ours. The SDK's own
-    structlog output is switched to JSON, and to warnings only: its per-request
+    structlog output is switched to JSON on stderr, and to warnings only: its per-request
     info lines repeat what the access log and the ``mfa_event`` lines say, at
-    about a tenth of a tool request's CPU. ``SIGNALWIRE_LOG_FORMAT`` and
-    ``SIGNALWIRE_LOG_LEVEL`` override both.
+    about a tenth of a tool request's CPU. ``SIGNALWIRE_LOG_FORMAT``,
+    ``SIGNALWIRE_LOG_LEVEL`` and ``SIGNALWIRE_LOG_MODE`` override these.
     """
     os.environ.setdefault("SIGNALWIRE_LOG_FORMAT", "json")
     os.environ.setdefault("SIGNALWIRE_LOG_LEVEL", "warning")
+    # The SDK's default is stdout; every log line belongs on stderr with ours.
+    os.environ.setdefault("SIGNALWIRE_LOG_MODE", "stderr")
     _route_uvicorn_logging_here(level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

@@ -4,7 +4,6 @@ needs. It holds what ``build_agent`` gives it; it wires nothing itself."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import httpx
 
 from agent.call_config import TOOL_TOKEN_EXPIRY_SECONDS
-from agent.ingress import trusted_proxies_from_env
 from agent.live.hub import EventHub
 from agent.live.mfa_events import LiveFeed
 from agent.outcome_webhook import OutcomeWebhook
@@ -50,7 +48,7 @@ class MfaAgent(GuardedAgentBase):
                 settings.swaig_secret.get_secret_value() if settings.swaig_secret else None
             ),
             # Safe: Ingress drops forwarded headers unless a named proxy sent them.
-            trust_proxy_for_signature=bool(trusted_proxies_from_env(os.environ)),
+            trust_proxy_for_signature=bool(settings.trusted_proxies),
             **kwargs,
         )
         self.publisher = EventPublisher()

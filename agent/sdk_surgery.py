@@ -105,6 +105,15 @@ class GuardedAgentBase(AgentBase):
         return JSONResponse({"error": problem}, status_code=status)
 
 
+# ``AgentBase.serve`` as the SDK defines it, taken when this module is first imported.
+_SDK_SERVE = AgentBase.serve
+
+
+def serve_is_intercepted() -> bool:
+    """Whether a harness (``swaig-test``) replaced ``AgentBase.serve``: nothing will listen."""
+    return AgentBase.serve is not _SDK_SERVE
+
+
 def replace_ready_route(agent: AgentBase, is_ready: Callable[[], Awaitable[bool]]) -> None:
     """Replace the SDK's always-green ``/ready`` with one that asks ``is_ready``."""
     app = agent.get_app()

@@ -8,6 +8,7 @@ key, because a voice agent that starts half-configured fails on a live call.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from pydantic import (
 )
 
 from agent.call_config import CallConfig, HandoffConfig, check_message_template
+from agent.ingress import parse_trusted_proxies
 from skills.mfa.providers.signalwire import normalize_space_url
 
 M = TypeVar("M", bound=BaseModel)
@@ -69,6 +71,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SWML_BASIC_AUTH_USER", "basic_auth_user"),
     EnvVar("SWML_BASIC_AUTH_PASSWORD", "basic_auth_password", secret=True, strip=False),
     EnvVar("SWML_PROXY_URL_BASE", "proxy_url_base", strip=False),
+    EnvVar("MFA_TRUSTED_PROXIES", "trusted_proxies"),
     EnvVar("SIGNALWIRE_SWAIG_SECRET", "swaig_secret", secret=True, strip=False),
     EnvVar("SIGNALWIRE_SIGNING_KEY", "signing_key", secret=True, strip=False),
     EnvVar("MFA_PROVIDER", "provider"),
@@ -84,6 +87,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 _ENV_NAME_OF_FIELD = {var.field: var.name for var in ENV_VARS}
+
+# The SignalWire account: all of these, or none (the sandbox). An empty value counts as
+# set, so ``SIGNALWIRE_API_TOKEN=`` stops start-up instead of quietly meaning "sandbox".
+ACCOUNT_FIELDS = ("project_id", "api_token", "base_url", "from_number")
+# With an account the password guards webhooks that text real phones.
+MIN_PASSWORD_WITH_ACCOUNT = 16
+# NIST SP 800-63B, out-of-band authenticators (5.1.3): at least 6 digits, valid at most
+# 10 minutes. A weaker policy is the operator's call, so it is a warning, not an error.
+NIST_MIN_DIGITS = 6
+NIST_MAX_VALID_FOR = 600
 
 
 def env_name(field: str) -> str:
@@ -206,7 +219,19 @@ class SignalWireCredentials(_Strict):
     @field_validator("base_url")
     @classmethod
     def _normalise_space(cls, value: str) -> str:
-        return normalize_space_url(value)
+        url = normalize_space_url(value)
+        parts = urlsplit(url)
+        if parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(
+                "must be the space host alone, without a path (e.g. example.signalwire.com)"
+            )
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError(
+                "http:// is only for a test server on this machine (127.0.0.1, ::1, "
+                "localhost): the API token would cross the network in clear; use the space "
+                "host (e.g. example.signalwire.com) or https://"
+            )
+        return url
 
     @field_validator("from_number")
     @classmethod
@@ -232,6 +257,7 @@ class Settings(_Strict):
     basic_auth_password: SecretStr
     basic_auth_generated: bool = False
     proxy_url_base: str | None = None
+    trusted_proxies: str | None = None
     swaig_secret: SecretStr | None = None
     signing_key: SecretStr | None = None
     provider: ProviderName
@@ -268,6 +294,12 @@ class Settings(_Strict):
         url = _absolute_http_url(value, "https://agent.example.com")
         return url.rstrip("/") if url else None
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str | None) -> str | None:
+        parse_trusted_proxies(value)  # its ValueError names the bad entry
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _cross_field_rules(cls, data: Any) -> Any:
@@ -283,12 +315,27 @@ class Settings(_Strict):
         account = data.get("signalwire") or {}
         if isinstance(account, SignalWireCredentials):
             account = account.model_dump()
-        complete = all(account.get(field) for field in ("project_id", "api_token", "base_url"))
+        mentioned = [field for field in ACCOUNT_FIELDS if field in account]
+        unusable = [
+            f"{env_name(f'signalwire.{field}')} (set but empty)"
+            if field in account
+            else env_name(f"signalwire.{field}")
+            for field in ACCOUNT_FIELDS
+            if not account.get(field)
+        ]
 
         requested = data.get("provider")
         if requested is None:
-            data["provider"] = ProviderName.SIGNALWIRE if complete else ProviderName.SANDBOX
-            data["provider_fell_back"] = not complete
+            if mentioned and unusable:
+                every = ", ".join(env_name(f"signalwire.{field}") for field in ACCOUNT_FIELDS)
+                raise ValueError(
+                    "incomplete SignalWire account: it needs "
+                    + ", ".join(unusable)
+                    + f" (an account needs all of {every}; for the sandbox set none of them, "
+                    f"or {env_name('provider')}=sandbox)"
+                )
+            data["provider"] = ProviderName.SIGNALWIRE if mentioned else ProviderName.SANDBOX
+            data["provider_fell_back"] = not mentioned
         elif str(requested).lower() in ProviderName.__members__.values():
             data["provider"] = ProviderName(str(requested).lower())
         else:
@@ -308,17 +355,28 @@ class Settings(_Strict):
         if data["provider"] is not ProviderName.SIGNALWIRE:
             data.pop("signalwire", None)
             return data
-        missing = [
-            env_name(f"signalwire.{field}")
-            for field in ("project_id", "api_token", "base_url")
-            if not account.get(field)
-        ]
-        if missing:
-            raise ValueError(f"{env_name('provider')}=signalwire needs " + ", ".join(missing))
-        if not account.get("from_number"):
+        if unusable:
+            raise ValueError(f"{env_name('provider')}=signalwire needs " + ", ".join(unusable))
+        password = data.get("basic_auth_password")
+        if isinstance(password, SecretStr):
+            password = password.get_secret_value()
+        if (
+            not data.get("basic_auth_generated")
+            and isinstance(password, str)
+            and len(password) < MIN_PASSWORD_WITH_ACCOUNT
+        ):
             raise ValueError(
-                f"{env_name('signalwire.from_number')} is required with the SignalWire "
-                "provider (a custom message needs your own number)"
+                f"{env_name('basic_auth_password')} must be at least "
+                f"{MIN_PASSWORD_WITH_ACCOUNT} characters with a SignalWire account (it guards "
+                "webhooks that text real phones): use a long random string, or unset it to "
+                "have one generated"
+            )
+        if not data.get("proxy_url_base") and not data.get("trusted_proxies"):
+            raise ValueError(
+                f"{env_name('proxy_url_base')} is required with a SignalWire account: the "
+                "public https URL SignalWire reaches (e.g. https://agent.example.com), or "
+                f"name your reverse proxy in {env_name('trusted_proxies')} to take the host "
+                "from it"
             )
         return data
 
@@ -326,6 +384,40 @@ class Settings(_Strict):
     def sandbox_db_path(self) -> Path:
         path = Path(self.file.sandbox_db_path)
         return path if path.is_absolute() else Path.cwd() / path
+
+
+def code_policy_warnings(code: CodeConfig) -> list[tuple[str, str]]:
+    """``(key, rule)`` for each part of the code policy weaker than NIST SP 800-63B's rules
+    for out-of-band codes (5.1.3.2: at least 6 digits, valid at most 10 minutes)."""
+    warnings = []
+    if code.token_length < NIST_MIN_DIGITS:
+        warnings.append(
+            (
+                "code.token_length",
+                f"{code.token_length} digits is fewer than the {NIST_MIN_DIGITS} NIST SP "
+                "800-63B requires for an out-of-band code",
+            )
+        )
+    if code.valid_for > NIST_MAX_VALID_FOR:
+        warnings.append(
+            (
+                "code.valid_for",
+                f"{code.valid_for} s is longer than the {NIST_MAX_VALID_FOR} s (10 minutes) "
+                "NIST SP 800-63B allows for an out-of-band code",
+            )
+        )
+    return warnings
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _absolute_http_url(value: str | None, example: str) -> str | None:
@@ -364,13 +456,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _read_environment(env: Mapping[str, str]) -> dict[str, Any]:
-    """The variables of ``ENV_VARS`` that are set and not empty, nested by field path."""
+    """The variables of ``ENV_VARS`` that are set and not empty, nested by field path.
+
+    The account's variables are kept even when empty: an empty one is a mistake to report,
+    not the absence of an account."""
     raw: dict[str, Any] = {}
+    account = {f"signalwire.{field}" for field in ACCOUNT_FIELDS}
     for var in ENV_VARS:
         value = env.get(var.name)
         if value is not None and var.strip:
             value = value.strip()
-        if not value:
+        if not value and not (value is not None and var.field in account):
             continue
         *parents, leaf = var.field.split(".")
         target = raw
@@ -404,11 +500,12 @@ def _validated(
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
-            if not error["loc"] and error["type"] == "value_error":
+            ours = str(error["ctx"]["error"]) if error["type"] == "value_error" else None
+            if not error["loc"] and ours is not None:
                 # A cross-field rule: its message names the variables itself.
-                problems.append(str(error["ctx"]["error"]))
+                problems.append(ours)
                 continue
             dotted = ".".join(str(part) for part in error["loc"]) or "settings"
             key = names.get(dotted, dotted)
-            problems.append(f"{key}: {error['msg']}")
+            problems.append(f"{key}: {ours if ours is not None else error['msg']}")
         raise SettingsError(prefix + "; ".join(problems)) from None

@@ -88,6 +88,11 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
                     base_url, auth, args.caller, ask, outbox, sys.stdout, account=args.account
                 )
             )
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            hint = "check --user/--password" if status == 401 else "the agent refused the call"
+            print(f"call: {status}: {hint} (agent at {base_url})", file=sys.stderr)
+            return 2
         except httpx.HTTPError as exc:
             print(
                 f"call: cannot reach the agent at {base_url} ({type(exc).__name__})",

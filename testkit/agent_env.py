@@ -69,6 +69,10 @@ def agent_env(
                 "SIGNALWIRE_API_TOKEN": API_TOKEN,
                 "SIGNALWIRE_SPACE": signalwire_url,
                 "MFA_FROM_NUMBER": FROM_NUMBER,
+                # An account needs a public URL or a named proxy. Tests reach the agent
+                # directly, so the webhook URLs must follow the loopback Host they send:
+                # the test client stands where the reverse proxy would.
+                "MFA_TRUSTED_PROXIES": "127.0.0.1",
             }
         )
     else:

@@ -17,10 +17,12 @@ from pydantic import BaseModel, SecretStr
 from agent.settings import (
     DEFAULT_CONFIG_PATH,
     ENV_VARS,
+    CodeConfig,
     FileConfig,
     ProviderName,
     Settings,
     SettingsError,
+    code_policy_warnings,
     load_settings,
 )
 
@@ -28,12 +30,14 @@ PROJECT_ID = "a1b2c3d4-proj-9e8f-7a6b-5c4d3e2f1a0b"
 API_TOKEN = "PTsecret0123456789abcdefTOKEN"
 PASSWORD = "s3cret-basic-auth-PASSWORD"
 
-CREDENTIALS = {
+ACCOUNT = {
     "SIGNALWIRE_PROJECT_ID": PROJECT_ID,
     "SIGNALWIRE_API_TOKEN": API_TOKEN,
     "SIGNALWIRE_SPACE": "example.signalwire.com",
     "MFA_FROM_NUMBER": "+15559870000",
 }
+# What else an account needs to start: a public URL for the webhooks.
+CREDENTIALS = {**ACCOUNT, "SWML_PROXY_URL_BASE": "https://agent.example.com"}
 
 
 def write_yaml(tmp_path: Path, data: Any, name: str = "config.yaml") -> Path:
@@ -79,12 +83,36 @@ def test_no_credentials_falls_back_to_sandbox() -> None:
     assert settings.signalwire is None
 
 
-def test_partial_credentials_fall_back_to_sandbox() -> None:
+@pytest.mark.parametrize("missing", list(ACCOUNT))
+def test_partial_account_stops_naming_what_is_missing(missing: str) -> None:
+    """Fail closed: a production number must never answer on the sandbox by accident."""
     environ = dict(CREDENTIALS)
-    del environ["SIGNALWIRE_API_TOKEN"]
-    settings = load_settings(environ)
+    del environ[missing]
+    message = settings_error(environ)
+    assert message.startswith(f"incomplete SignalWire account: it needs {missing} (")
+    assert API_TOKEN not in message
+
+
+def test_partial_account_names_each_missing_and_empty_variable() -> None:
+    environ = {"SIGNALWIRE_PROJECT_ID": PROJECT_ID, "SIGNALWIRE_API_TOKEN": "  "}
+    assert settings_error(environ) == (
+        "incomplete SignalWire account: it needs SIGNALWIRE_API_TOKEN (set but empty), "
+        "SIGNALWIRE_SPACE, MFA_FROM_NUMBER (an account needs all of SIGNALWIRE_PROJECT_ID, "
+        "SIGNALWIRE_API_TOKEN, SIGNALWIRE_SPACE, MFA_FROM_NUMBER; for the sandbox set none of "
+        "them, or MFA_PROVIDER=sandbox)"
+    )
+
+
+@pytest.mark.parametrize("name", list(ACCOUNT))
+def test_one_empty_account_variable_stops_start_up(name: str) -> None:
+    message = settings_error({name: ""})
+    assert f"{name} (set but empty)" in message
+
+
+def test_partial_account_with_sandbox_forced_is_the_sandbox() -> None:
+    settings = load_settings({"SIGNALWIRE_PROJECT_ID": PROJECT_ID, "MFA_PROVIDER": "sandbox"})
     assert settings.provider is ProviderName.SANDBOX
-    assert settings.provider_fell_back is True
+    assert settings.signalwire is None
 
 
 def test_credentials_select_signalwire() -> None:
@@ -128,7 +156,7 @@ def test_unknown_provider_is_refused() -> None:
 def test_signalwire_without_credentials_is_refused() -> None:
     message = settings_error({"MFA_PROVIDER": "signalwire"})
     assert "MFA_PROVIDER" in message
-    for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE"):
+    for name in ACCOUNT:
         assert name in message
 
 
@@ -418,7 +446,7 @@ def test_every_env_var_fills_a_field_and_secrets_are_secret_str() -> None:
 def test_cross_field_rules_speak_in_env_vars() -> None:
     assert settings_error({"MFA_PROVIDER": "signalwire"}) == (
         "MFA_PROVIDER=signalwire needs SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, "
-        "SIGNALWIRE_SPACE"
+        "SIGNALWIRE_SPACE, MFA_FROM_NUMBER"
     )
     assert settings_error({"MFA_OUTCOME_WEBHOOK_URL": "https://hooks.example.com/mfa"}) == (
         "MFA_OUTCOME_WEBHOOK_SECRET is required when MFA_OUTCOME_WEBHOOK_URL is set "
@@ -428,3 +456,113 @@ def test_cross_field_rules_speak_in_env_vars() -> None:
 
 def test_bad_redis_url_names_it() -> None:
     assert "REDIS_URL" in settings_error({"REDIS_URL": "http://127.0.0.1:6379"})
+
+
+# -- an account fails closed ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        "http://example.signalwire.com",
+        "http://10.0.0.5:9000",
+        "http://127.0.0.1.example.com",
+    ],
+)
+def test_plain_http_space_is_for_loopback_only(space: str) -> None:
+    message = settings_error({**CREDENTIALS, "SIGNALWIRE_SPACE": space})
+    assert message.startswith("SIGNALWIRE_SPACE: http:// is only for a test server on this machine")
+
+
+@pytest.mark.parametrize(
+    "space, base_url",
+    [
+        ("http://127.0.0.2:9000", "http://127.0.0.2:9000"),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+        ("http://localhost:9000", "http://localhost:9000"),
+    ],
+)
+def test_plain_http_space_on_loopback_is_accepted(space: str, base_url: str) -> None:
+    settings = load_settings({**CREDENTIALS, "SIGNALWIRE_SPACE": space})
+    assert settings.signalwire is not None
+    assert settings.signalwire.base_url == base_url
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        "https://example.signalwire.com/api/relay/rest",
+        "https://example.signalwire.com/x",
+        "http://127.0.0.1:9000/prefix",
+        "https://example.signalwire.com?x=1",
+        "https://user:pw@example.signalwire.com",
+    ],
+)
+def test_space_with_a_path_is_refused(space: str) -> None:
+    assert settings_error({**CREDENTIALS, "SIGNALWIRE_SPACE": space}) == (
+        "SIGNALWIRE_SPACE: must be the space host alone, without a path "
+        "(e.g. example.signalwire.com)"
+    )
+
+
+@pytest.mark.parametrize("password", ["Qz", "fifteen-chars15"])
+def test_short_password_with_an_account_is_refused(password: str) -> None:
+    message = settings_error({**CREDENTIALS, "SWML_BASIC_AUTH_PASSWORD": password})
+    assert message.startswith(
+        "SWML_BASIC_AUTH_PASSWORD must be at least 16 characters with a SignalWire account"
+    )
+    assert password not in message.replace("SWML_BASIC_AUTH_PASSWORD", "")
+
+
+def test_short_password_without_an_account_is_kept() -> None:
+    settings = load_settings({"SWML_BASIC_AUTH_PASSWORD": "p"})
+    assert settings.basic_auth_password.get_secret_value() == "p"
+
+
+def test_generated_password_with_an_account_is_fine() -> None:
+    settings = load_settings(dict(CREDENTIALS))
+    assert settings.basic_auth_generated is True
+    assert len(settings.basic_auth_password.get_secret_value()) >= 16
+
+
+def test_account_without_a_public_url_is_refused() -> None:
+    assert settings_error(dict(ACCOUNT)) == (
+        "SWML_PROXY_URL_BASE is required with a SignalWire account: the public https URL "
+        "SignalWire reaches (e.g. https://agent.example.com), or name your reverse proxy in "
+        "MFA_TRUSTED_PROXIES to take the host from it"
+    )
+
+
+def test_account_behind_a_named_proxy_starts() -> None:
+    settings = load_settings({**ACCOUNT, "MFA_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/24"})
+    assert settings.provider is ProviderName.SIGNALWIRE
+    assert settings.proxy_url_base is None
+
+
+def test_bad_trusted_proxy_names_the_variable() -> None:
+    assert settings_error({"MFA_TRUSTED_PROXIES": "10.0.0.1, proxy.local"}) == (
+        "MFA_TRUSTED_PROXIES: 'proxy.local' is not an IP address or network "
+        "(e.g. 127.0.0.1, 10.0.0.0/24)"
+    )
+
+
+# -- NIST SP 800-63B: a weaker policy is allowed, with a warning ----------------------------------
+
+
+def test_default_code_policy_meets_nist() -> None:
+    assert code_policy_warnings(load_settings({}).file.code) == []
+
+
+def test_weak_code_policy_names_each_key_and_rule() -> None:
+    code = CodeConfig(token_length=4, valid_for=3600)
+    assert code_policy_warnings(code) == [
+        (
+            "code.token_length",
+            "4 digits is fewer than the 6 NIST SP 800-63B requires for an out-of-band code",
+        ),
+        (
+            "code.valid_for",
+            "3600 s is longer than the 600 s (10 minutes) NIST SP 800-63B allows for an "
+            "out-of-band code",
+        ),
+    ]

@@ -197,8 +197,7 @@ async def test_forwarded_headers_from_an_unnamed_peer_are_ignored(agent_url):
 
 async def test_a_named_proxy_sets_the_public_url(make_settings, serve_agent, monkeypatch):
     monkeypatch.delenv("SWML_PROXY_URL_BASE", raising=False)
-    monkeypatch.setenv("MFA_TRUSTED_PROXIES", "10.9.9.9, 127.0.0.1")
-    url = serve_agent(build_agent(make_settings()))
+    url = serve_agent(build_agent(make_settings(MFA_TRUSTED_PROXIES="10.9.9.9, 127.0.0.1")))
     public = {"X-Forwarded-Host": "agent.example.com:8443", "X-Forwarded-Proto": "https"}
     urls = await render(url, public)
     assert all(u.startswith("https://") and "@agent.example.com:8443/" in u for u in urls), urls
