@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,6 @@ from skills.mfa.events import Outcome
 from skills.mfa.handoff import Destination, DestinationKind, Handoff, sip_headers
 
 log = logging.getLogger("mfa.next_step")
-
-GLOBAL_ACCOUNT = "mfa_verified_account"  # set by the account directory when it names one
 
 SendsLeft = Callable[[str], Awaitable[int]]
 
@@ -110,14 +108,9 @@ class NextStep:
                 outcome=str(answer.outcome),
                 call_id=call_id,
                 masked_number=answer.masked_number,
-                account=_account(answer.global_data),
+                account=answer.account or None,
             )
         return Handoff(destination, headers)
-
-
-def _account(global_data: Mapping[str, Any]) -> str | None:
-    account = global_data.get(GLOBAL_ACCOUNT)
-    return account if isinstance(account, str) and account else None
 
 
 def _handoff_text(outcome: Outcome, destination: Destination) -> str:

@@ -122,3 +122,40 @@ def test_playing_against_a_running_agent_reads_the_text_from_its_stream(tmp_path
         assert "global_data.mfa_verified = true" in out
     finally:
         agent.stop()
+
+
+def run_simulator(tmp_path, config, *say: str) -> subprocess.CompletedProcess[str]:
+    args = [arg for answer in say for arg in ("--say", answer)]
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "call", *args],
+        env=sandbox_env(tmp_path, config),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_simulator_shows_a_transfer_with_its_sip_headers(tmp_path):
+    sip = "sip:desk@example.sip.signalwire.com"
+    result = run_simulator(tmp_path, {"handoff": {"on_verified": sip}}, "{code}")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"[platform] after Jim's last sentence, the call is transferred to {sip}" in out
+    assert "SIP header X-MFA-Verified: true" in out
+    assert "SIP header X-MFA-Number: ***0001" in out
+    assert "action: end_of_speech_timeout=1500" in out
+
+
+def test_the_simulator_shows_a_hang_up_when_no_code_is_left(tmp_path):
+    config = {
+        "code": {"max_attempts": 1},
+        "limits": {"sends_per_call": 1},
+        "handoff": {"on_failed": "hangup"},
+    }
+    result = run_simulator(tmp_path, config, "000000", "000000")
+    if "caller is verified" in result.stdout:
+        return  # the sandbox picked 000000 (one chance in a million)
+    assert result.returncode == 1, result.stderr
+    assert "[platform] after Jim's last sentence, the call is hung up" in result.stdout
+    assert result.stdout.count("> verify_mfa") == 1  # nothing after the hang-up
