@@ -229,3 +229,42 @@ async def test_replayed_events_are_shown_once_after_a_reconnect(
         assert all("503" in error for error in live.errors), live.errors
     finally:
         hub.end_streams()
+
+
+async def test_transfers_and_hang_ups_are_steps_of_the_call(
+    fake_signalwire, make_settings, serve_agent, browser
+):
+    fake, sw_url = fake_signalwire
+    config = {
+        "code": {"max_attempts": 1},
+        "limits": {"sends_per_call": 1},
+        "handoff": {"on_verified": "+14155550123", "on_failed": "hangup"},
+    }
+    agent = build_agent(make_settings(signalwire_url=sw_url, config=config))
+    url = serve_agent(agent)
+    try:
+        live = await open_live(browser, url)
+        async with httpx.AsyncClient(timeout=15) as http:
+            verified = await new_call(http, url)
+            await verified.invoke("send_mfa")
+            await verified.invoke("verify_mfa", token=fake.last_code_for(CALLER))
+            card = live.card(verified)
+            await expect(card).to_have_attribute("data-state", "verified")
+            step = card.locator('li[data-outcome="handoff_transfer"]')
+            await expect(step).to_contain_text("Transferred to ***0123")
+
+            failed = await new_call(http, url, caller=OTHER_CALLER)
+            await failed.invoke("send_mfa")
+            await failed.invoke("verify_mfa", token=wrong_code(fake.last_code_for(OTHER_CALLER)))
+            other = live.card(failed)
+            await expect(other).to_have_attribute("data-state", "failed")
+            await expect(other.locator(".why")).to_have_text("out of tries")
+            await expect(other.locator('li[data-outcome="handoff_hangup"]')).to_contain_text(
+                "Hung up"
+            )
+            await expect(other.locator("ol.steps li")).to_have_count(3)
+        assert "14155550123" not in await live.page.inner_text("body")
+        assert live.errors == []
+    finally:
+        assert agent.live_hub is not None
+        agent.live_hub.end_streams()
