@@ -4,7 +4,11 @@
 then adds what the call as a caller lives it needs, without changing the outcome:
 
 - a status line split from the spoken instruction (``tool_result``/``tool_prompt``),
-  so the model does not read "status: wrong_code" aloud;
+  so the model does not read "status: wrong_code" aloud. Only where the sentence already
+  says as much: every ``verify_mfa`` answer and a sent code. A ``send_mfa`` refusal keeps
+  its one plain sentence, because the account directory's refusals are neutral on
+  purpose (an unknown account reads exactly like a refused one) and an outcome name
+  would tell them apart;
 - a longer end-of-speech silence while a code is pending (people pause between
   digit groups), back to the normal one after the final verify outcome: per-turn
   actions, the SWML's own ``end_of_speech_timeout`` stays as it is;
@@ -83,7 +87,8 @@ class NextStep:
             changes["text"] = _handoff_text(answer.outcome, handoff.destination)
 
         status = _status(answer, handoff)
-        changes["status"] = status
+        if tool == "verify_mfa" or answer.outcome is Outcome.CODE_SENT:
+            changes["status"] = status
         if tool == "verify_mfa":
             changes["history_note"] = f"(verify_mfa checked the caller's code; {status})"
         return dataclasses.replace(answer, **changes)

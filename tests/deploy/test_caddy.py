@@ -43,7 +43,7 @@ def _proxy_installed() -> None:
 
 
 CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
-SANDBOX_CODE = re.compile(r"Your verification code is: (\d{6})")
+SANDBOX_CODE = re.compile(r"Your code: (\d{6})")
 IDLE_CONNECTIONS = 3000
 
 

@@ -25,7 +25,7 @@ from agent.platform import PlatformCall
 from skills.mfa.tools import META_REQUEST_ID
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread
-from tests.support.calls import new_call
+from tests.support.calls import new_call, reply_text
 from tests.support.defaults import AUTH, CALLER
 from tests.support.fakes import FakeClock
 
@@ -443,7 +443,7 @@ async def test_webhooks_need_a_valid_signature(make_settings, serve_agent, monke
 
         response = await post_signed(http, send_url, body, sign="sha1")
         assert response.status_code == 200
-        assert SENT in response.json()["response"]
+        assert SENT in reply_text(response.json())
         assert len(outbox) == 1
 
         # The body signed is the body sent: a changed byte is refused.
@@ -465,7 +465,7 @@ async def test_webhooks_need_a_valid_signature(make_settings, serve_agent, monke
 
         response = await post_signed(http, verify_url, verify, sign="sha256")
         assert response.status_code == 200
-        assert "caller is verified" in response.json()["response"]
+        assert "caller is verified" in reply_text(response.json())
 
         # The post-prompt summary.
         post_url = local(url, ai["post_prompt_url"])

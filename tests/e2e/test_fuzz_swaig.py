@@ -35,7 +35,7 @@ from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
 from testkit.agent_env import agent_env, write_config
 from testkit.servers import ServerThread
-from tests.support.calls import wrong_code
+from tests.support.calls import reply_text, wrong_code
 from tests.support.defaults import AUTH
 
 pytestmark = [
@@ -386,7 +386,7 @@ def test_wrong_function_names(target, name, hook):
         call.hooks["verify_mfa"], call.body("verify_mfa", {"token": wrong_code(code)}), "control"
     )
     assert control.status_code == 200
-    assert WRONG_CODE.search(control.json()["response"]), control.text
+    assert WRONG_CODE.search(reply_text(control.json())), control.text
     target.apply(call, control)
 
 
@@ -472,10 +472,10 @@ def test_tampered_tokens_are_refused(target, function, tamper):
         # Served as the real token alone would be: a wrong code is wrong, a send is a send.
         assert response.status_code == 200
         if function == "verify_mfa":
-            assert WRONG_CODE.search(data["response"]), data
+            assert WRONG_CODE.search(reply_text(data)), data
             assert len(target.outbox) == before
         else:
-            assert "A code was texted" in data["response"], data
+            assert "A code was texted" in reply_text(data), data
             assert len(target.outbox) == before + 1
         target.apply(call, response)
     else:
@@ -506,7 +506,7 @@ def test_fuzz_bodies_are_not_confused_with_calls(target):
     body["meta_data"] = {META_REQUEST_ID: str(uuid.uuid4()), "mfa_attempts_left": 3}
     response = target.client.post(call.hooks["verify_mfa"], json=body, auth=AUTH)
     check(response)
-    assert "expired, was already used" in response.json()["response"]
+    assert "expired, was already used" in reply_text(response.json())
 
 
 # -- afterwards ----------------------------------------------------------------------------
@@ -543,7 +543,7 @@ def test_agent_is_healthy_and_still_verifies_after_the_fuzz(target, request):
     call = target.start_call()
     sent = client.post(call.hooks["send_mfa"], json=call.body("send_mfa", {}), auth=AUTH)
     assert sent.status_code == 200
-    assert "A code was texted" in sent.json()["response"]
+    assert "A code was texted" in reply_text(sent.json())
     call.platform.apply_actions("mfa_skill", sent.json()["action"])
     code = target.outbox[-1].code
     assert target.outbox[-1].to == call.platform.caller
@@ -553,5 +553,5 @@ def test_agent_is_healthy_and_still_verifies_after_the_fuzz(target, request):
         call.hooks["verify_mfa"], json=call.body("verify_mfa", {"token": said}), auth=AUTH
     )
     assert verify.status_code == 200
-    assert "caller is verified" in verify.json()["response"]
+    assert "caller is verified" in reply_text(verify.json())
     assert verified_anywhere(verify.json())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from agent.platform import PlatformCall
+from agent.platform import PlatformCall, ToolReply
 from tests.support.defaults import AUTH, CALLER
 
 
@@ -18,3 +18,8 @@ async def new_call(http: httpx.AsyncClient, url: str, caller: str = CALLER) -> P
 def wrong_code(code: str) -> str:
     """A well-formed code that is not ``code``."""
     return "000000" if code != "000000" else "111111"
+
+
+def reply_text(body: dict) -> str:
+    """What a SWAIG reply tells the model to say: ``tool_prompt`` when split, else the text."""
+    return ToolReply(200, body).tool_prompt
