@@ -28,6 +28,7 @@ from agent.request_guard import TOO_LARGE, body_problem
 from agent.security_headers import replace_sdk_middleware
 from agent.settings import ProviderName, Settings
 from agent.state import StateBackend, state_backend
+from skills.mfa.binding import binding_key
 from skills.mfa.events import EventPublisher
 from skills.mfa.http_pool import new_shared_client
 from skills.mfa.limits import SendLimiter, SendLimits
@@ -214,6 +215,11 @@ def build_agent(
             "publisher": agent.publisher,
             "agent_id": agent.agent_id,
             "limiter": limiter,
+            # meta_data sealed to its call; replicas share the key through the SWAIG secret.
+            "binding_key": binding_key(
+                settings.swaig_secret.get_secret_value() if settings.swaig_secret else None
+            ),
+            "replay_pending_seconds": upstream.deadline_seconds + 5.0,
             "language_code": settings.file.language.code,
         },
     )

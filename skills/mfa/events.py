@@ -35,6 +35,10 @@ class Outcome(StrEnum):
     COUNTRY_REFUSED = "country_refused"
     NUMBER_TYPE_REFUSED = "number_type_refused"
     ERROR = "error"
+    #: meta_data that does not open for this call (copied, altered, malformed): refused.
+    META_REFUSED = "tampered"
+    #: a repeat of an answered request (a platform retry): the recorded answer again.
+    REPLAYED = "replayed"
 
 
 FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.EXHAUSTED, Outcome.EXPIRED})

@@ -60,6 +60,18 @@ class MfaSkill(SkillBase):
                     "description": "SendLimiter enforcing the abuse limits (optional)",
                     "required": False,
                 },
+                "binding_key": {
+                    "type": "string",
+                    "description": "bytes that seal meta_data to its call (binding.binding_key); "
+                    "random per process when absent",
+                    "required": False,
+                    "hidden": True,
+                },
+                "replay_pending_seconds": {
+                    "type": "number",
+                    "description": "How long a request in flight holds its fingerprint",
+                    "default": 15.0,
+                },
                 "language_code": {
                     "type": "string",
                     "description": "Language the spoken fillers are keyed by",
@@ -89,12 +101,22 @@ class MfaSkill(SkillBase):
         if limiter is not None and not isinstance(limiter, SendLimiter):
             self.logger.error("mfa skill: params['limiter'] must be a SendLimiter")
             return False
+        key = self.params.get("binding_key")
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            self.logger.error("mfa skill: params['binding_key'] must be at least 16 bytes")
+            return False
+        pending_seconds = self.params.get("replay_pending_seconds", 15.0)
+        if not isinstance(pending_seconds, int | float) or not 1 <= pending_seconds <= 300:
+            self.logger.error("mfa skill: params['replay_pending_seconds'] must be 1..300")
+            return False
         self.tools = MfaTools(
             provider=provider,
             policy=policy,
             publisher=publisher,
             agent_id=agent_id,
             limiter=limiter,
+            binding_key=key,
+            pending_seconds=float(pending_seconds),
         )
         return True
 
