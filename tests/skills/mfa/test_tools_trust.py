@@ -152,7 +152,7 @@ async def test_concurrent_duplicates_reach_the_provider_once():
     rig = make_rig()
     rig.provider.gate = asyncio.Event()
     first = asyncio.create_task(verify(rig, RIGHT_CODE))
-    await rig.provider.started.wait()
+    await asyncio.wait_for(rig.provider.started.wait(), 5)  # never hang on a regression
     second = asyncio.create_task(verify(rig, RIGHT_CODE))
     await asyncio.sleep(0.1)  # the duplicate finds the claim and waits
     rig.provider.gate.set()
