@@ -33,19 +33,15 @@ from skills.mfa.directory.base import (
     Directory,
     DirectoryRejected,
     DirectoryUnavailable,
-    mask_account,
     spoken_account,
 )
 from skills.mfa.directory.misses import MissCounter
 from skills.mfa.events import Outcome
 from skills.mfa.limits import CounterStoreUnavailable, Refusal
+from skills.mfa.phone import mask_account
 
 log = logging.getLogger("mfa.directory")
 
-#: meta_data key of the account a pending code was sent for (read back by verify_mfa).
-META_ACCOUNT = "mfa_account"
-#: global_data key naming the verified account.
-GLOBAL_VERIFIED_ACCOUNT = "mfa_verified_account"
 
 # What a found account's send may end in that must sound like an unknown account:
 # each depends on the number on file, so telling it apart would confirm the account.
@@ -67,7 +63,8 @@ class AccountPolicy:
     neutral_answer_seconds: float = 1.0
 
 
-SendTo = Callable[[str], Awaitable[ToolAnswer]]
+#: The tools' usual send: to this E.164 number, for this account (sealed with the code).
+SendTo = Callable[[str, str], Awaitable[ToolAnswer]]
 
 
 class AccountRecipients:
@@ -95,8 +92,8 @@ class AccountRecipients:
         return named or not self.policy.caller_number_allowed
 
     async def send(self, call_id: str, said: Any, send_to: SendTo) -> ToolAnswer:
-        """The answer to ``send_mfa(account_number=said)``; ``send_to(number)`` is the
-        tools' usual send to an E.164 number."""
+        """The answer to ``send_mfa(account_number=said)``; ``send_to(number, account)`` is
+        the tools' usual send to an E.164 number, with the account sealed to the code."""
         if said in (None, ""):
             return ToolAnswer(Outcome.ACCOUNT_REQUIRED, messages.account_required())
         account = spoken_account(said)
@@ -151,14 +148,11 @@ class AccountRecipients:
                 Outcome.ACCOUNT_UNKNOWN, messages.account_not_sent(), lookup="unknown"
             )
 
-        answer = replace(await send_to(number), lookup="found")
+        answer = replace(await send_to(number, account), lookup="found")
         if _refused(answer):
             await self._misses.add_miss(call_id)
             # The event keeps the real outcome and the last digits for the operator.
             return replace(answer, text=messages.account_not_sent())
-        if answer.outcome is Outcome.CODE_SENT:
-            meta = {**answer.set_meta_data, META_ACCOUNT: account}
-            return replace(answer, set_meta_data=meta)
         return answer
 
     async def _pad(self, started: float) -> None:
