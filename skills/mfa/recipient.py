@@ -38,8 +38,10 @@ from skills.mfa.directory.base import (
 from skills.mfa.directory.misses import MissCounter
 from skills.mfa.events import Outcome
 from skills.mfa.limits import CounterStoreUnavailable, Refusal
+from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import mask_account
 
+alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.directory")
 
 
@@ -126,7 +128,7 @@ class AccountRecipients:
                 Outcome.ACCOUNT_LOCKED, messages.account_lookups_ended(), lookup="locked"
             )
         if self._try_lookup is not None and await self._try_lookup() is not None:
-            log.error("agent_send_rate_cap_reached")  # an alert: a burst of lookups
+            alerts.error("agent_send_rate_cap_reached")  # a burst of lookups
             return ToolAnswer(Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused")
         try:
             number = await self.directory.lookup(account)

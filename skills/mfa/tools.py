@@ -53,6 +53,7 @@ from skills.mfa.limits import (
     SendLimiter,
     SendTicket,
 )
+from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
 from skills.mfa.policy import CodePolicy
 from skills.mfa.providers.base import (
@@ -63,6 +64,7 @@ from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim, Replays
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.upstream import GLOBAL_VERIFIED, META_KEYS, Upstream
 
+alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.tools")
 
 __all__ = [
@@ -352,6 +354,6 @@ def _refusal_message(refusal: Refusal) -> str:
     if refusal.kind is LimitKind.CALL_SENDS:
         return messages.too_many_sends_this_call()
     if refusal.kind is LimitKind.AGENT_RATE:
-        log.error("agent_send_rate_cap_reached")  # an alert: possible SMS pumping burst
+        alerts.error("agent_send_rate_cap_reached")  # possible SMS pumping burst
         return messages.agent_busy()
     return messages.too_many_sends_to_number()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -570,3 +571,16 @@ async def test_send_then_verify_with_the_stored_meta_data():
     assert right["action"][0]["set_global_data"]["mfa_verified"] is True
     assert right["action"][1:] == [CLOSED, UNSET_ALL]
     assert rig.only_event() == event("verify_mfa", "verified", "***0001")
+
+
+async def test_a_burst_against_the_agent_rate_cap_logs_one_alert_not_one_per_send(caplog):
+    """36k error lines in 3 minutes was an attacker's lever on the log: the alert is
+    throttled to one line a minute (with a count), whatever the number of refusals."""
+    rig = make_rig(limits=SendLimits(agent_sends_per_minute=1))
+    caplog.set_level(logging.INFO, logger="mfa.alerts")
+    await send(rig, call_id="call-0")
+    for n in range(50):
+        reply = await send(rig, call_id=f"call-{n + 1}")
+        assert "very busy" in reply["response"]
+    alerts = [r for r in caplog.records if r.getMessage() == "agent_send_rate_cap_reached"]
+    assert len(alerts) <= 1
