@@ -32,6 +32,7 @@ from agent.prompts import load_prompt_sections
 from agent.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
 from agent.settings import ProviderName, Settings, SettingsError
 from agent.state import StateBackend, state_backend
+from skills.mfa.binding import binding_key
 from skills.mfa.directory.base import Directory
 from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
 from skills.mfa.directory.guarded import GuardedDirectory, directory_breaker
@@ -123,6 +124,11 @@ def build_agent(
             "agent_id": agent.agent_id,
             "limiter": limiter,
             "accounts": _account_recipients(settings, http, state, limiter, policy),
+            # meta_data sealed to its call; replicas share the key through the SWAIG secret.
+            "binding_key": binding_key(
+                settings.swaig_secret.get_secret_value() if settings.swaig_secret else None
+            ),
+            "replay_pending_seconds": upstream.deadline_seconds + 5.0,
             "next_step": _next_step(settings, limiter),
             "language_code": settings.file.language.code,
         },

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from skills.mfa.directory.base import mask_account
+from skills.mfa.phone import mask_account
 
 log = logging.getLogger("mfa.events")
 
@@ -42,6 +42,10 @@ class Outcome(StrEnum):
     ACCOUNT_UNKNOWN = "account_unknown"
     ACCOUNT_LOCKED = "account_locked"
     DIRECTORY_UNAVAILABLE = "directory_unavailable"
+    #: meta_data that does not open for this call (copied, altered, malformed): refused.
+    META_REFUSED = "tampered"
+    #: a repeat of an answered request (a platform retry): the recorded answer again.
+    REPLAYED = "replayed"
 
 
 FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.EXHAUSTED, Outcome.EXPIRED})

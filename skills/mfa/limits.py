@@ -17,6 +17,12 @@ shared store (Redis) when several replicas serve the agent. A store checks all
 rules of one send and records them only when every rule allows it, so a refusal
 never burns another rule's budget and concurrent sends never overshoot a limit.
 Recipient keys hold a hash of the number, never the number.
+
+A send counts only when it may have reached the provider: ``SendLimiter.refund``
+takes back every hit of a send that provably never left (breaker open, no
+connection made), atomically and at most once. ``acquire`` can also take a
+replay claim (``replay.py``) in the same atomic step, so a send is still one
+round trip to a shared store.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from bisect import bisect_right, insort
+import uuid
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from skills.mfa.replay import AnswerStore, Found, InProcessAnswerStore, ReplayClaim
 
 
 class LimitKind(StrEnum):
@@ -65,16 +74,44 @@ class Refusal:
 
 
 class CounterStore(Protocol):
-    """Sliding-window counters; ``acquire`` is atomic over all its rules."""
+    """Sliding-window counters; ``acquire`` is atomic over all its rules and the claim.
 
-    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
-        """Record one hit on every rule and return None, or record nothing and return the
-        first rule that refuses."""
+    ``answers`` is the replay store that ``acquire`` takes claims in, living where
+    the counters live (this process, or the same Redis).
+    """
+
+    answers: AnswerStore
+
+    async def acquire(
+        self,
+        rules: Sequence[Rule],
+        now: float,
+        *,
+        member: str = "",
+        claim: ReplayClaim | None = None,
+    ) -> Refusal | Found | None:
+        """With ``claim``: when its fingerprint is held, return what holds it and record
+        nothing. Then record one hit (named ``member``) on every rule, take the claim and
+        return None, or record nothing and return the first rule that refuses."""
+        ...
+
+    async def refund(self, rules: Sequence[Rule], now: float, member: str) -> None:
+        """Remove the hits ``acquire`` recorded for ``member``; a second call is a no-op."""
         ...
 
     async def count(self, key: str, window: float, now: float) -> int:
         """Hits on ``key`` within the last ``window`` seconds, recording nothing."""
         ...
+
+
+@dataclass(slots=True)
+class SendTicket:
+    """A counted send, so that it can be refunded if it never left."""
+
+    rules: tuple[Rule, ...]
+    now: float
+    member: str
+    refunded: bool = False
 
 
 class InProcessCounterStore:
@@ -86,15 +123,31 @@ class InProcessCounterStore:
     empty deque alone costs over 600 bytes.
     """
 
-    def __init__(self, *, sweep_every: int = 1000) -> None:
+    def __init__(
+        self, *, sweep_every: int = 1000, answers: InProcessAnswerStore | None = None
+    ) -> None:
+        """``answers``: where replay claims are taken, in the same step as the counting."""
+        self.answers = answers or InProcessAnswerStore()
         self._hits: dict[str, list[float]] = {}
         self._windows: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._sweep_every = sweep_every
         self._since_sweep = 0
 
-    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
+    async def acquire(
+        self,
+        rules: Sequence[Rule],
+        now: float,
+        *,
+        member: str = "",
+        claim: ReplayClaim | None = None,
+    ) -> Refusal | Found | None:
         async with self._lock:
+            if claim is not None:
+                # Peek before counting; take it only once every rule allows the send.
+                found = self.answers.peek_now(claim.key)
+                if found is not None:
+                    return found
             for rule in rules:
                 hits = self._live_hits(rule, now)
                 if rule.enforce and len(hits) >= rule.limit:
@@ -102,10 +155,24 @@ class InProcessCounterStore:
             for rule in rules:
                 insort(self._hits.setdefault(rule.key, []), now)
                 self._windows[rule.key] = max(self._windows.get(rule.key, 0.0), rule.window)
+            if claim is not None:
+                self.answers.take(claim)
             self._since_sweep += 1
             if self._since_sweep >= self._sweep_every:
                 self._sweep(now)
         return None
+
+    async def refund(self, rules: Sequence[Rule], now: float, member: str) -> None:
+        """Hits are bare times here: one hit at ``now`` comes off each rule's list.
+        ``SendLimiter`` calls this at most once per ticket; a hit already gone is skipped."""
+        async with self._lock:
+            for rule in rules:
+                hits = self._hits.get(rule.key)
+                if not hits:
+                    continue
+                at = bisect_left(hits, now)
+                if at < len(hits) and hits[at] == now:
+                    del hits[at]
 
     async def count(self, key: str, window: float, now: float) -> int:
         async with self._lock:
@@ -161,19 +228,53 @@ class SendLimiter:
         self._agent_id = agent_id
         self._clock = clock
 
+    @property
+    def answers(self) -> AnswerStore:
+        """The replay store the counters take claims in: the tools record answers there."""
+        return self._store.answers
+
     async def try_send(
         self, call_id: str, recipient_e164: str, *, replaces_pending: bool
     ) -> Refusal | None:
-        """Count one send, or say which limit refuses it.
+        """Count one send, or say which limit refuses it (no claim, no refund)."""
+        decision = await self.reserve(call_id, recipient_e164, replaces_pending=replaces_pending)
+        return decision if isinstance(decision, Refusal) else None
 
-        The cooldown applies only while an earlier code of this call is still pending:
-        a caller whose code expired or ran out of tries may ask for a new one at once
-        (the per-call cap still bounds that).
+    async def reserve(
+        self,
+        call_id: str,
+        recipient_e164: str,
+        *,
+        replaces_pending: bool,
+        claim: ReplayClaim | None = None,
+    ) -> Refusal | Found | SendTicket:
+        """Count one send and take ``claim`` in one atomic step, or say what stops it:
+        a limit (``Refusal``) or an answer recorded for the same request (``Found``).
+
+        Per-call rules are keyed by ``call_id``: the body's call id, the one the SDK
+        checked the tool token against. The cooldown applies only while an earlier code
+        of this call is still pending: a caller whose code expired or ran out of tries
+        may ask for a new one at once (the per-call cap still bounds that).
         """
+        rules = self._rules(call_id, recipient_e164, replaces_pending)
+        now, member = self._clock(), uuid.uuid4().hex
+        decision = await self._store.acquire(rules, now, member=member, claim=claim)
+        if decision is not None:
+            return decision
+        return SendTicket(tuple(rules), now, member)
+
+    async def refund(self, ticket: SendTicket) -> None:
+        """Take back a send that never reached the provider; at most once per ticket."""
+        if ticket.refunded:
+            return
+        ticket.refunded = True
+        await self._store.refund(ticket.rules, ticket.now, ticket.member)
+
+    def _rules(self, call_id: str, recipient_e164: str, replaces_pending: bool) -> list[Rule]:
         limits = self._limits
         recipient = recipient_key(recipient_e164)
         call = call_id or "unknown-call"
-        rules = [
+        return [
             Rule(
                 LimitKind.CALL_COOLDOWN,
                 f"cooldown:{call}",
@@ -192,7 +293,6 @@ class SendLimiter:
                 LimitKind.AGENT_RATE, f"agent:{self._agent_id}", limits.agent_sends_per_minute, 60.0
             ),
         ]
-        return await self._store.acquire(rules, self._clock())
 
     async def try_lookup(self) -> Refusal | None:
         """Count one account lookup in the agent-wide rate, or refuse it (``AGENT_RATE``).

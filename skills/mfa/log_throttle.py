@@ -83,3 +83,12 @@ class RateLimitedLog(logging.Filter):
         """Records held back and not yet reported (for tests and metrics)."""
         with self._lock:
             return int(sum(seen[1] for seen in self._seen.values()))
+
+
+def throttled_alerts(name: str = "mfa.alerts", interval: float = 60.0) -> logging.Logger:
+    """The logger for alerts a caller or an attacker can repeat at will (a rate cap
+    reached): one line per ``interval`` and kind, the rest counted on the next one."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RateLimitedLog) for f in logger.filters):
+        logger.addFilter(RateLimitedLog(interval, min_level=logging.WARNING, suffix=False))
+    return logger

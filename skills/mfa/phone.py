@@ -86,6 +86,14 @@ def mask_number(number: str | None) -> str:
     return f"***{tail}" if tail else "unknown"
 
 
+def mask_account(account: str | None) -> str:
+    """``12345678`` -> ``***5678``; never more than half the digits (``1234`` -> ``***34``)."""
+    if not account:
+        return ""
+    shown = min(4, len(account) // 2)
+    return "***" + (account[-shown:] if shown else "")
+
+
 def spoken_digits(digits: str) -> str:
     """``4567`` -> ``4 5 6 7`` so text-to-speech reads digits, not a number."""
     return " ".join(digits)

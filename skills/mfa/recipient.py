@@ -33,19 +33,17 @@ from skills.mfa.directory.base import (
     Directory,
     DirectoryRejected,
     DirectoryUnavailable,
-    mask_account,
     spoken_account,
 )
 from skills.mfa.directory.misses import MissCounter
 from skills.mfa.events import Outcome
 from skills.mfa.limits import CounterStoreUnavailable, Refusal
+from skills.mfa.log_throttle import throttled_alerts
+from skills.mfa.phone import mask_account
 
+alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.directory")
 
-#: meta_data key of the account a pending code was sent for (read back by verify_mfa).
-META_ACCOUNT = "mfa_account"
-#: global_data key naming the verified account.
-GLOBAL_VERIFIED_ACCOUNT = "mfa_verified_account"
 
 # What a found account's send may end in that must sound like an unknown account:
 # each depends on the number on file, so telling it apart would confirm the account.
@@ -67,7 +65,8 @@ class AccountPolicy:
     neutral_answer_seconds: float = 1.0
 
 
-SendTo = Callable[[str], Awaitable[ToolAnswer]]
+#: The tools' usual send: to this E.164 number, for this account (sealed with the code).
+SendTo = Callable[[str, str], Awaitable[ToolAnswer]]
 
 
 class AccountRecipients:
@@ -95,8 +94,8 @@ class AccountRecipients:
         return named or not self.policy.caller_number_allowed
 
     async def send(self, call_id: str, said: Any, send_to: SendTo) -> ToolAnswer:
-        """The answer to ``send_mfa(account_number=said)``; ``send_to(number)`` is the
-        tools' usual send to an E.164 number."""
+        """The answer to ``send_mfa(account_number=said)``; ``send_to(number, account)`` is
+        the tools' usual send to an E.164 number, with the account sealed to the code."""
         if said in (None, ""):
             return ToolAnswer(Outcome.ACCOUNT_REQUIRED, messages.account_required())
         account = spoken_account(said)
@@ -129,7 +128,7 @@ class AccountRecipients:
                 Outcome.ACCOUNT_LOCKED, messages.account_lookups_ended(), lookup="locked"
             )
         if self._try_lookup is not None and await self._try_lookup() is not None:
-            log.error("agent_send_rate_cap_reached")  # an alert: a burst of lookups
+            alerts.error("agent_send_rate_cap_reached")  # a burst of lookups
             return ToolAnswer(Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused")
         try:
             number = await self.directory.lookup(account)
@@ -151,14 +150,11 @@ class AccountRecipients:
                 Outcome.ACCOUNT_UNKNOWN, messages.account_not_sent(), lookup="unknown"
             )
 
-        answer = replace(await send_to(number), lookup="found")
+        answer = replace(await send_to(number, account), lookup="found")
         if _refused(answer):
             await self._misses.add_miss(call_id)
             # The event keeps the real outcome and the last digits for the operator.
             return replace(answer, text=messages.account_not_sent())
-        if answer.outcome is Outcome.CODE_SENT:
-            meta = {**answer.set_meta_data, META_ACCOUNT: account}
-            return replace(answer, set_meta_data=meta)
         return answer
 
     async def _pad(self, started: float) -> None:

@@ -2,7 +2,7 @@
 
 SignalWire may send each SWAIG request of one call to a different replica, so
 everything a decision depends on must be shared: the sandbox's pending codes,
-every rate-limit counter and the circuit breaker. Each check-and-update is one
+every rate-limit counter, the replay records and the circuit breaker. Each check-and-update is one
 Lua script (atomic on the server), and every key expires on its own (the
 event stream in ``agent/redis_events.py`` is capped instead), so there is no
 cleanup job and no unbounded growth.
@@ -14,10 +14,11 @@ verified); the breaker fails open (it is an optimisation, not a guard).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -27,6 +28,7 @@ from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
 from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 from skills.mfa.providers.breaker import BreakerSnapshot
 from skills.mfa.providers.pending_codes import PendingCodes, hash_code
+from skills.mfa.replay import PENDING_PREFIX, RECORD_PREFIX, Found, ReplayClaim, found_in
 
 log = logging.getLogger("mfa.redis")
 
@@ -126,15 +128,23 @@ class RedisPendingCodes(PendingCodes):
         return VerifyOutcome(verified=result >= 1000, attempts_left=result % 1000)
 
 
-# -- rate-limit counters ----------------------------------------------------------------
+# -- rate-limit counters and replay claims ------------------------------------------------
 
-# KEYS: one sorted set per rule. ARGV[1] now, ARGV[2] a unique member, then per rule
-# limit, window, enforce. Returns {0, 0} when every rule allows (all recorded), else
-# {index of the refusing rule, seconds until it would allow}.
+# KEYS: one sorted set per rule, then the replay claim's key when ARGV[3] is not ''.
+# ARGV[1] now, ARGV[2] a unique member, ARGV[3] the claim's "p:<token>" or '', ARGV[4] its
+# expiry in ms, then per rule limit, window, enforce. Returns {-1, value} when the claim's
+# key is held (nothing recorded), {0, 0} when every rule allows (all recorded, claim taken),
+# else {index of the refusing rule, seconds until it would allow}.
 _ACQUIRE = """
-local now = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local base = 2 + (i - 1) * 3
+local now, member, claim = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local n = #KEYS
+if claim ~= '' then
+  n = n - 1
+  local held = redis.call('GET', KEYS[#KEYS])
+  if held then return {-1, held} end
+end
+for i = 1, n do
+  local base = 4 + (i - 1) * 3
   local limit, window, enforce = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3]
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   if enforce == '1' and redis.call('ZCARD', KEYS[i]) >= limit then
@@ -142,12 +152,20 @@ for i = 1, #KEYS do
     return {i, tostring(tonumber(oldest[2]) + window - now)}
   end
 end
-for i = 1, #KEYS do
-  local window = tonumber(ARGV[2 + (i - 1) * 3 + 2])
-  redis.call('ZADD', KEYS[i], now, ARGV[2])
+for i = 1, n do
+  local window = tonumber(ARGV[4 + (i - 1) * 3 + 2])
+  redis.call('ZADD', KEYS[i], now, member)
   redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000) + 1000)
 end
+if claim ~= '' then redis.call('SET', KEYS[#KEYS], claim, 'PX', ARGV[4]) end
 return {0, '0'}
+"""
+
+# KEYS: the rules' sorted sets; ARGV[1] the member to take back. ZREM of a member that is
+# gone is a no-op, so a refund never goes below zero and a second one changes nothing.
+_REFUND = """
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 0
 """
 
 
@@ -158,19 +176,40 @@ class RedisCounterStore:
         self._redis = redis
         self._prefix = prefix
         self._acquire = redis.register_script(_ACQUIRE)
+        self._refund = redis.register_script(_REFUND)
+        self.answers = RedisAnswerStore(redis, prefix=prefix)
 
-    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
-        args: list[Any] = [repr(now), uuid.uuid4().hex]
+    async def acquire(
+        self,
+        rules: Sequence[Rule],
+        now: float,
+        *,
+        member: str = "",
+        claim: ReplayClaim | None = None,
+    ) -> Refusal | Found | None:
+        args: list[Any] = [repr(now), member or uuid.uuid4().hex, "", 0]
+        keys = self._keys(rules)
+        if claim is not None:
+            args[2:4] = [PENDING_PREFIX + claim.token, _ms(claim.pending_seconds)]
+            keys.append(f"{self._prefix}:{claim.key}")
         for rule in rules:
             args += [rule.limit, repr(rule.window), "1" if rule.enforce else "0"]
-        keys = [f"{self._prefix}:limit:{rule.key}" for rule in rules]
         try:
-            index, retry_after = await self._acquire(keys=keys, args=args)
+            index, value = await self._acquire(keys=keys, args=args)
         except REDIS_ERRORS:
             raise CounterStoreUnavailable("redis") from None
+        if int(index) == -1:
+            return found_in(value)
         if int(index) == 0:
             return None
-        return Refusal(rules[int(index) - 1].kind, retry_after=max(0.0, float(retry_after)))
+        return Refusal(rules[int(index) - 1].kind, retry_after=max(0.0, float(value)))
+
+    async def refund(self, rules: Sequence[Rule], now: float, member: str) -> None:
+        try:
+            await self._refund(keys=self._keys(rules), args=[member])
+        except REDIS_ERRORS:
+            # The hits expire with their window: the caller waits longer, nothing breaks.
+            log.warning("refund_unavailable")
 
     async def count(self, key: str, window: float, now: float) -> int:
         # Live hits are newer than now - window (older ones are what _ACQUIRE trims).
@@ -179,6 +218,84 @@ class RedisCounterStore:
             return int(await self._redis.zcount(full_key, f"({now - window!r}", "+inf"))
         except REDIS_ERRORS:
             raise CounterStoreUnavailable("redis") from None
+
+    def _keys(self, rules: Sequence[Rule]) -> list[str]:
+        return [f"{self._prefix}:limit:{rule.key}" for rule in rules]
+
+
+# KEYS[1] the fingerprint; ARGV[1] "p:<token>", ARGV[2] its expiry in ms.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+# Delete the claim only while it is still this request's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisAnswerStore:
+    """``AnswerStore`` on Redis: claims and recorded answers that expire on their own.
+
+    ``claim`` is one script (one round trip) on the request's path. ``record`` and
+    ``release`` run in the background after the reply is decided, so they add no
+    latency; a retry that arrives before the record is written finds the claim and
+    waits for the record (``Replays.answer``, bounded).
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = "mfa") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def claim(self, claim: ReplayClaim) -> Found | None:
+        key = f"{self._prefix}:{claim.key}"
+        args = [PENDING_PREFIX + claim.token, _ms(claim.pending_seconds)]
+        try:
+            return found_in(await self._claim(keys=[key], args=args))
+        except REDIS_ERRORS:
+            raise CounterStoreUnavailable("redis") from None
+
+    async def peek(self, key: str) -> Found | None:
+        try:
+            return found_in(await self._redis.get(f"{self._prefix}:{key}"))
+        except REDIS_ERRORS:
+            return None
+
+    def record(self, claim: ReplayClaim, record: str, ttl_seconds: float) -> None:
+        key = f"{self._prefix}:{claim.key}"
+        self._background(self._redis.set(key, RECORD_PREFIX + record, px=_ms(ttl_seconds)))
+
+    def release(self, claim: ReplayClaim) -> None:
+        key = f"{self._prefix}:{claim.key}"
+        self._background(self._release(keys=[key], args=[PENDING_PREFIX + claim.token]))
+
+    async def drain(self) -> None:
+        """Wait for the background writes (tests and shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except REDIS_ERRORS:
+                # The claim expires by itself; a retry meanwhile gets "not confirmed".
+                log.warning("replay_record_unavailable")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
 
 
 async def ping(redis: Redis) -> bool:

@@ -68,6 +68,18 @@ class MfaSkill(SkillBase):
                     "(optional; set when a directory is configured)",
                     "required": False,
                 },
+                "binding_key": {
+                    "type": "string",
+                    "description": "bytes that seal meta_data to its call (binding.binding_key); "
+                    "random per process when absent",
+                    "required": False,
+                    "hidden": True,
+                },
+                "replay_pending_seconds": {
+                    "type": "number",
+                    "description": "How long a request in flight holds its fingerprint",
+                    "default": 15.0,
+                },
                 "next_step": {
                     "type": "object",
                     "description": "NextStep: speech timing, history and the handoff (optional)",
@@ -107,6 +119,14 @@ class MfaSkill(SkillBase):
             self.logger.error("mfa skill: params['accounts'] must be AccountRecipients")
             return False
         self.accounts = accounts
+        key = self.params.get("binding_key")
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            self.logger.error("mfa skill: params['binding_key'] must be at least 16 bytes")
+            return False
+        pending_seconds = self.params.get("replay_pending_seconds", 15.0)
+        if not isinstance(pending_seconds, int | float) or not 1 <= pending_seconds <= 300:
+            self.logger.error("mfa skill: params['replay_pending_seconds'] must be 1..300")
+            return False
         next_step = self.params.get("next_step")
         if next_step is not None and not isinstance(next_step, NextStep):
             self.logger.error("mfa skill: params['next_step'] must be a NextStep")
@@ -118,6 +138,8 @@ class MfaSkill(SkillBase):
             agent_id=agent_id,
             limiter=limiter,
             accounts=accounts,
+            binding_key=key,
+            pending_seconds=float(pending_seconds),
             next_step=next_step,
         )
         return True

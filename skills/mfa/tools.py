@@ -6,6 +6,12 @@ by their shared ``meta_data_token``, never shown to the model), and the verified
 flag into ``global_data``, set only here on a successful verification. So any
 replica can answer any request of a call, and a restart loses nothing.
 
+``meta_data`` comes back in the request body, so it is a claim: sealed to the
+call when written and opened before anything is done with it (``binding.py``).
+A claim that does not open is refused as "no code sent" and published as
+``tampered``; nothing goes upstream. Answers that consumed something upstream
+are recorded, so a platform retry gets the same answer (``replay.py``).
+
 ``_send`` and ``_verify`` only decide: each returns a ``ToolAnswer``. The
 handlers publish its event and build its ``FunctionResult`` in one place
 (``_reply``), so every outcome yields exactly one event. Each handler is wrapped
@@ -16,51 +22,65 @@ can carry request data and never reaches the model.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from signalwire.core.function_result import FunctionResult
 
 from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer, function_result
+from skills.mfa.binding import (
+    META_ACCOUNT,
+    META_ATTEMPTS_LEFT,
+    META_BINDING,
+    META_CLOSED,
+    META_NUMBER_LAST4,
+    META_REQUEST_ID,
+    META_SENT_AT,
+    Binder,
+    Closed,
+    Pending,
+    Refused,
+)
 from skills.mfa.events import EventPublisher, MfaEvent, Outcome
-from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, SendLimiter
+from skills.mfa.limits import (
+    CounterStoreUnavailable,
+    LimitKind,
+    Refusal,
+    SendLimiter,
+    SendTicket,
+)
+from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.next_step import NextStep
 from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
+from skills.mfa.policy import CodePolicy
 from skills.mfa.providers.base import (
-    CodeNotFound,
     CodeProvider,
-    ProviderRejected,
-    ProviderUnavailable,
-    SendRequest,
 )
-from skills.mfa.recipient import GLOBAL_VERIFIED_ACCOUNT, META_ACCOUNT, AccountRecipients
+from skills.mfa.recipient import AccountRecipients
+from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim, Replays
 from skills.mfa.spoken_code import normalize_spoken_code
+from skills.mfa.upstream import GLOBAL_VERIFIED, META_KEYS, Upstream
 
+alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.tools")
 
-META_REQUEST_ID = "mfa_request_id"
-META_ATTEMPTS_LEFT = "mfa_attempts_left"
-META_NUMBER_LAST4 = "mfa_number_last4"
-META_KEYS = (META_REQUEST_ID, META_ATTEMPTS_LEFT, META_NUMBER_LAST4)
-
-GLOBAL_VERIFIED = "mfa_verified"
-
-
-@dataclass(frozen=True, slots=True)
-class CodePolicy:
-    """The code's rules and who may be texted, from the settings."""
-
-    message: str
-    token_length: int
-    valid_for: int
-    max_attempts: int
-    allow_other_numbers: bool
-    default_region: str | None
-    allowed_country_codes: frozenset[int] = frozenset({1})
+__all__ = [
+    "GLOBAL_VERIFIED",
+    "META_ACCOUNT",
+    "META_ATTEMPTS_LEFT",
+    "META_BINDING",
+    "META_CLOSED",
+    "META_KEYS",
+    "META_NUMBER_LAST4",
+    "META_REQUEST_ID",
+    "META_SENT_AT",
+    "CodePolicy",
+    "MfaTools",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,28 +120,46 @@ class MfaTools:
         agent_id: str,
         limiter: SendLimiter | None = None,
         accounts: AccountRecipients | None = None,
+        binding_key: bytes | None = None,
+        pending_seconds: float = 15.0,
         next_step: NextStep | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it.
+
+        ``binding_key`` seals ``meta_data`` (``binding.binding_key``; random per process
+        when absent). Replay records live where the limiter's counters live (its store's
+        ``answers``), in this process without a limiter. ``pending_seconds`` bounds how
+        long a request in flight holds its fingerprint (more than the upstream deadline).
         ``accounts``, when a directory is configured, texts the number on file instead.
-        ``next_step`` adds speech timing, history and the handoff to each answer."""
+        ``next_step`` adds speech timing, history and the handoff to each answer.
+        """
         self._provider = provider
+        self._next_step = next_step
         self._accounts = accounts
         self._limiter = limiter
         self._policy = policy
         self._publisher = publisher
         self._agent_id = agent_id
         self._clock = clock
-        self._next_step = next_step
+        key = binding_key or secrets.token_bytes(32)
+        self._binder = Binder(key)
+        self._upstream = Upstream(
+            provider=provider, policy=policy, binder=self._binder, limiter=limiter, clock=clock
+        )
+        self._replays = Replays(
+            limiter.answers if limiter is not None else InProcessAnswerStore(),
+            key,
+            record_seconds=policy.valid_for,
+            pending_seconds=pending_seconds,
+        )
 
     # -- the handlers the skill registers ---------------------------------------------------
 
     async def send_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
         call = _Call.of("send_mfa", raw_data)
-        return await self._reply(
-            call, await _answering_errors(call.tool, "", self._send(call, args))
-        )
+        answer = await _answering_errors(call.tool, "", self._send(call, args))
+        return await self._reply(call, answer)
 
     async def verify_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
         call = _Call.of("verify_mfa", raw_data)
@@ -152,24 +190,31 @@ class MfaTools:
     # -- send_mfa ---------------------------------------------------------------------------
 
     async def _send(self, call: _Call, args: Any) -> ToolAnswer:
+        state = self._binder.open(call.id, call.meta_data)
+        if isinstance(state, Refused):
+            return _refused(call, state)
         args = args if isinstance(args, dict) else {}
         if self._accounts is not None and self._accounts.applies(args):
             return await self._accounts.send(
-                call.id, args.get("account_number"), lambda number: self._send_checked(call, number)
+                call.id,
+                args.get("account_number"),
+                lambda number, account: self._send_checked(call, number, state, account),
             )
         target = self._recipient(call, args)
         if isinstance(target, ToolAnswer):
             return target
-        answer = await self._send_checked(call, target)
-        if answer.outcome is Outcome.CODE_SENT and META_ACCOUNT in call.meta_data:
-            # This code went to the caller's phone: an earlier account no longer applies.
-            answer = replace(answer, unset_meta_data=(META_ACCOUNT,))
-        return answer
+        return await self._send_checked(call, target, state, None)
 
-    async def _send_checked(self, call: _Call, target: str) -> ToolAnswer:
+    async def _send_checked(
+        self, call: _Call, target: str, state: Pending | Closed, account: str | None
+    ) -> ToolAnswer:
+        """Send to ``target`` (the caller's number, or the number on file for ``account``)."""
         # From here on the number is known: even an unexpected failure names its last digits.
         last4 = last_digits(target)
-        return await _answering_errors(call.tool, last4, self._send_to(call, target, last4))
+        request = {"to": target, "account": account}
+        return await _answering_errors(
+            call.tool, last4, self._send_to(call, target, last4, state, request)
+        )
 
     def _recipient(self, call: _Call, args: Mapping[str, Any]) -> str | ToolAnswer:
         """The E.164 number to text, or the refusal when there is none we may text."""
@@ -186,7 +231,14 @@ class MfaTools:
             return ToolAnswer(Outcome.INVALID_NUMBER, messages.invalid_number())
         return target
 
-    async def _send_to(self, call: _Call, target: str, last4: str) -> ToolAnswer:
+    async def _send_to(
+        self,
+        call: _Call,
+        target: str,
+        last4: str,
+        state: Pending | Closed,
+        request: Mapping[str, str | None],
+    ) -> ToolAnswer:
         if country_code_of(target) not in self._policy.allowed_country_codes:
             return ToolAnswer(
                 Outcome.COUNTRY_REFUSED, messages.country_not_supported(), number_last4=last4
@@ -197,152 +249,98 @@ class MfaTools:
                 messages.number_cannot_receive_texts(),
                 number_last4=last4,
             )
-        replaces_earlier = bool(call.meta_data.get(META_REQUEST_ID))
-        if self._limiter is not None:
-            try:
-                refusal = await self._limiter.try_send(
-                    call.id, target, replaces_pending=replaces_earlier
-                )
-            except CounterStoreUnavailable:
-                # Fail closed: without the counters no limit can be enforced.
-                log.error("limits_unavailable", extra={"call_id": call.id})
-                return ToolAnswer(
-                    Outcome.SEND_FAILED, messages.provider_unavailable(), number_last4=last4
-                )
-            if refusal is not None:
-                log.warning("send_limited", extra={"limit": str(refusal.kind), "call_id": call.id})
-                return ToolAnswer(
-                    Outcome.RATE_LIMITED, _refusal_message(refusal), number_last4=last4
-                )
-
-        request = SendRequest(
-            to=target,
-            message=self._policy.message,
-            token_length=self._policy.token_length,
-            valid_for=self._policy.valid_for,
-            max_attempts=self._policy.max_attempts,
+        replaces_earlier = isinstance(state, Pending)
+        prior = state.seal if isinstance(state, Pending) else state.marker
+        claim = self._replays.claim_for(call.id, call.tool, request, prior)
+        in_flight = ToolAnswer(
+            Outcome.SEND_FAILED, messages.send_failed_maybe_sent(), number_last4=last4
         )
+        ticket: SendTicket | None = None
         try:
-            sent = await self._provider.send(request)
-        except ProviderRejected as exc:
-            log.warning(
-                "send_rejected",
-                extra={"status": exc.status_code, "reason": exc.reason, "call_id": call.id},
+            if self._limiter is not None:
+                decision = await self._limiter.reserve(
+                    call.id, target, replaces_pending=replaces_earlier, claim=claim
+                )
+            else:
+                decision = await self._replays.claim(claim)
+        except CounterStoreUnavailable:
+            # Fail closed: without the counters no limit can be enforced.
+            log.error("limits_unavailable", extra={"call_id": call.id})
+            return ToolAnswer(
+                Outcome.SEND_FAILED, messages.provider_unavailable(), number_last4=last4
             )
-            text = (
-                messages.provider_misconfigured()
-                if exc.is_auth_failure
-                else messages.number_refused_by_provider()
+        if isinstance(decision, Found):
+            return await self._replays.answer(decision, claim, in_flight)
+        if isinstance(decision, Refusal):
+            log.warning("send_limited", extra={"limit": str(decision.kind), "call_id": call.id})
+            return ToolAnswer(Outcome.RATE_LIMITED, _refusal_message(decision), number_last4=last4)
+        ticket = decision
+        answer: ToolAnswer | None = None
+        try:
+            answer = await self._upstream.send(
+                call.id, target, last4, state, ticket, account=request["account"]
             )
-            return ToolAnswer(Outcome.PROVIDER_REJECTED, text, number_last4=last4)
-        except ProviderUnavailable as exc:
-            log.warning("send_unavailable", extra={"kind": exc.kind, "call_id": call.id})
-            text = (
-                messages.send_failed_maybe_sent()
-                if exc.may_have_arrived
-                else messages.provider_unavailable()
-            )
-            return ToolAnswer(Outcome.SEND_FAILED, text, number_last4=last4)
-
-        minutes = max(1, self._policy.valid_for // 60)
-        sent_text = messages.resent if replaces_earlier else messages.code_sent
-        return ToolAnswer(
-            Outcome.CODE_SENT,
-            sent_text(last4, minutes),
-            attempts_left=self._policy.max_attempts,
-            number_last4=last4,
-            # A resend replaces the pending request: the newest code is the one that counts.
-            set_meta_data={
-                META_REQUEST_ID: sent.request_id,
-                META_ATTEMPTS_LEFT: self._policy.max_attempts,
-                META_NUMBER_LAST4: last4,
-            },
-        )
+        finally:
+            self._replays.settle(claim, answer)
+        return answer
 
     # -- verify_mfa -------------------------------------------------------------------------
 
     async def _verify(self, call: _Call, args: Any) -> ToolAnswer:
-        meta = call.meta_data
-        last4 = str(meta.get(META_NUMBER_LAST4) or "")
+        state = self._binder.open(call.id, call.meta_data)
+        if isinstance(state, Refused):
+            return _refused(call, state)
+        if not isinstance(state, Pending):
+            return ToolAnswer(Outcome.NO_CODE_SENT, messages.no_code_sent())
         answer = await _answering_errors(
-            call.tool, last4, self._verify_code(call, args if isinstance(args, dict) else {}, last4)
+            call.tool,
+            state.last4,
+            self._verify_code(call, args if isinstance(args, dict) else {}, state),
         )
-        account = meta.get(META_ACCOUNT)
-        if not isinstance(account, str) or not account:
-            return answer
-        if answer.outcome is Outcome.VERIFIED:
-            answer = replace(
-                answer, global_data={**answer.global_data, GLOBAL_VERIFIED_ACCOUNT: account}
-            )
-        if answer.unset_meta_data:  # the pending code is gone, and its account with it
-            answer = replace(answer, unset_meta_data=(*answer.unset_meta_data, META_ACCOUNT))
-        return replace(answer, account=account)
+        # The account comes from the sealed record, never from the request's claim.
+        return answer if state.account is None else replace(answer, account=state.account)
 
-    async def _verify_code(self, call: _Call, args: Mapping[str, Any], last4: str) -> ToolAnswer:
-        meta = call.meta_data
-        request_id = meta.get(META_REQUEST_ID)
-        if not isinstance(request_id, str) or not request_id:
-            return ToolAnswer(Outcome.NO_CODE_SENT, messages.no_code_sent(), number_last4=last4)
-
+    async def _verify_code(
+        self, call: _Call, args: Mapping[str, Any], pending: Pending
+    ) -> ToolAnswer:
+        last4 = pending.last4
         code = normalize_spoken_code(args.get("token"), self._policy.token_length)
         if code is None:
             # Not sent upstream: a mishearing must not cost the caller a try.
             text = messages.malformed_code(self._policy.token_length)
             return ToolAnswer(Outcome.MALFORMED_CODE, text, number_last4=last4)
 
-        try:
-            outcome = await self._provider.verify(request_id, code)
-        except CodeNotFound:
-            return ToolAnswer(
-                Outcome.EXPIRED, messages.code_gone(), number_last4=last4, unset_meta_data=META_KEYS
-            )
-        except ProviderRejected as exc:
-            log.warning(
-                "verify_rejected",
-                extra={"status": exc.status_code, "reason": exc.reason, "call_id": call.id},
-            )
-            return ToolAnswer(
-                Outcome.PROVIDER_REJECTED, messages.provider_misconfigured(), number_last4=last4
-            )
-        except ProviderUnavailable as exc:
-            log.warning("verify_unavailable", extra={"kind": exc.kind, "call_id": call.id})
-            return ToolAnswer(
+        claim = self._replays.claim_for(call.id, call.tool, {"code": code}, pending.seal)
+        found = await self._claim_verify(call, claim)
+        if found is not None:
+            in_flight = ToolAnswer(
                 Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable(), number_last4=last4
             )
+            return await self._replays.answer(found, claim, in_flight)
+        answer: ToolAnswer | None = None
+        try:
+            answer = await self._upstream.verify(call.id, pending, code)
+        finally:
+            self._replays.settle(claim, answer)
+        return answer
 
-        if outcome.verified:
-            verified_at = datetime.fromtimestamp(self._clock(), UTC)
-            return ToolAnswer(
-                Outcome.VERIFIED,
-                messages.verified(),
-                number_last4=last4,
-                unset_meta_data=META_KEYS,
-                global_data={
-                    GLOBAL_VERIFIED: True,
-                    "mfa_verified_at": verified_at.isoformat(timespec="seconds"),
-                    "mfa_verified_number_last4": last4,
-                },
-            )
+    async def _claim_verify(self, call: _Call, claim: ReplayClaim) -> Found | None:
+        try:
+            return await self._replays.claim(claim)
+        except CounterStoreUnavailable:
+            # Fail open: the state store is down; checking the code is still safe
+            # (single use and tries are enforced upstream). Only a platform retry in
+            # this window could reach the provider twice.
+            log.warning("replay_unavailable", extra={"call_id": call.id})
+            return None
 
-        tries_left = outcome.attempts_left
-        if tries_left is None:
-            tries_left = _int_or(meta.get(META_ATTEMPTS_LEFT), self._policy.max_attempts) - 1
-        tries_left = max(0, tries_left)
-        if tries_left == 0:
-            return ToolAnswer(
-                Outcome.EXHAUSTED,
-                messages.wrong_code(0),
-                attempts_left=0,
-                number_last4=last4,
-                unset_meta_data=META_KEYS,
-            )
-        return ToolAnswer(
-            Outcome.WRONG_CODE,
-            messages.wrong_code(tries_left),
-            attempts_left=tries_left,
-            number_last4=last4,
-            set_meta_data={META_ATTEMPTS_LEFT: tries_left},
-        )
+
+def _refused(call: _Call, state: Refused) -> ToolAnswer:
+    """meta_data that does not open for this call: nothing from it is used or echoed."""
+    log.warning(
+        "meta_data_refused", extra={"tool": call.tool, "why": state.reason, "call_id": call.id}
+    )
+    return ToolAnswer(Outcome.META_REFUSED, messages.no_code_sent())
 
 
 async def _answering_errors(tool: str, last4: str, work: Awaitable[ToolAnswer]) -> ToolAnswer:
@@ -365,10 +363,6 @@ def _refusal_message(refusal: Refusal) -> str:
     if refusal.kind is LimitKind.CALL_SENDS:
         return messages.too_many_sends_this_call()
     if refusal.kind is LimitKind.AGENT_RATE:
-        log.error("agent_send_rate_cap_reached")  # an alert: possible SMS pumping burst
+        alerts.error("agent_send_rate_cap_reached")  # possible SMS pumping burst
         return messages.agent_busy()
     return messages.too_many_sends_to_number()
-
-
-def _int_or(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default

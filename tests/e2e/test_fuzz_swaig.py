@@ -499,14 +499,14 @@ def test_real_tokens_with_random_codes(target, said):
 
 
 def test_fuzz_bodies_are_not_confused_with_calls(target):
-    # A request id of another call presented in meta_data is useless without that
-    # call's code; and a made-up one is simply unknown.
+    # A request id presented in meta_data without the agent's binding for this call is
+    # refused before anything goes upstream (tests/e2e/test_trust_boundary.py goes further).
     call, code = target.pending()
     body = call.body("verify_mfa", {"token": code})
     body["meta_data"] = {META_REQUEST_ID: str(uuid.uuid4()), "mfa_attempts_left": 3}
     response = target.client.post(call.hooks["verify_mfa"], json=body, auth=AUTH)
     check(response)
-    assert "expired, was already used" in reply_text(response.json())
+    assert "No code has been sent" in reply_text(response.json())
 
 
 # -- afterwards ----------------------------------------------------------------------------

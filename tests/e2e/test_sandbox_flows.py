@@ -43,8 +43,12 @@ async def test_sandbox_send_and_verify(outbox_and_url):
         assert call.global_data["mfa_verified"] is True
 
 
-async def test_two_simultaneous_right_answers_verify_once(outbox_and_url):
-    outbox, url = outbox_and_url
+async def test_two_simultaneous_copies_of_a_right_answer_verify_once(make_settings, serve_agent):
+    outbox: list = []
+    agent = build_agent(make_settings(), sandbox_deliver=outbox.append)
+    events: list = []
+    agent.publisher.subscribe(events.append)
+    url = serve_agent(agent)
     async with httpx.AsyncClient(timeout=15) as http:
         first = PlatformCall(http=http, base_url=url, auth=AUTH)
         await first.start()
@@ -58,11 +62,12 @@ async def test_two_simultaneous_right_answers_verify_once(outbox_and_url):
         replies = await asyncio.gather(
             first.invoke("verify_mfa", token=code), twin.invoke("verify_mfa", token=code)
         )
-        outcomes = sorted("caller is verified" in reply.response for reply in replies)
-        assert outcomes == [False, True]
-        assert [first.global_data["mfa_verified"], twin.global_data["mfa_verified"]].count(
-            True
-        ) == 1
+        # Both copies get the one answer; the code was checked (and used) once.
+        assert replies[0].body == replies[1].body
+        assert "caller is verified" in replies[0].response
+        assert first.global_data == twin.global_data
+        verify_outcomes = sorted(e.outcome for e in events if e.tool == "verify_mfa")
+        assert verify_outcomes == ["replayed", "verified"]
 
 
 async def test_codes_survive_an_agent_restart(make_settings, serve_agent):

@@ -82,12 +82,14 @@ async def test_code_cannot_be_reused(fake_signalwire, agent_url):
         again = await call.invoke("verify_mfa", token=code)
         assert "No code has been sent" in again.response
 
-        # A replayed request id (old meta_data) is refused upstream: single use.
+        # The old meta_data with another code is a new attempt: refused upstream, single use.
         call.meta_data["mfa_skill"] = kept
         call.global_data["mfa_verified"] = False
-        replay = await call.invoke("verify_mfa", token=code)
-        assert "expired, was already used" in replay.response
+        reuse = await call.invoke("verify_mfa", token=wrong_code(code))
+        assert "expired, was already used" in reuse.response
         assert call.global_data["mfa_verified"] is False
+        # (The very same request again is a platform retry and gets the same answer:
+        # tests/e2e/test_trust_boundary.py::test_a_verify_retried_after_success_answers_the_same.)
 
 
 async def test_exhaustion_then_a_new_code_works(fake_signalwire, agent_url):

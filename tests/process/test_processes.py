@@ -52,7 +52,9 @@ def test_swaig_test_dumps_swml(tmp_path):
 
 
 def test_swaig_test_sends_then_verifies_across_processes(tmp_path):
-    """Two separate runs share the sandbox's SQLite file: the second verifies the first's code."""
+    """Two separate runs share the sandbox's SQLite file: the second verifies the first's code.
+    They share SIGNALWIRE_SWAIG_SECRET too, so the sealed meta_data of the first opens in the
+    second (a restart keeps the binding key)."""
     sent = swaig_test(
         tmp_path,
         "--custom-data",
@@ -64,7 +66,7 @@ def test_swaig_test_sends_then_verifies_across_processes(tmp_path):
     code = SANDBOX_CODE.search(sent.stdout + sent.stderr).group(1)
     after = sent.stdout[sent.stdout.index("Actions:") :]
     actions, _ = json.JSONDecoder().raw_decode(after[after.index("{") :])
-    request_id = actions["set_meta_data"]["mfa_request_id"]
+    meta_data = actions["set_meta_data"]
 
     verified = swaig_test(
         tmp_path,
@@ -73,7 +75,7 @@ def test_swaig_test_sends_then_verifies_across_processes(tmp_path):
             {
                 "caller_id_num": CALLER,
                 "call_id": "cli-call",
-                "meta_data": {"mfa_request_id": request_id, "mfa_attempts_left": 3},
+                "meta_data": meta_data,
             }
         ),
         "--exec",

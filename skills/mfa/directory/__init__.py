@@ -4,9 +4,9 @@ from skills.mfa.directory.base import (
     Directory,
     DirectoryRejected,
     DirectoryUnavailable,
-    mask_account,
     spoken_account,
 )
+from skills.mfa.phone import mask_account
 
 __all__ = [
     "Directory",

@@ -73,11 +73,3 @@ def file_account(value: str) -> str | None:
     if not digits.isascii() or not digits.isdigit() or len(digits) > MAX_ACCOUNT_DIGITS:
         return None
     return digits
-
-
-def mask_account(account: str | None) -> str:
-    """``12345678`` -> ``***5678``; never more than half the digits (``1234`` -> ``***34``)."""
-    if not account:
-        return ""
-    shown = min(4, len(account) // 2)
-    return "***" + (account[-shown:] if shown else "")

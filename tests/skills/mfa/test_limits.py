@@ -21,6 +21,7 @@ from skills.mfa.limits import (
     SendLimits,
     recipient_key,
 )
+from skills.mfa.replay import InProcessAnswerStore
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -285,8 +286,11 @@ class RecordingStore:
 
     def __init__(self) -> None:
         self.rules: list[Rule] = []
+        self.answers = InProcessAnswerStore()
 
-    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
+    async def acquire(
+        self, rules: Sequence[Rule], now: float, *, member: str = "", claim: object = None
+    ) -> Refusal | None:
         self.rules.extend(rules)
         return None
 

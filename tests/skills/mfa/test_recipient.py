@@ -6,6 +6,9 @@ Expected sentences are written out here, not taken from ``messages``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +93,27 @@ class Rig:
         return (await self.tools.send_mfa(args, body)).to_dict()
 
 
+BINDING_KEY = b"k" * 32
+CALL_ID = "call-1"  # Rig.send's default
+
+
+def sealed(call_id: str, fields: dict[str, Any]) -> str:
+    """The documented seal, computed here: HMAC-SHA256 over the compact JSON list."""
+    message = json.dumps(
+        [
+            "mfa-binding-v1",
+            call_id,
+            fields["mfa_request_id"],
+            fields["mfa_attempts_left"],
+            fields["mfa_number_last4"],
+            fields["mfa_sent_at"],
+            fields.get("mfa_account"),
+        ],
+        separators=(",", ":"),
+    )
+    return hmac.new(BINDING_KEY, message.encode(), hashlib.sha256).hexdigest()
+
+
 def make_rig(*, limits: SendLimits | None = None, delay: float = 0.0, **policy: Any) -> Rig:
     clock = FakeClock()
     directory = MemoryDirectory(clock, {ACCOUNT: ON_FILE, "99": "+15551230288"}, delay)
@@ -119,6 +143,7 @@ def make_rig(*, limits: SendLimits | None = None, delay: float = 0.0, **policy: 
         agent_id="jim",
         limiter=limiter,
         accounts=accounts,
+        binding_key=BINDING_KEY,
         clock=clock,
     )
     rig = Rig(tools, provider, directory, clock, rig_slept)
@@ -131,16 +156,17 @@ async def test_a_found_account_is_texted_at_its_number_on_file():
     reply = await rig.send(account_number="one two three four five six seven eight")
     assert reply["response"].startswith(SENT_ON_FILE)
     assert "5551230199" not in reply["response"].replace(" ", "")  # last four only
-    assert reply["action"] == [
-        {
-            "set_meta_data": {
-                "mfa_request_id": "req-1",
-                "mfa_attempts_left": 3,
-                "mfa_number_last4": "0199",
-                "mfa_account": ACCOUNT,
-            }
-        }
-    ]
+    (action,) = reply["action"]
+    meta = action["set_meta_data"]
+    # The account is sealed with the code, to this call: verify_mfa reads it from there.
+    assert meta == {
+        "mfa_request_id": "req-1",
+        "mfa_attempts_left": 3,
+        "mfa_number_last4": "0199",
+        "mfa_sent_at": int(rig.clock.now),
+        "mfa_account": ACCOUNT,
+        "mfa_binding": sealed(CALL_ID, meta),
+    }
     event = rig.events[-1]
     assert (event["outcome"], event["masked_number"]) == ("code_sent", "***0199")
     assert (event["account"], event["lookup"]) == ("***5678", "found")
@@ -222,18 +248,14 @@ async def test_a_directory_outage_is_an_apology_not_a_neutral_answer():
 
 async def test_verified_account_goes_to_global_data_and_the_event():
     rig = make_rig()
-    meta = {"mfa_request_id": "req-1", "mfa_attempts_left": 3, "mfa_number_last4": "0199"}
-    body = {"call_id": "c", "caller_id_num": CALLER, "meta_data": {**meta, "mfa_account": ACCOUNT}}
+    sent = await rig.send(account_number=ACCOUNT)
+    meta = sent["action"][0]["set_meta_data"]
+    body = {"call_id": CALL_ID, "caller_id_num": CALLER, "meta_data": meta}
     reply = (await rig.tools.verify_mfa({"token": "123456"}, body)).to_dict()
     global_data = reply["action"][0]["set_global_data"]
     assert global_data["mfa_verified_account"] == ACCOUNT
     assert global_data["mfa_verified_number_last4"] == "0199"
-    assert reply["action"][1] == {
-        "unset_meta_data": [
-            "mfa_request_id",
-            "mfa_attempts_left",
-            "mfa_number_last4",
-            "mfa_account",
-        ]
-    }
+    # The pending code is gone, and its account with it (a closed marker stays instead).
+    (unset,) = [a["unset_meta_data"] for a in reply["action"] if "unset_meta_data" in a]
+    assert {"mfa_request_id", "mfa_account", "mfa_binding"} <= set(unset)
     assert rig.events[-1]["account"] == "***5678"

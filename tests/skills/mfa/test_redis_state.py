@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Rule
+from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
 from skills.mfa.providers.base import (
     CodeNotFound,
     ProviderUnavailable,
@@ -15,12 +15,14 @@ from skills.mfa.providers.base import (
 from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider
 from skills.mfa.redis_state import (
+    RedisAnswerStore,
     RedisBreakerState,
     RedisCounterStore,
     RedisPendingCodes,
     connect,
     ping,
 )
+from skills.mfa.replay import Found, ReplayClaim
 from tests.support.calls import wrong_code
 from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
 
@@ -170,3 +172,63 @@ async def test_every_key_expires_or_is_capped(redis_url):
     keys = await redis.keys("mfa:*")
     assert len(keys) == 3
     assert all([await redis.pttl(key) > 0 for key in keys])
+
+
+# -- replay claims and refunds -----------------------------------------------------------
+
+
+def claim_of(key: str, token: str = "t1", pending: float = 5.0) -> ReplayClaim:
+    return ReplayClaim(key, token, pending)
+
+
+async def test_a_send_claim_is_taken_with_the_counters_in_one_step(redis_url):
+    redis = connect(redis_url)
+    store = RedisCounterStore(redis)
+    rule = Rule(LimitKind.RECIPIENT_HOUR, "to:x", 5, 3600.0)
+    claim = claim_of("replay:abc")
+    assert await store.acquire([rule], 0.0, member="m1", claim=claim) is None
+    # A duplicate finds the claim and records nothing.
+    assert await store.acquire([rule], 1.0, member="m2", claim=claim_of("replay:abc", "t2")) == (
+        Found(None)
+    )
+    assert await redis.zcard("mfa:limit:to:x") == 1
+    store.answers.record(claim, '{"x":1}', 600)
+    await store.answers.drain()
+    assert await store.acquire([rule], 2.0, member="m3", claim=claim) == Found('{"x":1}')
+    assert 0 < await redis.pttl("mfa:replay:abc") <= 600_000
+    # A refused send takes no claim.
+    full = Rule(LimitKind.CALL_SENDS, "call:c", 1, 60.0)
+    assert await store.acquire([full], 3.0, member="m4") is None
+    refused = await store.acquire([full], 4.0, member="m5", claim=claim_of("replay:new"))
+    assert refused == Refusal(LimitKind.CALL_SENDS, retry_after=59.0)
+    assert await redis.exists("mfa:replay:new") == 0
+
+
+async def test_a_refund_removes_its_own_hits_once(redis_url):
+    redis = connect(redis_url)
+    store = RedisCounterStore(redis)
+    rules = [
+        Rule(LimitKind.RECIPIENT_HOUR, "to:y", 1, 3600.0),
+        Rule(LimitKind.AGENT_RATE, "a", 9, 60.0),
+    ]
+    assert await store.acquire(rules, 0.0, member="kept") is None
+    assert await store.acquire(rules, 1.0, member="other") is not None  # 1 per hour
+    await store.acquire([rules[1]], 1.0, member="refunded")
+    await store.refund(rules, 1.0, "refunded")
+    await store.refund(rules, 1.0, "refunded")  # twice: a no-op
+    await store.refund(rules, 1.0, "never-there")
+    assert await redis.zcard("mfa:limit:to:y") == 1
+    assert await redis.zcard("mfa:limit:a") == 1
+
+
+async def test_verify_claims_release_only_their_own(redis_url):
+    answers = RedisAnswerStore(connect(redis_url))
+    mine = claim_of("replay:v")
+    assert await answers.claim(mine) is None
+    assert await answers.claim(claim_of("replay:v", "t2")) == Found(None)
+    answers.release(claim_of("replay:v", "t2"))  # not its claim: nothing happens
+    await answers.drain()
+    assert await answers.peek("replay:v") == Found(None)
+    answers.release(mine)
+    await answers.drain()
+    assert await answers.peek("replay:v") is None

@@ -8,7 +8,11 @@ sentence, a lost action or a second event fails a test.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +29,9 @@ from skills.mfa.limits import (
     SendLimits,
 )
 from skills.mfa.providers.base import CodeNotFound, ProviderRejected, ProviderUnavailable
+from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim
 from skills.mfa.tools import CodePolicy, MfaTools
-from tests.support.fakes import FakeClock, ScriptedProvider
+from tests.support.fakes import T0, FakeClock, ScriptedProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -42,8 +47,64 @@ POLICY = CodePolicy(
     allow_other_numbers=False,
     default_region="US",
 )
-PENDING = {"mfa_request_id": "req-1", "mfa_attempts_left": 3, "mfa_number_last4": "0001"}
-UNSET_ALL = {"unset_meta_data": ["mfa_request_id", "mfa_attempts_left", "mfa_number_last4"]}
+KEY = bytes(range(32))  # the server key the tools seal meta_data with
+
+
+def mac(*fields: object) -> str:
+    """The documented binding formula, computed here rather than by the product."""
+    message = json.dumps(list(fields), separators=(",", ":"), ensure_ascii=True).encode()
+    return hmac.new(KEY, message, hashlib.sha256).hexdigest()
+
+
+def sealed(
+    request_id: str = "req-1",
+    attempts: int = 3,
+    *,
+    call_id: str = "call-1",
+    last4: str = "0001",
+    sent_at: int = int(T0),
+) -> dict[str, object]:
+    """The meta_data of a pending code, as the agent writes it for ``call_id``."""
+    return {
+        "mfa_request_id": request_id,
+        "mfa_attempts_left": attempts,
+        "mfa_number_last4": last4,
+        "mfa_sent_at": sent_at,
+        "mfa_binding": mac("mfa-binding-v1", call_id, request_id, attempts, last4, sent_at, None),
+    }
+
+
+def closed_marker_ok(marker: str, call_id: str = "call-1") -> bool:
+    match = re.fullmatch(r"([0-9a-f]{16})\.([0-9a-f]{64})", marker)
+    return match is not None and match.group(2) == mac("mfa-closed-v1", call_id, match.group(1))
+
+
+def closing(reply: dict[str, object], call_id: str = "call-1") -> dict[str, object]:
+    """The reply with its (random, sealed) mfa_closed marker checked and replaced."""
+    if "action" not in reply:
+        return reply
+    actions = []
+    for action in reply["action"]:  # type: ignore[union-attr]
+        meta = action.get("set_meta_data", {})
+        if "mfa_closed" in meta:
+            assert closed_marker_ok(meta["mfa_closed"], call_id)
+            action = {"set_meta_data": {**meta, "mfa_closed": "<sealed>"}}
+        actions.append(action)
+    return {**reply, "action": actions}
+
+
+PENDING = sealed()
+CLOSED = {"set_meta_data": {"mfa_closed": "<sealed>"}}
+UNSET_ALL = {
+    "unset_meta_data": [
+        "mfa_request_id",
+        "mfa_attempts_left",
+        "mfa_number_last4",
+        "mfa_sent_at",
+        "mfa_account",
+        "mfa_binding",
+    ]
+}
 
 SENT = (
     "A code was texted to the phone number ending in 0 0 0 1. It is good for 10 minutes. "
@@ -96,6 +157,7 @@ def make_rig(
         publisher=publisher,
         agent_id="jim",
         limiter=limiter,
+        binding_key=KEY,
         clock=clock,
     )
     rig = Rig(tools, provider, clock)
@@ -135,11 +197,13 @@ async def send(rig: Rig, args: dict[str, Any] | None = None, **request: Any) -> 
     return result.to_dict()
 
 
-async def verify(rig: Rig, token: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+async def verify(
+    rig: Rig, token: str, meta: dict[str, Any] | None = None, call_id: str = "call-1"
+) -> dict[str, Any]:
     args = {"token": token}
     meta = PENDING if meta is None else meta
-    result = await rig.tools.verify_mfa(args, swaig("verify_mfa", args, meta=meta))
-    return result.to_dict()
+    result = await rig.tools.verify_mfa(args, swaig("verify_mfa", args, meta=meta, call_id=call_id))
+    return closing(result.to_dict(), call_id)
 
 
 def event(tool: str, outcome: str, masked: str, attempts_left: int | None = None) -> dict:
@@ -160,18 +224,7 @@ def event(tool: str, outcome: str, masked: str, attempts_left: int | None = None
 
 async def test_code_sent_to_the_caller():
     rig = make_rig()
-    assert await send(rig) == {
-        "response": SENT,
-        "action": [
-            {
-                "set_meta_data": {
-                    "mfa_request_id": "req-1",
-                    "mfa_attempts_left": 3,
-                    "mfa_number_last4": "0001",
-                }
-            }
-        ],
-    }
+    assert await send(rig) == {"response": SENT, "action": [{"set_meta_data": sealed("req-1")}]}
     assert rig.only_event() == event("send_mfa", "code_sent", "***0001", 3)
     assert rig.provider.calls == 1
 
@@ -190,15 +243,7 @@ async def test_resend_after_the_cooldown_replaces_the_pending_code():
     reply = await send(rig, meta=PENDING)
     assert reply == {
         "response": SENT + " This new code replaces the earlier one, which no longer works.",
-        "action": [
-            {
-                "set_meta_data": {
-                    "mfa_request_id": "req-2",
-                    "mfa_attempts_left": 3,
-                    "mfa_number_last4": "0001",
-                }
-            }
-        ],
+        "action": [{"set_meta_data": sealed("req-2", sent_at=int(T0) + 31)}],
     }
     assert rig.only_event() == event("send_mfa", "code_sent", "***0001", 3)
 
@@ -288,7 +333,7 @@ async def test_resend_within_the_cooldown_is_refused_and_keeps_the_pending_code(
     [
         (
             SendLimits(sends_per_call=1),
-            {},
+            {"meta": sealed("req-1")},  # the first answer applied: a resend, not a retry
             "That is as many codes as can be sent on one call, so no new code was sent. Ask the "
             "caller to use the latest code they received, or to call back later.",
         ),
@@ -310,8 +355,9 @@ async def test_resend_within_the_cooldown_is_refused_and_keeps_the_pending_code(
 async def test_send_limits_refuse_without_sending(limits, second, text):
     rig = make_rig(limits=limits)
     # The first send comes from another call unless the rule is about this call.
-    await send(rig, call_id="call-0" if second else "call-1")
+    await send(rig, call_id="call-1" if "meta" in second else "call-0")
     rig.events.clear()
+    rig.clock.advance(31)  # past the resend cooldown
     assert await send(rig, **second) == {"response": text}
     assert rig.only_event() == event("send_mfa", "rate_limited", "***0001")
     assert rig.provider.calls == 1
@@ -320,7 +366,19 @@ async def test_send_limits_refuse_without_sending(limits, second, text):
 class DownStore:
     """A counter store that cannot be reached (Redis down)."""
 
-    async def acquire(self, rules: Sequence[Rule], now: float) -> Refusal | None:
+    answers = InProcessAnswerStore()
+
+    async def acquire(
+        self,
+        rules: Sequence[Rule],
+        now: float,
+        *,
+        member: str = "",
+        claim: ReplayClaim | None = None,
+    ) -> Refusal | Found | None:
+        raise CounterStoreUnavailable("redis")
+
+    async def refund(self, rules: Sequence[Rule], now: float, member: str) -> None:
         raise CounterStoreUnavailable("redis")
 
 
@@ -375,6 +433,7 @@ async def test_right_code_verifies_and_ends_the_pending_request():
                     "mfa_verified_number_last4": "0001",
                 }
             },
+            CLOSED,
             UNSET_ALL,
         ],
     }
@@ -391,21 +450,28 @@ async def test_right_code_verifies_and_ends_the_pending_request():
 )
 async def test_wrong_code_counts_down(stored_tries, left, text):
     rig = make_rig()
-    reply = await verify(rig, "654321", {**PENDING, "mfa_attempts_left": stored_tries})
+    reply = await verify(rig, "654321", sealed(attempts=stored_tries))
     assert reply == {
         "response": text + " Ask them to check the text message and read the code again.",
-        "action": [{"set_meta_data": {"mfa_attempts_left": left}}],
+        "action": [
+            {
+                "set_meta_data": {
+                    "mfa_attempts_left": left,
+                    "mfa_binding": sealed(attempts=left)["mfa_binding"],
+                }
+            }
+        ],
     }
     assert rig.only_event() == event("verify_mfa", "wrong_code", "***0001", left)
 
 
 async def test_wrong_code_on_the_last_try_exhausts_the_request():
     rig = make_rig()
-    reply = await verify(rig, "654321", {**PENDING, "mfa_attempts_left": 1})
+    reply = await verify(rig, "654321", sealed(attempts=1))
     assert reply == {
         "response": "That code is not correct and there are no tries left for it. Offer to text "
         "a new code.",
-        "action": [UNSET_ALL],
+        "action": [CLOSED, UNSET_ALL],
     }
     assert rig.only_event() == event("verify_mfa", "exhausted", "***0001", 0)
 
@@ -416,7 +482,7 @@ async def test_expired_or_used_request():
     assert await verify(rig, RIGHT_CODE) == {
         "response": "That code has expired, was already used, or ran out of tries. Nothing was "
         "verified. Offer to text a new code.",
-        "action": [UNSET_ALL],
+        "action": [CLOSED, UNSET_ALL],
     }
     assert rig.only_event() == event("verify_mfa", "expired", "***0001")
 
@@ -505,5 +571,18 @@ async def test_send_then_verify_with_the_stored_meta_data():
     rig.events.clear()
     right = await verify(rig, RIGHT_CODE, meta)
     assert right["action"][0]["set_global_data"]["mfa_verified"] is True
-    assert right["action"][1] == UNSET_ALL
+    assert right["action"][1:] == [CLOSED, UNSET_ALL]
     assert rig.only_event() == event("verify_mfa", "verified", "***0001")
+
+
+async def test_a_burst_against_the_agent_rate_cap_logs_one_alert_not_one_per_send(caplog):
+    """36k error lines in 3 minutes was an attacker's lever on the log: the alert is
+    throttled to one line a minute (with a count), whatever the number of refusals."""
+    rig = make_rig(limits=SendLimits(agent_sends_per_minute=1))
+    caplog.set_level(logging.INFO, logger="mfa.alerts")
+    await send(rig, call_id="call-0")
+    for n in range(50):
+        reply = await send(rig, call_id=f"call-{n + 1}")
+        assert "very busy" in reply["response"]
+    alerts = [r for r in caplog.records if r.getMessage() == "agent_send_rate_cap_reached"]
+    assert len(alerts) <= 1

@@ -1,0 +1,190 @@
+"""What the provider's answer means for the call: the send and verify answers.
+
+``MfaTools`` decides whether a request may reach the provider at all (binding,
+replay, limits); this module asks the provider and turns each of its answers or
+errors into one ``ToolAnswer``: the sentence, the ``meta_data`` to seal or close,
+the ``global_data`` of a verified caller, and the refund of a send that never left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from skills.mfa import messages
+from skills.mfa.answer import ToolAnswer
+from skills.mfa.binding import META_ACCOUNT, META_CLOSED, PENDING_KEYS, Binder, Closed, Pending
+from skills.mfa.events import Outcome
+from skills.mfa.limits import SendLimiter, SendTicket
+from skills.mfa.policy import CodePolicy
+from skills.mfa.providers.base import (
+    CodeNotFound,
+    CodeProvider,
+    ProviderRejected,
+    ProviderUnavailable,
+    SendRequest,
+)
+
+log = logging.getLogger("mfa.tools")
+
+GLOBAL_VERIFIED = "mfa_verified"
+GLOBAL_VERIFIED_ACCOUNT = "mfa_verified_account"
+
+#: What a final outcome removes from meta_data (it leaves a new ``mfa_closed`` instead).
+META_KEYS = PENDING_KEYS
+
+
+class Upstream:
+    """The provider calls of both tools and the answers they lead to."""
+
+    def __init__(
+        self,
+        *,
+        provider: CodeProvider,
+        policy: CodePolicy,
+        binder: Binder,
+        limiter: SendLimiter | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._provider = provider
+        self._policy = policy
+        self._binder = binder
+        self._limiter = limiter
+        self._clock = clock
+
+    async def send(
+        self,
+        call_id: str,
+        target: str,
+        last4: str,
+        state: Pending | Closed,
+        ticket: SendTicket | None,
+        *,
+        account: str | None = None,
+    ) -> ToolAnswer:
+        """Text ``target``; ``account`` (the directory's, when it named the number) is
+        sealed with the pending code, so the verified caller's account comes from it."""
+        request = SendRequest(
+            to=target,
+            message=self._policy.message,
+            token_length=self._policy.token_length,
+            valid_for=self._policy.valid_for,
+            max_attempts=self._policy.max_attempts,
+        )
+        try:
+            sent = await self._provider.send(request)
+        except ProviderRejected as exc:
+            log.warning(
+                "send_rejected",
+                extra={"status": exc.status_code, "reason": exc.reason, "call_id": call_id},
+            )
+            text = (
+                messages.provider_misconfigured()
+                if exc.is_auth_failure
+                else messages.number_refused_by_provider()
+            )
+            return ToolAnswer(Outcome.PROVIDER_REJECTED, text, number_last4=last4)
+        except ProviderUnavailable as exc:
+            log.warning("send_unavailable", extra={"kind": exc.kind, "call_id": call_id})
+            if exc.may_have_arrived:
+                text = messages.send_failed_maybe_sent()
+            else:
+                # It never left (breaker open, no connection): it costs no budget.
+                text = messages.provider_unavailable()
+                if ticket is not None and self._limiter is not None:
+                    await self._limiter.refund(ticket)
+            return ToolAnswer(Outcome.SEND_FAILED, text, number_last4=last4)
+
+        minutes = max(1, self._policy.valid_for // 60)
+        replaces_earlier = isinstance(state, Pending)
+        sent_text = messages.resent if replaces_earlier else messages.code_sent
+        sealed = self._binder.seal(
+            call_id,
+            request_id=sent.request_id,
+            attempts_left=self._policy.max_attempts,
+            last4=last4,
+            sent_at=int(self._clock()),
+            account=account,
+        )
+        # A code sent to the caller's own number replaces an earlier account's code.
+        stale = (
+            (META_ACCOUNT,)
+            if account is None and isinstance(state, Pending) and state.account is not None
+            else ()
+        )
+        return ToolAnswer(
+            Outcome.CODE_SENT,
+            sent_text(last4, minutes),
+            attempts_left=self._policy.max_attempts,
+            number_last4=last4,
+            # A resend replaces the pending request: the newest code is the one that counts.
+            set_meta_data=sealed,
+            unset_meta_data=stale,
+        )
+
+    async def verify(self, call_id: str, pending: Pending, code: str) -> ToolAnswer:
+        last4 = pending.last4
+        closed = {META_CLOSED: self._binder.close(call_id)}
+        try:
+            outcome = await self._provider.verify(pending.request_id, code)
+        except CodeNotFound:
+            return ToolAnswer(
+                Outcome.EXPIRED,
+                messages.code_gone(),
+                number_last4=last4,
+                set_meta_data=closed,
+                unset_meta_data=META_KEYS,
+            )
+        except ProviderRejected as exc:
+            log.warning(
+                "verify_rejected",
+                extra={"status": exc.status_code, "reason": exc.reason, "call_id": call_id},
+            )
+            return ToolAnswer(
+                Outcome.PROVIDER_REJECTED, messages.provider_misconfigured(), number_last4=last4
+            )
+        except ProviderUnavailable as exc:
+            log.warning("verify_unavailable", extra={"kind": exc.kind, "call_id": call_id})
+            return ToolAnswer(
+                Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable(), number_last4=last4
+            )
+
+        if outcome.verified:
+            verified_at = datetime.fromtimestamp(self._clock(), UTC)
+            verified = {
+                GLOBAL_VERIFIED: True,
+                "mfa_verified_at": verified_at.isoformat(timespec="seconds"),
+                "mfa_verified_number_last4": last4,
+            }
+            if pending.account is not None:
+                verified[GLOBAL_VERIFIED_ACCOUNT] = pending.account
+            return ToolAnswer(
+                Outcome.VERIFIED,
+                messages.verified(),
+                number_last4=last4,
+                set_meta_data=closed,
+                unset_meta_data=META_KEYS,
+                global_data=verified,
+            )
+
+        tries_left = outcome.attempts_left
+        if tries_left is None:
+            tries_left = pending.attempts_left - 1
+        tries_left = max(0, tries_left)
+        if tries_left == 0:
+            return ToolAnswer(
+                Outcome.EXHAUSTED,
+                messages.wrong_code(0),
+                attempts_left=0,
+                number_last4=last4,
+                set_meta_data=closed,
+                unset_meta_data=META_KEYS,
+            )
+        return ToolAnswer(
+            Outcome.WRONG_CODE,
+            messages.wrong_code(tries_left),
+            attempts_left=tries_left,
+            number_last4=last4,
+            set_meta_data=self._binder.reseal(call_id, pending, tries_left),
+        )
