@@ -50,6 +50,9 @@ class ToolAnswer:
     history_note: str = ""  # replaces this call and its answer in the model's history
     end_of_speech_ms: int | None = None  # this turn's end-of-speech silence
     handoff: Handoff | None = None
+    # A replayed answer (outcome ``replayed``) keeps what the first copy decided, so what
+    # follows it (the handoff, the speech timing) is the same on the retry.
+    first_outcome: Outcome | None = None
 
     def __post_init__(self) -> None:
         # Read-only copies: an answer must not change after the tool has decided it.

@@ -4,16 +4,18 @@
 then adds what the call as a caller lives it needs, without changing the outcome:
 
 - a status line split from the spoken instruction (``tool_result``/``tool_prompt``),
-  so the model does not read "status: wrong_code" aloud. Only where the sentence already
-  says as much: every ``verify_mfa`` answer and a sent code. A ``send_mfa`` refusal keeps
-  its one plain sentence, because the account directory's refusals are neutral on
-  purpose (an unknown account reads exactly like a refused one) and an outcome name
-  would tell them apart;
+  so the model does not read "status: wrong_code" aloud. Only for the outcomes whose
+  sentence already says as much (a code sent, verified, wrong, out of tries, gone):
+  every other answer keeps its one plain sentence, because some are neutral on purpose
+  (an unknown account reads exactly like a refused one, altered ``meta_data`` like no
+  code sent) and an outcome name would tell them apart;
 - a longer end-of-speech silence while a code is pending (people pause between
   digit groups), back to the normal one after the final verify outcome: per-turn
   actions, the SWML's own ``end_of_speech_timeout`` stays as it is;
 - every ``verify_mfa`` call replaced in the model's history by a note without the
   code, so the model cannot later repeat a code it heard;
+- a replayed answer (the platform retried a request) is shaped as its first copy was
+  (``first_outcome``), so the retry's reply is the same reply;
 - the business's handoff: ``on_verified`` after a verified code; ``on_failed`` when
   the code is exhausted or expired and no send is left in this call.
 
@@ -39,6 +41,14 @@ SendsLeft = Callable[[str], Awaitable[int]]
 
 _FAILED = frozenset({Outcome.EXHAUSTED, Outcome.EXPIRED})
 _SETTLED = _FAILED | {Outcome.VERIFIED}
+# Outcomes whose sentence names them anyway, with the status the model may see.
+_STATUS = {
+    Outcome.CODE_SENT: "code sent",
+    Outcome.VERIFIED: "verified",
+    Outcome.WRONG_CODE: "wrong code",
+    Outcome.EXHAUSTED: "no tries left",
+    Outcome.EXPIRED: "code expired, used or out of tries",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,29 +85,31 @@ class NextStep:
             return answer
 
     async def _shape(self, tool: str, call_id: str, answer: ToolAnswer) -> ToolAnswer:
+        outcome = answer.first_outcome or answer.outcome
         changes: dict[str, Any] = {}
-        if answer.outcome is Outcome.CODE_SENT:
+        if outcome is Outcome.CODE_SENT:
             changes["end_of_speech_ms"] = self._pacing.pending_ms
-        elif answer.outcome in _SETTLED:
+        elif outcome in _SETTLED:
             changes["end_of_speech_ms"] = self._pacing.normal_ms
 
-        handoff = await self._handoff(call_id, answer)
+        handoff = await self._handoff(call_id, outcome, answer)
         if handoff is not None:
             changes["handoff"] = handoff
-            changes["text"] = _handoff_text(answer.outcome, handoff.destination)
+            changes["text"] = _handoff_text(outcome, handoff.destination)
 
-        status = _status(answer, handoff)
-        if tool == "verify_mfa" or answer.outcome is Outcome.CODE_SENT:
+        status = _status(outcome, answer.attempts_left, handoff)
+        if status:
             changes["status"] = status
         if tool == "verify_mfa":
-            changes["history_note"] = f"(verify_mfa checked the caller's code; {status})"
+            said = status or changes.get("text", answer.text)
+            changes["history_note"] = f"(verify_mfa checked a code the caller gave: {said})"
         return dataclasses.replace(answer, **changes)
 
-    async def _handoff(self, call_id: str, answer: ToolAnswer) -> Handoff | None:
-        if answer.outcome is Outcome.VERIFIED:
+    async def _handoff(self, call_id: str, outcome: Outcome, answer: ToolAnswer) -> Handoff | None:
+        if outcome is Outcome.VERIFIED:
             destination = self._on_verified
             verified = True
-        elif answer.outcome in _FAILED and self._on_failed is not None:
+        elif outcome in _FAILED and self._on_failed is not None:
             if self._sends_left is None or await self._sends_left(call_id) > 0:
                 return None  # a new code can still be offered
             destination = self._on_failed
@@ -110,7 +122,7 @@ class NextStep:
         if destination.kind is DestinationKind.SIP:
             headers = sip_headers(
                 verified=verified,
-                outcome=str(answer.outcome),
+                outcome=str(outcome),
                 call_id=call_id,
                 masked_number=answer.masked_number,
                 account=answer.account or None,
@@ -126,10 +138,12 @@ def _handoff_text(outcome: Outcome, destination: Destination) -> str:
     return messages.cannot_verify_transferring()
 
 
-def _status(answer: ToolAnswer, handoff: Handoff | None) -> str:
-    parts = [f"status: {answer.outcome}"]
-    if answer.attempts_left is not None:
-        parts.append(f"tries left: {answer.attempts_left}")
+def _status(outcome: Outcome, attempts_left: int | None, handoff: Handoff | None) -> str:
+    if outcome not in _STATUS:
+        return ""
+    parts = [f"status: {_STATUS[outcome]}"]
+    if attempts_left is not None and outcome is not Outcome.CODE_SENT:
+        parts.append(f"tries left: {attempts_left}")
     if handoff is not None:
         described = handoff.describe()
         parts.append("next: hang up" if isinstance(described, str) else "next: transfer")

@@ -243,4 +243,5 @@ def decode(record: str) -> ToolAnswer:
         set_meta_data=data["set"],
         unset_meta_data=tuple(data["unset"]),
         global_data=data["global"],
+        first_outcome=Outcome(data["outcome"]),
     )

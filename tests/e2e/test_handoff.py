@@ -255,8 +255,8 @@ async def test_verify_calls_are_replaced_in_history_without_the_code(play):
         for r in (wrong, right)
     ]
     assert notes == [
-        "(verify_mfa checked the caller's code; status: wrong_code; tries left: 2)",
-        "(verify_mfa checked the caller's code; status: verified)",
+        "(verify_mfa checked a code the caller gave: status: wrong code; tries left: 2)",
+        "(verify_mfa checked a code the caller gave: status: verified)",
     ]
     # The status line is apart from what the model is told to say.
     assert right.body["response"]["tool_result"] == "status: verified"
@@ -289,3 +289,22 @@ async def test_the_outcome_webhook_tells_the_destination_about_the_transfer(
     assert payload["call_id"] == call.call_id and payload["outcome"] == "verified"
     assert payload["handoff"] == {"kind": "transfer", "to": "***0123"}
     assert NEXT_NUMBER not in got["body"].decode()
+
+
+async def test_a_retried_verify_gets_the_same_transfer(play):
+    """The platform sends a request again when the answer was lost: the retry's reply must
+    carry the same handoff, or the caller would stay on the line with nowhere to go."""
+    fake, url, events = play({"handoff": {"on_verified": SIP_DESK}})
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        await call.invoke("send_mfa")
+        spec = call.functions["verify_mfa"]
+        body = call.request_body(
+            "verify_mfa", {"token": fake.last_code_for(CALLER)}, spec["meta_data_token"]
+        )
+        first = await call.post_to_webhook(spec["web_hook_url"], body)
+        again = await call.post_to_webhook(spec["web_hook_url"], body)  # the answer was lost
+    assert first.body == again.body
+    assert first.tool_prompt == VERIFIED_TRANSFER
+    assert [e["outcome"] for e in events][-2:] == ["verified", "replayed"]
+    assert events[-1]["handoff"] == {"kind": "transfer", "to": SIP_DESK}

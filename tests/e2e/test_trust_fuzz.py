@@ -24,6 +24,7 @@ from agent.platform import PlatformCall
 from agent.settings import load_settings
 from testkit.agent_env import agent_env, write_config
 from testkit.servers import ServerThread
+from tests.support.calls import reply_text
 from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.e2e]
@@ -128,4 +129,4 @@ def test_the_real_claim_with_one_field_replaced_never_verifies(target, field, va
 def test_the_real_claim_of_another_call_never_verifies_and_the_owner_still_can(target):
     check(target.post(target.other, "verify_mfa", {"token": target.code}, target.claim))
     reply = target.post(target.owner, "verify_mfa", {"token": target.code}, target.claim)
-    assert "caller is verified" in reply.json()["response"]
+    assert "caller is verified" in reply_text(reply.json())
