@@ -80,7 +80,9 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter())
-    for name in ("mfa", "agent", "skills", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    # asyncio's too: its accept-failure alert would otherwise go out as plain text with a
+    # traceback (Python's last-resort handler), once per pending connection.
+    for name in ("mfa", "agent", "skills", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.propagate = False
