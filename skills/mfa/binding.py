@@ -184,7 +184,8 @@ class Binder:
             and _bounded_int(attempts_left, _MAX_ATTEMPTS)
             and _short_match(_LAST4, last4, 4)
             and _bounded_int(sent_at, _MAX_SENT_AT)
-            and (account is None or _account_ok(account))
+            # The agent writes an account or no key at all: an explicit null is an edit.
+            and (META_ACCOUNT not in meta or _account_ok(account))
             and _short_match(_HEX64, seal, 64)
         ):
             return Refused("shape")

@@ -90,6 +90,8 @@ def test_the_account_is_sealed_too():
     assert BINDER.open(CALL, with_account).account == "ACME-42"  # type: ignore[union-attr]
     # Added to a claim sealed without it, or dropped from one sealed with it: refused.
     assert isinstance(BINDER.open(CALL, {**meta(), "mfa_account": "ACME-42"}), Refused)
+    # An explicit null is an edit too (the agent writes an account or no key at all).
+    assert isinstance(BINDER.open(CALL, {**meta(), "mfa_account": None}), Refused)
     without = {k: v for k, v in with_account.items() if k != "mfa_account"}
     assert isinstance(BINDER.open(CALL, without), Refused)
 
