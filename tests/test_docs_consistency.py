@@ -64,7 +64,7 @@ def config_fields() -> dict[str, Any]:
     """``section.key`` (and top-level ``key``) -> the field's default, from ``FileConfig``."""
     from pydantic import BaseModel
 
-    from agent.settings import FileConfig
+    from agent.config_file import FileConfig
 
     fields: dict[str, Any] = {}
     for name, info in FileConfig.model_fields.items():

@@ -14,15 +14,13 @@ import pytest
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from agent.config_file import CodeConfig, FileConfig, code_policy_warnings
 from agent.settings import (
     DEFAULT_CONFIG_PATH,
     ENV_VARS,
-    CodeConfig,
-    FileConfig,
     ProviderName,
     Settings,
     SettingsError,
-    code_policy_warnings,
     load_settings,
 )
 

@@ -1,0 +1,148 @@
+"""What the YAML settings file may hold (non-secret settings), validated at start-up.
+
+``agent/settings.py`` reads the file into ``FileConfig`` beside the secrets from the
+environment; unknown keys are refused so typos surface, and a bad value stops start-up
+naming its key. The call's bounds and handoff live in ``agent/call_config.py``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agent.call_config import CallConfig, HandoffConfig, check_message_template
+
+# NIST SP 800-63B, out-of-band authenticators (5.1.3): at least 6 digits, valid at most
+# 10 minutes. A weaker policy is the operator's call, so it is a warning, not an error.
+NIST_MIN_DIGITS = 6
+NIST_MAX_VALID_FOR = 600
+
+
+class Strict(BaseModel):
+    """Unknown keys refused, values frozen: the base of every settings model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LanguageConfig(Strict):
+    name: str = "English"
+    code: str = "en-US"
+    voice: str = "rime.spore"
+
+
+class CodeConfig(Strict):
+    """The one-time code's rules, sent to SignalWire and obeyed by the sandbox alike."""
+
+    # The text before the code; {company} is company_name. Checked at start-up to fit one
+    # SMS segment with the code (agent/call_config.py).
+    message: str = Field(
+        "From {company}: only say this code on the call you made to us. We never call to ask "
+        "for it. Your code:",
+        min_length=1,
+    )
+    token_length: int = Field(6, ge=4, le=20)
+    valid_for: int = Field(600, ge=30, le=604800)
+    max_attempts: int = Field(3, ge=1, le=20)
+    allow_other_numbers: bool = False
+
+
+class UpstreamConfig(Strict):
+    """Bounds on every call to the code provider: the caller is waiting in silence."""
+
+    deadline_seconds: float = Field(8.0, gt=0, le=9.5)
+    connect_timeout_seconds: float = Field(2.0, gt=0, le=9.5)
+    max_connections: int = Field(100, ge=1, le=10000)
+
+
+class DtmfConfig(Strict):
+    digit_terminators: str = Field("#", min_length=1, max_length=4)
+    digit_timeout_ms: int = Field(4000, ge=500, le=30000)
+
+
+class LimitsConfig(Strict):
+    """Abuse limits; see skills/mfa/limits.py for what each one defends against."""
+
+    sends_per_call: int = Field(3, ge=1, le=20)
+    resend_cooldown_seconds: float = Field(30.0, ge=0, le=3600)
+    per_recipient_per_hour: int = Field(5, ge=1, le=1000)
+    per_recipient_per_day: int = Field(10, ge=1, le=10000)
+    agent_sends_per_minute: int = Field(120, ge=1, le=100000)
+    # Country calling codes recipients may have; empty: the country of MFA_FROM_NUMBER
+    # (or 1 in the sandbox).
+    allowed_country_codes: list[int] = Field(default_factory=list)
+
+    @field_validator("allowed_country_codes")
+    @classmethod
+    def _calling_codes(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= code <= 999 for code in value):
+            raise ValueError("country calling codes are 1 to 999, e.g. [1, 44]")
+        return value
+
+
+class BreakerConfig(Strict):
+    """After ``failure_threshold`` upstream outages in a row, fail fast for ``open_seconds``."""
+
+    failure_threshold: int = Field(5, ge=1, le=1000)
+    open_seconds: float = Field(30.0, gt=0, le=3600)
+
+
+class DirectoryConfig(Strict):
+    """The number on file per account: a CSV file, or MFA_DIRECTORY_URL (README)."""
+
+    path: str | None = Field(None, min_length=1)
+    caller_number_allowed: bool = False  # with a directory, may callers skip the account?
+    unknown_accounts_per_call: int = Field(3, ge=1, le=20)
+    neutral_answer_seconds: float = Field(1.0, ge=0, le=5)
+
+
+class FileConfig(Strict):
+    """What the YAML file may hold. Unknown keys are refused so typos surface."""
+
+    agent_name: str = Field("mfa-agent", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    persona_name: str = Field("Jim", min_length=1, max_length=40)
+    company_name: str = Field("our company", min_length=1, max_length=80)
+    language: LanguageConfig = LanguageConfig()
+    code: CodeConfig = CodeConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    dtmf: DtmfConfig = DtmfConfig()
+    limits: LimitsConfig = LimitsConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    call: CallConfig = CallConfig()
+    handoff: HandoffConfig = HandoffConfig()
+    directory: DirectoryConfig = DirectoryConfig()
+    sandbox_db_path: str = "var/sandbox.sqlite3"
+    prompts_dir: str | None = None
+
+    @field_validator("sandbox_db_path")
+    @classmethod
+    def _non_empty_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a file path")
+        return value
+
+    @model_validator(mode="after")
+    def _message_fits_one_segment(self) -> FileConfig:
+        check_message_template(self.code.message, self.company_name, self.code.token_length)
+        return self
+
+
+def code_policy_warnings(code: CodeConfig) -> list[tuple[str, str]]:
+    """``(key, rule)`` for each part of the code policy weaker than NIST SP 800-63B's rules
+    for out-of-band codes (5.1.3.2: at least 6 digits, valid at most 10 minutes)."""
+    warnings = []
+    if code.token_length < NIST_MIN_DIGITS:
+        warnings.append(
+            (
+                "code.token_length",
+                f"{code.token_length} digits is fewer than the {NIST_MIN_DIGITS} NIST SP "
+                "800-63B requires for an out-of-band code",
+            )
+        )
+    if code.valid_for > NIST_MAX_VALID_FOR:
+        warnings.append(
+            (
+                "code.valid_for",
+                f"{code.valid_for} s is longer than the {NIST_MAX_VALID_FOR} s (10 minutes) "
+                "NIST SP 800-63B allows for an out-of-band code",
+            )
+        )
+    return warnings
