@@ -12,10 +12,10 @@ from tests.support.calls import wrong_code
 CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] From our company: .* Your code: (\d{6})$")
 
 
-def start_simulator(tmp_path, *args: str) -> subprocess.Popen[str]:
+def start_simulator(tmp_path, *args: str, config=None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "agent", "call", *args],
-        env=sandbox_env(tmp_path),
+        env=sandbox_env(tmp_path, config),
         cwd=tmp_path,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -153,9 +153,10 @@ def test_the_simulator_shows_a_hang_up_when_no_code_is_left(tmp_path):
         "limits": {"sends_per_call": 1},
         "handoff": {"on_failed": "hangup"},
     }
-    result = run_simulator(tmp_path, config, "000000", "000000")
-    if "caller is verified" in result.stdout:
-        return  # the sandbox picked 000000 (one chance in a million)
-    assert result.returncode == 1, result.stderr
-    assert "[platform] after Jim's last sentence, the call is hung up" in result.stdout
-    assert result.stdout.count("> verify_mfa") == 1  # nothing after the hang-up
+    process = start_simulator(tmp_path, config=config)
+    code = next((m.group(1) for line in process.stdout if (m := CODE_LINE.search(line))), None)
+    assert code, "the sandbox text should be shown"
+    out, err = process.communicate(f"{wrong_code(code)}\n" * 2, timeout=60)
+    assert process.returncode == 1, err
+    assert "[platform] after Jim's last sentence, the call is hung up" in out
+    assert out.count("> verify_mfa") == 1  # nothing after the hang-up
