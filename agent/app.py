@@ -13,6 +13,7 @@ nothing is patched.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -266,7 +267,15 @@ def _build_provider(
             from_number=creds.from_number,
             deadline_seconds=settings.file.upstream.deadline_seconds,
         )
-    return SandboxProvider(state.pending_codes(), deliver=sandbox_deliver)
+    try:
+        store = state.pending_codes()
+    except (OSError, sqlite3.Error) as exc:
+        # Said in one line at start-up (agent/cli.py), not as a traceback.
+        raise SettingsError(
+            f"sandbox_db_path {settings.sandbox_db_path}: cannot open the sandbox's database "
+            f"({getattr(exc, 'strerror', None) or type(exc).__name__})"
+        ) from None
+    return SandboxProvider(store, deliver=sandbox_deliver)
 
 
 def log_sandbox_text(text: SandboxText) -> None:

@@ -105,6 +105,13 @@ def serve() -> None:
     settings = load_or_exit()
     if not serve_is_intercepted():  # swaig-test runs the tools in-process: no port
         check_port_free(settings.host, settings.port)
+    from agent.app import build_agent
+    from agent.serving import serve_agent
+
+    try:
+        agent = build_agent(settings)
+    except SettingsError as exc:  # a file the settings name is unusable (directory, sandbox db)
+        stop_start_up(str(exc))
     for key, rule in code_policy_warnings(settings.file.code):
         log.warning("weak_code_policy", extra={"key": key, "rule": rule})
     if settings.provider_fell_back:
@@ -132,13 +139,6 @@ def serve() -> None:
             file=sys.stderr,
             flush=True,
         )
-    from agent.app import build_agent
-    from agent.serving import serve_agent
-
-    try:
-        agent = build_agent(settings)
-    except SettingsError as exc:  # a file the settings name is unusable (directory.path)
-        stop_start_up(str(exc))
     log.info(
         "agent_configured",
         extra={"provider": settings.provider.value, "port": settings.port, "host": settings.host},

@@ -19,6 +19,8 @@ TOO_LARGE = "request body too large"
 # Deeper than any real webhook body by far; deep nesting costs the parser (and every
 # later walk of the body) recursion, which ends in a RecursionError, a 500.
 MAX_DEPTH = 32
+# SignalWire's call ids are UUIDs (36 characters).
+MAX_CALL_ID = 128
 
 
 async def body_problem(request: Request, *, swaig: bool) -> str | None:
@@ -48,6 +50,10 @@ async def body_problem(request: Request, *, swaig: bool) -> str | None:
     for key in ("call_id", "caller_id_num", "meta_data_token"):
         if key in body and body[key] is not None and not isinstance(body[key], str):
             return f"{key} must be a string"
+    call_id = body.get("call_id")
+    if isinstance(call_id, str) and len(call_id) > MAX_CALL_ID:
+        # It names log lines and limiter keys kept for a day: bounded once, here.
+        return f"call_id longer than {MAX_CALL_ID} characters"
     for key in ("meta_data", "global_data", "argument"):
         if key in body and body[key] is not None and not isinstance(body[key], dict):
             return f"{key} must be an object"

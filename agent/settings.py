@@ -161,8 +161,16 @@ class Settings(Strict):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
+        example = "redis://127.0.0.1:6379/0"
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a bad port raises here, not as a traceback at start-up
+        except ValueError:
+            raise ValueError(f"is not a valid URL; use one such as {example}") from None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must be a redis:// or rediss:// URL such as {example}")
         return value
 
     @field_validator("outcome_webhook_url", "directory_url")

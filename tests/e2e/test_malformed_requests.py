@@ -166,3 +166,12 @@ async def test_a_token_counts_only_for_the_call_it_was_minted_for(call_and_url):
     body["call_id"] = call.call_id  # the same token for its own call still works
     reply = await call.post_to_webhook(spec["web_hook_url"], body)
     assert "texted" in reply.response
+
+
+async def test_an_overlong_call_id_is_refused_before_it_names_logs_or_limit_keys(call_and_url):
+    call, _, http = call_and_url
+    body = call.request_body("verify_mfa", {"token": "123456"}, "mfa_skill")
+    body["call_id"] = "c" * 20_000
+    response = await http.post(verify_url(call), json=body, auth=AUTH)
+    assert response.status_code == 400
+    assert response.json() == {"error": "call_id longer than 128 characters"}

@@ -248,3 +248,24 @@ def test_simulator_says_401_means_credentials(tmp_path):
         agent.stop()
     assert result.returncode == 2
     assert result.stderr == f"call: 401: check --user/--password (agent at {agent.url})\n"
+
+
+def test_a_redis_url_with_a_bad_port_names_the_variable(tmp_path):
+    """It ended in a ValueError traceback from the Redis client."""
+    result = start_up(tmp_path, REDIS_URL="redis://localhost:notaport/0")
+    assert_stops_with(
+        result,
+        f"{ERROR}REDIS_URL: is not a valid URL; use one such as redis://127.0.0.1:6379/0",
+    )
+
+
+def test_a_sandbox_database_that_cannot_be_opened_names_the_key(tmp_path):
+    """It ended in a FileNotFoundError traceback from SQLite's directory creation."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    path = blocker / "sandbox.sqlite3"
+    result = start_up(tmp_path, config={"sandbox_db_path": str(path)})
+    assert result.returncode != 0 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{ERROR}sandbox_db_path {path}: cannot open the sandbox's database")
