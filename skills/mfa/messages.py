@@ -76,6 +76,13 @@ def no_code_sent() -> str:
     return "No code has been sent on this call yet. Offer to text one to the caller's phone."
 
 
+def earlier_code_unusable() -> str:
+    return (
+        "No code was sent just now. Apologise and offer to text a new code to the caller's "
+        "phone; if they agree, send it."
+    )
+
+
 def no_caller_number() -> str:
     return (
         "I cannot see a phone number that can receive a text on this call, so no code was sent. "

@@ -340,6 +340,14 @@ def _refused(call: _Call, state: Refused) -> ToolAnswer:
     log.warning(
         "meta_data_refused", extra={"tool": call.tool, "why": state.reason, "call_id": call.id}
     )
+    if call.tool == "send_mfa":
+        # Cleared, so the caller's next request for a code is a fresh one (and still
+        # counted by every limit): refusing without clearing would refuse every send after.
+        return ToolAnswer(
+            Outcome.META_REFUSED,
+            messages.earlier_code_unusable(),
+            unset_meta_data=(*META_KEYS, META_CLOSED),
+        )
     return ToolAnswer(Outcome.META_REFUSED, messages.no_code_sent())
 
 

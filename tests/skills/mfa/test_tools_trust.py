@@ -56,10 +56,19 @@ async def test_meta_data_copied_from_another_call_is_refused_and_nothing_goes_up
 
 async def test_a_send_with_altered_meta_data_texts_nothing():
     rig = make_rig()
-    reply = await send(rig, meta={**sealed(), "mfa_number_last4": "9999"})
-    assert reply == NO_CODE
+    altered = {**sealed(), "mfa_number_last4": "9999"}
+    reply = await send(rig, meta=altered)
+    assert reply["response"].startswith("No code was sent just now.")
+    # The claim is cleared, or every later send on the call would be refused the same way.
+    (action,) = reply["action"]
+    assert set(action["unset_meta_data"]) == {*altered, "mfa_account", "mfa_closed"}
     assert rig.provider.calls == 0
     assert rig.only_event() == event("send_mfa", "tampered", "unknown")
+    # With the claim cleared, the caller's next request for a code is texted.
+    rig.events.clear()
+    reply = await send(rig, meta={})
+    assert "A code was texted" in reply["response"]
+    assert rig.provider.calls == 1
 
 
 async def test_a_megabyte_field_is_refused_and_echoed_nowhere():
