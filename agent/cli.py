@@ -41,6 +41,9 @@ Environment (secrets and deployment facts; README "Configuration" lists them all
   REDIS_URL                       state shared by replicas
   MFA_OUTCOME_WEBHOOK_URL, MFA_OUTCOME_WEBHOOK_SECRET
                                   signed POST of each final outcome
+  MFA_DIRECTORY_URL, MFA_DIRECTORY_SECRET
+                                  the business's account directory (signed lookups)
+  MFA_AGENT_CONFIG                the YAML settings file
 
 Config file (non-secret settings): agent/config.yaml, or the path in MFA_AGENT_CONFIG.
 A bad value, a partial account or a port in use stops start-up with one line on stderr.

@@ -12,8 +12,8 @@ of the body:
    ``X-Original-Host``, ``X-Real-IP``) are dropped unless the peer is a proxy the
    operator named in ``MFA_TRUSTED_PROXIES``: the SDK builds the webhook URLs
    (credentials included) from them and keeps what it saw on the agent for
-   later renders. From a trusted proxy only a well-formed ``X-Forwarded-Host``
-   and ``X-Forwarded-Proto`` pass;
+   later renders. From a trusted proxy the ``X-Forwarded-*`` headers pass, but
+   ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` only when well-formed;
 2. basic auth from the ``Authorization`` header, compared in constant time
    (``/health`` and ``/ready`` are open, as the contract says); a failure gets
    the SDK's own 401;

@@ -61,7 +61,7 @@ import httpx
 
 from agent.threadsafe_queue import call_on_loop, offer, running_loop
 from skills.mfa.events import FINAL_OUTCOMES, MfaEvent
-from skills.mfa.signing import REPLAY_WINDOW_SECONDS, sign, verify_signature
+from skills.mfa.signing import REPLAY_WINDOW_SECONDS, sign, signed_headers, verify_signature
 
 __all__ = [
     "REPLAY_WINDOW_SECONDS",
@@ -197,11 +197,8 @@ class OutcomeWebhook:
         attempt = 0
         while attempt < max(1, self.attempts):
             attempt += 1
-            timestamp = str(int(self._clock()))
             headers = {
-                "Content-Type": "application/json",
-                "X-MFA-Timestamp": timestamp,
-                "X-MFA-Signature": sign(self._secret, timestamp, delivery.body),
+                **signed_headers(self._secret, delivery.body, self._clock()),
                 "X-MFA-Delivery": delivery.delivery_id,
             }
             try:

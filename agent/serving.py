@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from agent.sdk_surgery import serve_is_intercepted
 from skills.mfa.log_throttle import RateLimitedLog
 
 log = logging.getLogger("mfa.serving")
@@ -185,10 +186,9 @@ def serve_agent(agent: Any) -> None:
     wrong for a generated password); the SDK's logging and its warning about
     unsigned webhooks are kept.
     """
-    from signalwire import AgentBase
     from signalwire.core.logging_config import configure_logging
 
-    if "serve" in vars(AgentBase):
+    if serve_is_intercepted():
         # swaig-test loads an agent by replacing AgentBase.serve (the SDK defines it on
         # a mixin) and calling main(): let its stand-in capture the agent, serve nothing.
         agent.serve()

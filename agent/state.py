@@ -85,6 +85,9 @@ class RedisStateBackend(StateBackend):
         return await ping(self._redis)
 
     async def aclose(self) -> None:
+        # Replay records still being written must land: a platform retry after a rolling
+        # deploy would otherwise reach the provider again.
+        await self.counters.answers.drain()
         await self._redis.aclose()
 
 

@@ -119,3 +119,11 @@ def test_the_shipped_config_holds_the_defaults():
             key = f"{name}.{sub}" if sub else name
             assert key in fields, f"agent/config.yaml has an unknown key {key}"
             assert fields[key] == sub_value, f"{key}: shipped {sub_value}, default {fields[key]}"
+
+
+def test_help_names_every_environment_variable():
+    """`python -m agent --help` is where an operator looks first: it names them all."""
+    from agent.cli import USAGE
+
+    missing = sorted(name for name in env_vars_read_by_settings() if name not in USAGE)
+    assert not missing, f"--help does not name {missing}"

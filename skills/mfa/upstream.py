@@ -25,6 +25,7 @@ from skills.mfa.providers.base import (
     ProviderUnavailable,
     SendRequest,
 )
+from skills.mfa.spoken_code import redact_spoken_numbers
 
 log = logging.getLogger("mfa.tools")
 
@@ -77,7 +78,11 @@ class Upstream:
         except ProviderRejected as exc:
             log.warning(
                 "send_rejected",
-                extra={"status": exc.status_code, "reason": exc.reason, "call_id": call_id},
+                extra={
+                    "status": exc.status_code,
+                    "reason": _loggable(exc.reason),
+                    "call_id": call_id,
+                },
             )
             text = (
                 messages.provider_misconfigured()
@@ -139,7 +144,11 @@ class Upstream:
         except ProviderRejected as exc:
             log.warning(
                 "verify_rejected",
-                extra={"status": exc.status_code, "reason": exc.reason, "call_id": call_id},
+                extra={
+                    "status": exc.status_code,
+                    "reason": _loggable(exc.reason),
+                    "call_id": call_id,
+                },
             )
             return ToolAnswer(
                 Outcome.PROVIDER_REJECTED, messages.provider_misconfigured(), number_last4=last4
@@ -188,3 +197,9 @@ class Upstream:
             number_last4=last4,
             set_meta_data=self._binder.reseal(call_id, pending, tries_left),
         )
+
+
+def _loggable(reason: str) -> str:
+    """The provider's error text, with anything that reads as a number masked: a 422's
+    detail may repeat the ``to`` number, and logs never hold a full number."""
+    return redact_spoken_numbers(reason, 4, "[redacted]")
