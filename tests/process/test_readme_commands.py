@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -23,7 +24,8 @@ EXPORTS = re.findall(r"^\$ (export .*)$", README, flags=re.MULTILINE)
 def test_the_readme_shows_swaig_test_and_its_environment():
     assert len(COMMANDS) >= 4
     assert EXPORTS == [
-        "export MFA_PROVIDER=sandbox SWML_BASIC_AUTH_USER=demo SWML_BASIC_AUTH_PASSWORD=demo-pass"
+        "export MFA_PROVIDER=sandbox SWML_BASIC_AUTH_USER=demo SWML_BASIC_AUTH_PASSWORD=demo-pass "
+        "SIGNALWIRE_SWAIG_SECRET=demo-swaig-secret"
     ]
 
 
@@ -32,9 +34,9 @@ def test_every_swaig_test_command_uses_the_venv(command):
     assert command.startswith(VENV_BIN + "swaig-test "), command
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_swaig_test_command_runs(tmp_path, command):
-    # The venv running the tests stands for the clone's .venv.
+def run_readme_command(tmp_path: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` after the README's export, with the venv running the tests standing for
+    the clone's ``.venv``, on a sandbox database of this test's own."""
     venv_bin = str(Path(sys.executable).parent) + "/"
     environ = {
         k: v
@@ -43,9 +45,31 @@ def test_every_swaig_test_command_runs(tmp_path, command):
     }
     environ["MFA_AGENT_CONFIG"] = str(write_config(tmp_path))
     script = f"{EXPORTS[0]}\n{venv_bin}{command.removeprefix(VENV_BIN)}"
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", "-c", script], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60
     )
+
+
+def test_the_readme_recipe_verifies_with_your_own_meta_data_and_code(tmp_path):
+    """The README's send, then its verify with this run's set_meta_data and code in place
+    of the ones it shows: the recipe as a reader follows it ends verified."""
+    send = next(c for c in COMMANDS if "--exec send_mfa" in c)
+    verify = next(c for c in COMMANDS if "--exec verify_mfa" in c)
+    sent = run_readme_command(tmp_path, send)
+    code = re.search(r"Your code: (\d{6})", sent.stdout + sent.stderr).group(1)  # type: ignore[union-attr]
+    actions = sent.stdout.split("Actions:", 1)[1]
+    meta = json.loads(actions[: actions.index("\n}\n") + 2])["set_meta_data"]
+    shown_meta = re.search(r'"meta_data": (\{.*?\})\}', verify).group(1)  # type: ignore[union-attr]
+    shown_token = re.search(r'--token "([^"]+)"', verify).group(1)  # type: ignore[union-attr]
+    mine = verify.replace(shown_meta, json.dumps(meta)).replace(shown_token, code)
+    result = run_readme_command(tmp_path, mine)
+    assert "status: verified" in result.stdout, result.stdout + result.stderr
+    assert '"mfa_verified": true' in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_swaig_test_command_runs(tmp_path, command):
+    result = run_readme_command(tmp_path, command)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     if "--list-tools" in command:
