@@ -7,11 +7,16 @@ agent's CPU. ``ShardedTransport`` keeps the one client (one set of timeouts,
 headers and auth handling) but spreads requests round-robin over several small
 pools, each with every connection allowed to stay alive, so the scan stays short
 however many calls are in flight.
+
+``post_retrying_unsent`` is the one retry rule both HTTP clients (SignalWire's API and the
+business's account directory) follow: retry only a request that never left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from typing import Any
 
 import httpx
 
@@ -77,3 +82,36 @@ def new_shared_client(
         trust_env=False,
         follow_redirects=False,
     )
+
+
+class NoAnswer(Exception):
+    """A POST that got no HTTP answer. ``kind`` is ``connect`` (no connection was opened:
+    nothing reached the server), ``timeout`` or ``transport`` (it may have arrived)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"no answer: {kind}")
+        self.kind = kind
+        self.may_have_arrived = kind != "connect"
+
+
+async def post_retrying_unsent(
+    http: httpx.AsyncClient, url: str, *, retries: int = 1, **request: Any
+) -> httpx.Response:
+    """POST ``url``, retrying only when no connection was opened.
+
+    A request that may have reached the server (a send may have gone out, a try may have
+    been used) is never retried blindly. Callers bound the whole call with their own
+    deadline and turn ``NoAnswer`` into their domain's error.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return await http.post(url, **request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+            if attempt == retries:
+                raise NoAnswer("connect") from None
+            await asyncio.sleep(0.05)
+        except httpx.TimeoutException:
+            raise NoAnswer("timeout") from None
+        except httpx.HTTPError:
+            raise NoAnswer("transport") from None
+    raise AssertionError("unreachable")  # pragma: no cover

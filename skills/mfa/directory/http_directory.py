@@ -25,6 +25,7 @@ from collections.abc import Callable
 import httpx
 
 from skills.mfa.directory.base import DirectoryRejected, DirectoryUnavailable
+from skills.mfa.http_pool import NoAnswer, post_retrying_unsent
 from skills.mfa.phone import to_e164
 from skills.mfa.signing import signed_headers
 
@@ -77,18 +78,12 @@ class HttpDirectory:
         raise DirectoryRejected(status)
 
     async def _post_retrying_unsent(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        for attempt in range(_CONNECT_RETRIES + 1):
-            try:
-                return await self._http.post(self._url, content=body, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-                if attempt == _CONNECT_RETRIES:
-                    raise DirectoryUnavailable("connect") from None
-                await asyncio.sleep(0.05)
-            except httpx.TimeoutException:
-                raise DirectoryUnavailable("timeout") from None
-            except httpx.HTTPError:
-                raise DirectoryUnavailable("transport") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await post_retrying_unsent(
+                self._http, self._url, retries=_CONNECT_RETRIES, content=body, headers=headers
+            )
+        except NoAnswer as exc:
+            raise DirectoryUnavailable(exc.kind) from None
 
     def _number_in(self, response: httpx.Response) -> str:
         if len(response.content) > _MAX_BODY_BYTES:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from skills.mfa.http_pool import NoAnswer, post_retrying_unsent
 from skills.mfa.providers.base import (
     CodeNotFound,
     ProviderRejected,
@@ -96,19 +97,12 @@ class SignalWireProvider:
             raise ProviderUnavailable("timeout", may_have_arrived=True) from None
 
     async def _post_retrying_unsent(self, url: str, body: dict[str, Any]) -> httpx.Response:
-        for attempt in range(_CONNECT_RETRIES + 1):
-            try:
-                return await self._http.post(url, json=body, auth=self._auth)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-                # Nothing reached SignalWire: safe to try once more within the deadline.
-                if attempt == _CONNECT_RETRIES:
-                    raise ProviderUnavailable("connect", may_have_arrived=False) from None
-                await asyncio.sleep(0.05)
-            except httpx.TimeoutException:
-                raise ProviderUnavailable("timeout", may_have_arrived=True) from None
-            except httpx.HTTPError:
-                raise ProviderUnavailable("transport", may_have_arrived=True) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await post_retrying_unsent(
+                self._http, url, retries=_CONNECT_RETRIES, json=body, auth=self._auth
+            )
+        except NoAnswer as exc:
+            raise ProviderUnavailable(exc.kind, may_have_arrived=exc.may_have_arrived) from None
 
 
 def _path_segment(request_id: str) -> str:
