@@ -24,15 +24,19 @@ def start_simulator(tmp_path, *args: str, config=None) -> subprocess.Popen[str]:
     )
 
 
-def test_typing_the_texted_code_verifies(tmp_path):
-    process = start_simulator(tmp_path)
-    code = None
+def texted_code(process: subprocess.Popen[str]) -> str:
+    """The code in the sandbox text the running simulator printed."""
+    assert process.stdout is not None
     for line in process.stdout:
         match = CODE_LINE.search(line)
         if match:
-            code = match.group(1)
-            break
-    assert code, "the sandbox text should be shown"
+            return match.group(1)
+    raise AssertionError("the sandbox text should be shown")
+
+
+def test_typing_the_texted_code_verifies(tmp_path):
+    process = start_simulator(tmp_path)
+    code = texted_code(process)
     spoken = " ".join(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][int(d)]
         for d in code
@@ -53,13 +57,7 @@ def test_a_scripted_run_verifies(tmp_path):
 
 def test_a_wrong_code_three_times_does_not_verify(tmp_path):
     process = start_simulator(tmp_path)
-    code = None
-    for line in process.stdout:
-        match = CODE_LINE.search(line)
-        if match:
-            code = match.group(1)
-            break
-    assert code, "the sandbox text should be shown"
+    code = texted_code(process)
     wrong = wrong_code(code)  # certainly not the texted code
     out, err = process.communicate(f"{wrong}\n" * 4, timeout=60)
     assert process.returncode == 1, err
@@ -154,8 +152,7 @@ def test_the_simulator_shows_a_hang_up_when_no_code_is_left(tmp_path):
         "handoff": {"on_failed": "hangup"},
     }
     process = start_simulator(tmp_path, config=config)
-    code = next((m.group(1) for line in process.stdout if (m := CODE_LINE.search(line))), None)
-    assert code, "the sandbox text should be shown"
+    code = texted_code(process)
     out, err = process.communicate(f"{wrong_code(code)}\n" * 2, timeout=60)
     assert process.returncode == 1, err
     assert "[platform] after Jim's last sentence, the call is hung up" in out
