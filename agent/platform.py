@@ -5,9 +5,17 @@ SWAIG function through the ``web_hook_url`` that SWML names (its per-call
 token included), and keeps ``meta_data`` (per ``meta_data_token``) and
 ``global_data`` between requests by applying the returned actions the way the
 platform applies them. It also plays what ends the AI's part of a call: a
-``hangup`` action, or SWML that ``connect``s the caller elsewhere with
-``transfer: "true"`` (refused, as the platform does, when the SWML's
-``swaig_allow_swml`` is false); the call's ``ending`` then says where it went.
+``hangup`` action, or SWML that ``connect``s the caller elsewhere (refused, as the
+platform does, when the SWML's ``swaig_allow_swml`` is false); the call's ``ending``
+then says where it went.
+
+A transfer is played strictly, as SignalWire's guide "Executing SWML from a SWAIG
+function" documents it (signalwire/docs,
+``fern/products/swml/pages/guides/swaig/executing_swml.mdx``): SWML that moves the call
+needs ``"transfer": true`` (a boolean) in the same action object, *before* ``"SWML"``.
+Any other shape (the key after ``SWML``, the string ``"true"``, or no ``transfer``) is
+a failed handoff: the AI stays on the call beside the destination, so ``ending`` stays
+``None`` and ``failed_handoffs`` says why.
 A per-turn ``end_of_speech_timeout`` action is kept in ``end_of_speech_timeouts``.
 The end-to-end tests, the benchmarks and the ``python -m agent call`` simulator
 all drive the agent through it.
@@ -81,6 +89,7 @@ class PlatformCall:
     ending: CallEnding | None = None
     end_of_speech_timeouts: list[int] = field(default_factory=list)
     refused_swml: int = 0
+    failed_handoffs: list[str] = field(default_factory=list)
 
     async def start(self) -> dict[str, Any]:
         """POST the call to ``/`` as SignalWire does and read the SWML's AI section."""
@@ -178,7 +187,7 @@ class PlatformCall:
                     self.ending = CallEnding("hangup", after_reply=after_reply is True)
 
     def _run_swml(self, action: dict[str, Any], *, after_reply: bool) -> None:
-        """SWML from a tool: here only ``connect`` with ``transfer`` is understood."""
+        """SWML from a tool: here only ``connect`` in the documented transfer shape."""
         params = _ai_section(self.swml).get("params") or {}
         if params.get("swaig_allow_swml") is False:
             self.refused_swml += 1
@@ -186,15 +195,20 @@ class PlatformCall:
         verbs = (action.get("SWML") or {}).get("sections", {}).get("main", [])
         for verb in verbs:
             connect = verb.get("connect") if isinstance(verb, dict) else None
-            if isinstance(connect, dict) and str(action.get("transfer")).lower() == "true":
-                headers = {
-                    h["name"]: h["value"]
-                    for h in connect.get("headers", [])
-                    if isinstance(h, dict) and "name" in h and "value" in h
-                }
-                self.ending = CallEnding(
-                    "transfer", str(connect.get("to", "")), headers, after_reply=after_reply
-                )
+            if not isinstance(connect, dict):
+                continue
+            problem = transfer_shape_problem(action)
+            if problem is not None:
+                self.failed_handoffs.append(problem)
+                continue
+            headers = {
+                h["name"]: h["value"]
+                for h in connect.get("headers", [])
+                if isinstance(h, dict) and "name" in h and "value" in h
+            }
+            self.ending = CallEnding(
+                "transfer", str(connect.get("to", "")), headers, after_reply=after_reply
+            )
 
     async def post_summary(self, summary: dict[str, Any]) -> int:
         """Send the post-prompt summary to the URL the SWML names."""
@@ -212,6 +226,18 @@ class PlatformCall:
         }
         response = await self.http.post(target, json=body, auth=auth)  # type: ignore[arg-type]
         return response.status_code
+
+
+def transfer_shape_problem(action: dict[str, Any]) -> str | None:
+    """Why an action whose SWML moves the call would not leave the AI, or ``None``."""
+    keys = list(action)
+    if "transfer" not in action:
+        return "no 'transfer' beside the SWML: the AI stays on the call"
+    if action["transfer"] is not True:
+        return f"'transfer' is {action['transfer']!r}, not the boolean true"
+    if keys.index("transfer") > keys.index("SWML"):
+        return "'transfer' comes after 'SWML': it must come before it in the action"
+    return None
 
 
 def _ai_section(swml: dict[str, Any]) -> dict[str, Any]:

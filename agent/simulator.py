@@ -219,6 +219,8 @@ def _show_ending(out: TextIO, call: PlatformCall) -> None:
     ending = call.ending
     if call.refused_swml:
         print("  [platform] SWML from a tool refused: swaig_allow_swml is false", file=out)
+    for problem in call.failed_handoffs:
+        print(f"  [platform] handoff FAILED, the AI stays on the call: {problem}", file=out)
     if ending is None:
         return
     first = "after Jim's last sentence, " if ending.after_reply else ""

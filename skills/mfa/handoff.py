@@ -5,16 +5,24 @@ number or a ``sip:`` URI, and ``hangup`` for a failed call. ``Handoff`` is what 
 answer carries, and ``add_to`` turns it into the SDK's actions, chosen from what
 SignalWire documents:
 
-- a phone number: ``FunctionResult.connect(number, final=True)``, the SWML ``connect``
-  verb (``transfer: "true"``: the call leaves the agent for good). A phone leg cannot
-  carry SIP headers, so the destination learns the outcome from ``global_data`` and
-  the outcome webhook (the ``call_id`` ties them together);
+- a phone number: the SWML ``connect`` verb in a ``{"transfer": true, "SWML": ...}``
+  action (the call leaves the agent for good). A phone leg cannot carry SIP headers,
+  so the destination learns the outcome from ``global_data`` and the outcome webhook
+  (the ``call_id`` ties them together);
 - a ``sip:`` URI: the same ``connect`` verb with ``headers`` (``ConnectDeviceSingle.
   headers`` in the SWML schema: "custom SIP headers to add to INVITE"). Not
   ``sip_refer``: REFER asks the caller's own SIP leg to transfer itself, and our
   callers come from the phone network; nor ``swml_transfer``, whose ``transfer`` verb
   goes to a SWML section or URL, not to a number or a SIP address;
 - ``hangup``: the plain ``hangup`` action, not SWML.
+
+The transfer action is built by hand, not with the SDK's ``connect()`` or
+``execute_swml(transfer=True)``: they emit ``{"SWML": ..., "transfer": "true"}``, SWML
+first and a string. SignalWire's guide "Executing SWML from a SWAIG function"
+(signalwire/docs ``fern/products/swml/pages/guides/swaig/executing_swml.mdx``) warns that
+when the SWML transfers the call (``connect``), ``"transfer": true`` must be in the same
+action object *before* ``"SWML"``; read in order, the other shape leaves the AI on the
+call beside the desk, still billing. The OpenAPI spec types ``transfer`` as a boolean.
 
 Every one of them goes with ``post_process``: Jim says his one sentence first, then
 the action lands (a transfer or hang-up ends the AI's turn for good).
@@ -110,16 +118,18 @@ class Handoff:
         result.set_post_process(True)
         if destination.kind is DestinationKind.HANGUP:
             result.hangup()
-        elif destination.kind is DestinationKind.NUMBER:
-            result.connect(destination.address, final=True)
-        else:
-            connect: dict[str, Any] = {"to": destination.address}
-            if self.sip_headers:
-                connect["headers"] = [{"name": n, "value": v} for n, v in self.sip_headers]
-            result.execute_swml(
-                {"version": "1.0.0", "sections": {"main": [{"connect": connect}]}},
-                transfer=True,
-            )
+            return
+        connect: dict[str, Any] = {"to": destination.address}
+        if destination.kind is DestinationKind.SIP and self.sip_headers:
+            connect["headers"] = [{"name": n, "value": v} for n, v in self.sip_headers]
+        result.add_actions([transfer_action(connect)])
+
+
+def transfer_action(connect: dict[str, Any]) -> dict[str, Any]:
+    """``{"transfer": true, "SWML": ...}``: ``transfer`` first and boolean, as SignalWire's
+    guide "Executing SWML from a SWAIG function" shows for SWML that moves the call."""
+    swml = {"version": "1.0.0", "sections": {"main": [{"connect": connect}]}}
+    return {"transfer": True, "SWML": swml}
 
 
 def sip_headers(

@@ -86,7 +86,7 @@ def test_the_swml_a_transfer_returns_passes_the_schema(make_settings, destinatio
     result = FunctionResult("x")
     Handoff(parse_destination(destination, hangup_allowed=False), headers).add_to(result)
     (action,) = result.to_dict()["action"]
-    assert action["transfer"] == "true"
+    assert list(action) == ["transfer", "SWML"] and action["transfer"] is True
     valid, errors = agent.schema_utils.validate_document(action["SWML"])
     assert valid, errors
 

@@ -1,8 +1,9 @@
 """Handoffs over HTTP: SignalWire-shaped requests in, the platform playing transfers and hang-ups.
 
 The agent talks to the fake SignalWire on loopback; ``PlatformCall`` applies each reply's
-actions as the platform does (a ``connect`` in SWML with ``transfer: "true"`` moves the
-call, ``hangup`` ends it, SWML is refused when the SWML says ``swaig_allow_swml: false``).
+actions as the platform does (a ``connect`` in SWML moves the call only in the documented
+shape ``{"transfer": true, "SWML": ...}``, ``hangup`` ends it, SWML is refused when the
+SWML says ``swaig_allow_swml: false``).
 Every expected action and sentence is written out here, not taken from the product.
 """
 
@@ -67,9 +68,10 @@ def connect_action(to: str, headers: list[dict[str, str]] | None = None) -> dict
     connect: dict[str, Any] = {"to": to}
     if headers is not None:
         connect["headers"] = headers
+    # SignalWire's guide "Executing SWML from a SWAIG function": transfer first, a boolean.
     return {
+        "transfer": True,
         "SWML": {"version": "1.0.0", "sections": {"main": [{"connect": connect}]}},
-        "transfer": "true",
     }
 
 
@@ -78,6 +80,69 @@ async def verified_call(http: httpx.AsyncClient, fake: Any, url: str) -> Platfor
     await call.invoke("send_mfa")
     await call.invoke("verify_mfa", token=fake.last_code_for(CALLER))
     return call
+
+
+# -- the action's shape on the wire ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("destination", [NEXT_NUMBER, SIP_DESK])
+async def test_the_transfer_action_on_the_wire_has_transfer_first_and_boolean(play, destination):
+    """Read from the raw reply bytes, not a parsed dict: the platform reads the keys in order."""
+    fake, url, _ = play({"handoff": {"on_verified": destination}})
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url)
+        await call.invoke("send_mfa")
+        spec = call.functions["verify_mfa"]
+        token = spec.get("meta_data_token") or spec["web_hook_url"]
+        body = call.request_body("verify_mfa", {"token": fake.last_code_for(CALLER)}, token)
+        parts = httpx.URL(spec["web_hook_url"])
+        raw = await http.post(url + parts.raw_path.decode(), json=body, auth=call.auth)
+    text = raw.text
+    action_text = text[text.index('"action"') :]
+    swml_at = action_text.index('"SWML"')
+    transfer_at = action_text.index('"transfer":true')
+    assert transfer_at < swml_at
+    assert '"transfer":"true"' not in text
+
+
+@pytest.mark.parametrize(
+    ("action", "why"),
+    [
+        (  # what the SDK's FunctionResult.connect() and execute_swml(transfer=True) emit
+            {
+                "SWML": {"sections": {"main": [{"connect": {"to": NEXT_NUMBER}}]}},
+                "transfer": "true",
+            },
+            "not the boolean true",
+        ),
+        (
+            {"SWML": {"sections": {"main": [{"connect": {"to": NEXT_NUMBER}}]}}, "transfer": True},
+            "comes after 'SWML'",
+        ),
+        (
+            {
+                "transfer": "true",
+                "SWML": {"sections": {"main": [{"connect": {"to": NEXT_NUMBER}}]}},
+            },
+            "not the boolean true",
+        ),
+        ({"SWML": {"sections": {"main": [{"connect": {"to": NEXT_NUMBER}}]}}}, "no 'transfer'"),
+    ],
+)
+async def test_the_platform_leaves_the_ai_on_the_call_for_any_other_shape(action, why):
+    call = PlatformCall(http=None, base_url="", auth=("u", "p"))  # type: ignore[arg-type]
+    call.swml = {"sections": {"main": [{"ai": {"params": {"swaig_allow_swml": True}}}]}}
+    call.apply_actions("token", [action])
+    assert call.ending is None
+    assert len(call.failed_handoffs) == 1 and why in call.failed_handoffs[0]
+
+
+async def test_the_platform_moves_the_call_for_the_documented_shape():
+    call = PlatformCall(http=None, base_url="", auth=("u", "p"))  # type: ignore[arg-type]
+    call.swml = {"sections": {"main": [{"ai": {"params": {"swaig_allow_swml": True}}}]}}
+    call.apply_actions("token", [connect_action(NEXT_NUMBER)])
+    assert call.ending is not None and call.ending.to == NEXT_NUMBER
+    assert call.failed_handoffs == []
 
 
 # -- on_verified ---------------------------------------------------------------------------
