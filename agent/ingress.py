@@ -38,6 +38,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -135,10 +136,30 @@ def basic_auth_matches(
     if b":" not in decoded:
         return False
     given_user, _, given_password = decoded.partition(b":")
-    # Both compared, always: the time taken does not say which one was wrong.
-    user_ok = hmac.compare_digest(given_user, user)
-    password_ok = hmac.compare_digest(given_password, password)
+    return credentials_match(given_user, given_password, user, password)
+
+
+def credentials_match(
+    given_user: bytes, given_password: bytes, user: bytes, password: bytes
+) -> bool:
+    """The pair as configured, or as it appears percent-encoded in the SWML's URLs.
+
+    The webhook URLs carry the credentials as RFC 3986 userinfo, percent-encoded
+    (``agent.sdk_surgery``), so a password of any characters survives the URL. A client
+    that builds the ``Authorization`` header from such a URL may decode the userinfo
+    first (curl, httpx, browsers) or not: both forms of the same secret are accepted.
+    Each form is compared in constant time, always both, so the time taken does not
+    say which part was wrong.
+    """
+    user_ok = _same_secret(given_user, user)
+    password_ok = _same_secret(given_password, password)
     return user_ok and password_ok
+
+
+def _same_secret(given: bytes, expected: bytes) -> bool:
+    as_given = hmac.compare_digest(given, expected)
+    decoded = hmac.compare_digest(unquote_to_bytes(given), expected)
+    return as_given or decoded
 
 
 class _BodyTooLarge(Exception):

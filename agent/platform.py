@@ -27,7 +27,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpx
 
@@ -152,8 +152,7 @@ class PlatformCall:
         """POST to the webhook's path and query on ``base_url``, with the URL's credentials."""
         parts = urlsplit(web_hook_url)
         target = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        auth = (parts.username, parts.password) if parts.username else self.auth
-        response = await self.http.post(target, json=body, auth=auth)  # type: ignore[arg-type]
+        response = await self.http.post(target, json=body, auth=_url_auth(parts, self.auth))
         try:
             data = response.json()
         except ValueError:
@@ -215,7 +214,7 @@ class PlatformCall:
         url = _ai_section(self.swml).get("post_prompt_url", "")
         parts = urlsplit(url)
         target = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        auth = (parts.username, parts.password) if parts.username else self.auth
+        auth = _url_auth(parts, self.auth)
         body = {
             "call_id": self.call_id,
             "ai_session_id": f"ai-{self.call_id}",
@@ -224,8 +223,15 @@ class PlatformCall:
             "content_type": "text/swaig",
             "version": "2.0",
         }
-        response = await self.http.post(target, json=body, auth=auth)  # type: ignore[arg-type]
+        response = await self.http.post(target, json=body, auth=auth)
         return response.status_code
+
+
+def _url_auth(parts: SplitResult, default: tuple[str, str]) -> tuple[str, str]:
+    """The credentials a URL names, percent-decoded as HTTP clients decode userinfo."""
+    if not parts.username:
+        return default
+    return unquote(parts.username), unquote(parts.password or "")
 
 
 def transfer_shape_problem(action: dict[str, Any]) -> str | None:

@@ -15,6 +15,10 @@ against the new source (``signalwire/core/agent_base.py`` and
   ``_dispatch_unmatched`` so an unknown path is a 404, not the SDK's
   ``200 {"error": "Path not found"}``; and exposes the private
   ``_check_basic_auth`` as ``check_auth``.
+- ``_get_base_url`` and ``validate_basic_auth``: the SDK writes the basic-auth pair
+  into the webhook URLs as it is (``http://mfa:p@ss/w:rd#...@host``), which breaks the
+  URL for any password with ``@ / : # ?``; ours percent-encodes it (RFC 3986
+  userinfo) and accepts the pair in either form (``agent.ingress.credentials_match``).
 - ``replace_ready_route``: removes the SDK's always-green ``/ready`` route.
 - ``replace_sdk_middleware``: swaps the SDK's ``BaseHTTPMiddleware`` and CORS
   middleware for ``SecurityHeaders``.
@@ -27,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -34,6 +39,7 @@ from signalwire import AgentBase
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.cors import CORSMiddleware
 
+from agent.ingress import credentials_match
 from agent.request_guard import TOO_LARGE, body_problem
 from agent.security_headers import SecurityHeaders
 
@@ -52,6 +58,21 @@ class GuardedAgentBase(AgentBase):
     def check_auth(self, request: Request) -> bool:
         """The agent's basic-auth check, for routes of our own."""
         return bool(self._check_basic_auth(request))
+
+    def _get_base_url(self, include_auth: bool = True) -> str:
+        """The SDK's base URL, with the credentials percent-encoded as RFC 3986 userinfo."""
+        base: str = super()._get_base_url(include_auth=False)
+        if not include_auth:
+            return base
+        user, password = self._basic_auth
+        return with_userinfo(base, user, password)
+
+    def validate_basic_auth(self, username: str, password: str) -> bool:
+        """The SDK's own check, by the ingress's rule (either form of the pair)."""
+        user, expected = self._basic_auth
+        return credentials_match(
+            username.encode(), password.encode(), user.encode(), expected.encode()
+        )
 
     async def _handle_swaig_request(
         self, request: Request, response: Response
@@ -103,6 +124,14 @@ class GuardedAgentBase(AgentBase):
             return None
         status = 413 if problem == TOO_LARGE else 400
         return JSONResponse({"error": problem}, status_code=status)
+
+
+def with_userinfo(url: str, user: str, password: str) -> str:
+    """``url`` with ``user:password@`` percent-encoded (every character outside RFC 3986's
+    unreserved set), so ``@ / : # ? %`` in a password cannot end the userinfo early."""
+    parts = urlsplit(url)
+    userinfo = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
 
 # ``AgentBase.serve`` as the SDK defines it, taken when this module is first imported.
