@@ -8,7 +8,6 @@ key, because a voice agent that starts half-configured fails on a live call.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -108,19 +107,7 @@ class SignalWireCredentials(Strict):
     @field_validator("base_url")
     @classmethod
     def _normalise_space(cls, value: str) -> str:
-        url = normalize_space_url(value)
-        parts = urlsplit(url)
-        if parts.path or parts.query or parts.fragment or "@" in parts.netloc:
-            raise ValueError(
-                "must be the space host alone, without a path (e.g. example.signalwire.com)"
-            )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError(
-                "http:// is only for a test server on this machine (127.0.0.1, ::1, "
-                "localhost): the API token would cross the network in clear; use the space "
-                "host (e.g. example.signalwire.com) or https://"
-            )
-        return url
+        return normalize_space_url(value)
 
     @field_validator("from_number")
     @classmethod
@@ -281,17 +268,6 @@ class Settings(Strict):
     def sandbox_db_path(self) -> Path:
         path = Path(self.file.sandbox_db_path)
         return path if path.is_absolute() else Path.cwd() / path
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _absolute_http_url(value: str | None, example: str) -> str | None:

@@ -494,13 +494,40 @@ def test_plain_http_space_on_loopback_is_accepted(space: str, base_url: str) -> 
         "http://127.0.0.1:9000/prefix",
         "https://example.signalwire.com?x=1",
         "https://user:pw@example.signalwire.com",
+        "wss://example.signalwire.com",
+        "example.signalwire.com:8443",
+        "example.signalwire.com.evil.example",
+        "example.com",
+        "my space",
+        "exa mple.signalwire.com",
+        "-example",
     ],
 )
-def test_space_with_a_path_is_refused(space: str) -> None:
+def test_anything_but_the_accepted_space_forms_stops_start_up_naming_them(space: str) -> None:
     assert settings_error({**CREDENTIALS, "SIGNALWIRE_SPACE": space}) == (
-        "SIGNALWIRE_SPACE: must be the space host alone, without a path "
-        "(e.g. example.signalwire.com)"
+        "SIGNALWIRE_SPACE: must be your space's name or URL: example, example.signalwire.com "
+        "or https://example.signalwire.com (http://127.0.0.1:PORT only for a test server on "
+        "this machine)"
     )
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        "example",
+        " example ",
+        "EXAMPLE",
+        "example.signalwire.com",
+        "example.signalwire.com/",
+        "https://example.signalwire.com",
+        "https://example.signalwire.com/",
+        "HTTPS://Example.SignalWire.com/",
+    ],
+)
+def test_the_space_as_people_write_it_means_one_space(space: str) -> None:
+    settings = load_settings({**CREDENTIALS, "SIGNALWIRE_SPACE": space})
+    assert settings.signalwire is not None
+    assert settings.signalwire.base_url == "https://example.signalwire.com"
 
 
 @pytest.mark.parametrize("password", ["Qz", "fifteen-chars15"])

@@ -12,7 +12,10 @@ attempt.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +30,8 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
+
+log = logging.getLogger("mfa.signalwire")
 
 _API_PREFIX = "/api/relay/rest/mfa"
 _MAX_BODY_BYTES = 64 * 1024
@@ -50,6 +55,7 @@ class SignalWireProvider:
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/") + _API_PREFIX
+        self._host = urlsplit(base_url).netloc
         self._auth = httpx.BasicAuth(project_id, api_token)
         self._from = from_number
         self._deadline = deadline_seconds
@@ -94,7 +100,15 @@ class SignalWireProvider:
             async with asyncio.timeout(self._deadline):
                 return await self._post_retrying_unsent(self._base + path, body)
         except TimeoutError:
+            self._log_unreachable("timeout")
             raise ProviderUnavailable("timeout", may_have_arrived=True) from None
+        except ProviderUnavailable as exc:
+            self._log_unreachable(exc.kind)
+            raise
+
+    def _log_unreachable(self, kind: str) -> None:
+        """Name the host: ``SIGNALWIRE_SPACE=example`` that does not answer says where."""
+        log.warning("signalwire_unreachable", extra={"host": self._host, "kind": kind})
 
     async def _post_retrying_unsent(self, url: str, body: dict[str, Any]) -> httpx.Response:
         try:
@@ -150,23 +164,69 @@ def _error_for_status(status: int, reason: str) -> Exception:
     return ProviderRejected(status, reason)
 
 
-def normalize_space_url(value: str) -> str:
-    """The API base URL for ``SIGNALWIRE_SPACE``.
+SPACE_FORMS = (
+    "your space's name or URL: example, example.signalwire.com or "
+    "https://example.signalwire.com (http://127.0.0.1:PORT only for a test server on "
+    "this machine)"
+)
+_SPACE_DOMAIN = ".signalwire.com"
+_SPACE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
-    ``example`` and ``example.signalwire.com`` mean ``https://example.signalwire.com``; a
-    full URL with scheme is kept as given (a local fake such as ``http://127.0.0.1:9000``).
-    Raises ``ValueError`` saying what form is expected.
+
+def normalize_space_url(value: str) -> str:
+    """The API base URL for ``SIGNALWIRE_SPACE``, from the forms people write.
+
+    ``example`` (the name the dashboard shows), ``example.signalwire.com`` and
+    ``https://example.signalwire.com`` with or without a trailing ``/`` all mean
+    ``https://example.signalwire.com``. For a local fake only: ``http://`` or
+    ``https://`` to a loopback address with a port. Anything else (a path, a query,
+    credentials, another scheme or domain, spaces) raises ``ValueError`` naming the
+    accepted forms: a space that does not answer is found at start-up, not by a caller.
     """
-    value = value.strip().rstrip("/")
-    if not value:
-        raise ValueError("is empty")
-    if "://" in value:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be a space host or an http(s) base URL")
-        return value
-    if not all(ch.isalnum() or ch in ".-" for ch in value):
-        raise ValueError("must be a space host such as example.signalwire.com")
-    if "." not in value:
-        value = f"{value}.signalwire.com"
-    return f"https://{value}"
+    text = value.strip()
+    if text.endswith("/"):
+        text = text[:-1]
+    if not text or any(ch.isspace() for ch in text):
+        raise ValueError(f"must be {SPACE_FORMS}")
+    if "://" not in text:
+        text = f"https://{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"must be {SPACE_FORMS}") from None
+    host = (parts.hostname or "").lower()
+    if (
+        parts.scheme not in ("http", "https")
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or not host
+    ):
+        raise ValueError(f"must be {SPACE_FORMS}")
+    if is_loopback_host(host):
+        if port is None:
+            raise ValueError(f"must be {SPACE_FORMS}")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
+    if parts.scheme == "http":
+        raise ValueError(
+            "http:// is only for a test server on this machine (127.0.0.1, ::1, localhost): "
+            f"the API token would cross the network in clear; use {SPACE_FORMS}"
+        )
+    name = host[: -len(_SPACE_DOMAIN)] if host.endswith(_SPACE_DOMAIN) else host
+    if port is not None or not _SPACE_NAME.match(name):
+        raise ValueError(f"must be {SPACE_FORMS}")
+    return f"https://{name}{_SPACE_DOMAIN}"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback IP address (the only hosts a local fake may use)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -690,3 +690,17 @@ async def test_deadline_covers_a_slow_connect_failure_and_a_hanging_retry(op):
     assert failed.value.kind == "timeout"
     assert failed.value.may_have_arrived is True
     assert elapsed < connect_seconds + deadline - 0.2, f"answered after {elapsed:.2f} s"
+
+
+async def test_a_space_that_does_not_answer_is_named_in_the_log(caplog) -> None:
+    """``SIGNALWIRE_SPACE=example`` that cannot be reached: the log says which host."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    caplog.set_level("WARNING", logger="mfa.signalwire")
+    error, _ = await run_with(refuse, do_send, base_url="https://example.signalwire.com")
+    assert isinstance(error, ProviderUnavailable)
+    (record,) = [r for r in caplog.records if r.getMessage() == "signalwire_unreachable"]
+    assert record.host == "example.signalwire.com"
+    assert record.kind == error.kind
