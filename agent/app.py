@@ -61,6 +61,10 @@ CONSCIENCE = (
     "and a caller is verified only when verify_mfa said so on this call."
 )
 POST_PROMPT_TEMPERATURE = 0.1
+SANDBOX_WITH_ACCOUNT_WARNING = (
+    "MFA_SANDBOX_WITH_ACCOUNT=1: the sandbox runs beside a SignalWire account. Codes go to "
+    "this page and the log, never to callers' phones."
+)
 
 
 def build_agent(
@@ -144,6 +148,7 @@ def build_agent(
             check_auth=agent.check_auth,
             agent_name=agent.name,
             sandbox=settings.provider is ProviderName.SANDBOX,
+            warning=SANDBOX_WITH_ACCOUNT_WARNING if settings.sandbox_with_account else "",
         )
     )
     exit_signals = CloseOnExitSignals(hub.close)

@@ -125,6 +125,22 @@ def serve() -> None:
                 "and 'texted' to the log, not to phones"
             },
         )
+    if settings.sandbox_with_account:
+        log.warning(
+            "sandbox_with_account",
+            extra={
+                "why": "MFA_SANDBOX_WITH_ACCOUNT=1: the sandbox runs beside SignalWire account "
+                "variables; codes go to the log and the live page, never to callers' phones"
+            },
+        )
+    if settings.signing_key_optional:
+        log.warning(
+            "unsigned_webhooks_accepted",
+            extra={
+                "why": "no SIGNALWIRE_SIGNING_KEY: allowed only because the space is on this "
+                "machine (a test server); a real space requires it"
+            },
+        )
     if settings.redis_url and settings.swaig_secret is None:
         log.warning(
             "replicas_need_swaig_secret",

@@ -30,7 +30,7 @@ from pydantic import (
 
 from agent.config_file import FileConfig, Strict
 from agent.ingress import parse_trusted_proxies
-from skills.mfa.providers.signalwire import normalize_space_url
+from skills.mfa.providers.signalwire import is_loopback_host, normalize_space_url
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,6 +73,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SIGNALWIRE_SWAIG_SECRET", "swaig_secret", secret=True, strip=False),
     EnvVar("SIGNALWIRE_SIGNING_KEY", "signing_key", secret=True, strip=False),
     EnvVar("MFA_PROVIDER", "provider"),
+    EnvVar("MFA_SANDBOX_WITH_ACCOUNT", "sandbox_with_account"),
     EnvVar("SIGNALWIRE_PROJECT_ID", "signalwire.project_id"),
     EnvVar("SIGNALWIRE_API_TOKEN", "signalwire.api_token", secret=True),
     EnvVar("SIGNALWIRE_SPACE", "signalwire.base_url"),
@@ -138,6 +139,8 @@ class Settings(Strict):
     signing_key: SecretStr | None = None
     provider: ProviderName
     provider_fell_back: bool = False
+    # MFA_SANDBOX_WITH_ACCOUNT=1: the sandbox on purpose beside account variables.
+    sandbox_with_account: bool = False
     signalwire: SignalWireCredentials | None = None
     redis_url: str | None = None
     outcome_webhook_url: str | None = None
@@ -215,8 +218,7 @@ class Settings(Strict):
                 raise ValueError(
                     "incomplete SignalWire account: it needs "
                     + ", ".join(unusable)
-                    + f" (an account needs all of {every}; for the sandbox set none of them, "
-                    f"or {env_name('provider')}=sandbox)"
+                    + f" (an account needs all of {every}; for the sandbox set none of them)"
                 )
             data["provider"] = ProviderName.SIGNALWIRE if mentioned else ProviderName.SANDBOX
             data["provider_fell_back"] = not mentioned
@@ -224,6 +226,7 @@ class Settings(Strict):
             data["provider"] = ProviderName(str(requested).lower())
         else:
             raise ValueError(f"{env_name('provider')} must be 'signalwire' or 'sandbox'")
+        _refuse_sandbox_beside_an_account(data, mentioned)
 
         if data.get("outcome_webhook_url") and not data.get("outcome_webhook_secret"):
             raise ValueError(
@@ -255,6 +258,7 @@ class Settings(Strict):
                 "webhooks that text real phones): use a long random string, or unset it to "
                 "have one generated"
             )
+        _require_signing_key_off_loopback(data, account)
         if not data.get("proxy_url_base") and not data.get("trusted_proxies"):
             raise ValueError(
                 f"{env_name('proxy_url_base')} is required with a SignalWire account: the "
@@ -264,10 +268,73 @@ class Settings(Strict):
             )
         return data
 
+    @field_validator("sandbox_with_account", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        return _parse_flag(value)
+
+    @property
+    def signing_key_optional(self) -> bool:
+        """An account whose space is a loopback fake may run unsigned (with a warning)."""
+        return (
+            self.signalwire is not None
+            and self.signing_key is None
+            and is_loopback_host(urlsplit(self.signalwire.base_url).hostname)
+        )
+
     @property
     def sandbox_db_path(self) -> Path:
         path = Path(self.file.sandbox_db_path)
         return path if path.is_absolute() else Path.cwd() / path
+
+
+def _refuse_sandbox_beside_an_account(data: dict[str, Any], mentioned: list[str]) -> None:
+    """``MFA_PROVIDER=sandbox`` left set next to an account (the swaig-test recipe exports
+    it) would run the sandbox on a production number: codes to the log, never to the
+    caller. Only on purpose, with ``MFA_SANDBOX_WITH_ACCOUNT=1``."""
+    if data["provider"] is not ProviderName.SANDBOX or not mentioned:
+        return
+    if _parse_flag(data.get("sandbox_with_account", False)) is True:
+        return
+    names = ", ".join(env_name(f"signalwire.{field}") for field in mentioned)
+    raise ValueError(
+        f"{env_name('provider')}=sandbox with SignalWire account variables set ({names}): "
+        "codes would go to the log, never to the caller's phone. Unset "
+        f"{env_name('provider')} to use the account, unset those variables for the sandbox, "
+        f"or set {env_name('sandbox_with_account')}=1 to run the sandbox beside them on purpose"
+    )
+
+
+def _require_signing_key_off_loopback(data: dict[str, Any], account: dict[str, Any]) -> None:
+    """SignalWire signs its webhooks in production. Without the key, anyone holding the
+    basic-auth pair (it is in every URL the SWML names) can post a whole fabricated
+    session under a live call's ``call_id``. A loopback space (a local fake) may skip it."""
+    if data.get("signing_key"):
+        return
+    try:
+        host = urlsplit(normalize_space_url(str(account.get("base_url", "")))).hostname
+    except ValueError:
+        return  # the space's own check names the problem
+    if is_loopback_host(host):
+        return
+    raise ValueError(
+        f"{env_name('signing_key')} is required with a SignalWire account: SignalWire signs "
+        "every webhook, and without the key anyone holding the basic-auth pair could post a "
+        "whole fabricated call. Copy the Signing Key from your space's API page "
+        "(Dashboard > API > Signing Key)"
+    )
+
+
+def _parse_flag(value: Any) -> Any:
+    """``1/true/yes/on`` and ``0/false/no/off`` (any case); anything else is left for
+    pydantic to refuse."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+    return value
 
 
 def _absolute_http_url(value: str | None, example: str) -> str | None:

@@ -36,8 +36,10 @@ def live_router(
     check_auth: Callable[[Request], bool],
     agent_name: str,
     sandbox: bool,
+    warning: str = "",
 ) -> APIRouter:
-    """The two routes; ``check_auth`` is the agent's basic-auth check."""
+    """The two routes; ``check_auth`` is the agent's basic-auth check. A ``warning`` is
+    shown as a banner at the top of the page (e.g. the sandbox beside an account)."""
     router = APIRouter()
 
     def unauthorized() -> Response:
@@ -69,6 +71,8 @@ def live_router(
             _PAGE.replace("{{NONCE}}", nonce)
             .replace("{{AGENT}}", html.escape(agent_name))
             .replace("{{SANDBOX}}", "true" if sandbox else "false")
+            .replace("{{WARNING_HIDDEN}}", "" if warning else "hidden")
+            .replace("{{WARNING}}", html.escape(warning))
         )
         return HTMLResponse(
             page,

@@ -492,3 +492,21 @@ def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
     assert returncode == -signal.SIGTERM
     assert "Application shutdown complete." in output
     assert "Finished server process" in output
+
+
+async def test_the_sandbox_beside_an_account_is_a_banner_on_the_live_page(
+    fake_signalwire, make_settings, serve_agent
+):
+    """MFA_SANDBOX_WITH_ACCOUNT=1: whoever watches the page sees that phones get nothing."""
+    _, sw_url = fake_signalwire
+    on_purpose = make_settings(
+        signalwire_url=sw_url, MFA_PROVIDER="sandbox", MFA_SANDBOX_WITH_ACCOUNT="1"
+    )
+    plain = make_settings()
+    async with httpx.AsyncClient(timeout=15) as http:
+        warned = await http.get(serve_agent(on_purpose) + "/live", auth=AUTH)
+        quiet = await http.get(serve_agent(plain) + "/live", auth=AUTH)
+    banner = '<div class="banner warning" id="warning-banner" role="alert" >'
+    assert banner + "MFA_SANDBOX_WITH_ACCOUNT=1: the sandbox runs beside" in warned.text
+    assert "never to callers&#x27; phones" in warned.text
+    assert 'id="warning-banner" role="alert" hidden></div>' in quiet.text

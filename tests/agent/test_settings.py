@@ -35,7 +35,8 @@ ACCOUNT = {
     "MFA_FROM_NUMBER": "+15559870000",
 }
 # What else an account needs to start: a public URL for the webhooks.
-CREDENTIALS = {**ACCOUNT, "SWML_PROXY_URL_BASE": "https://agent.example.com"}
+SIGNING_KEY = {"SIGNALWIRE_SIGNING_KEY": "PSKsigning0123456789abcdef"}
+CREDENTIALS = {**ACCOUNT, **SIGNING_KEY, "SWML_PROXY_URL_BASE": "https://agent.example.com"}
 
 
 def write_yaml(tmp_path: Path, data: Any, name: str = "config.yaml") -> Path:
@@ -97,7 +98,7 @@ def test_partial_account_names_each_missing_and_empty_variable() -> None:
         "incomplete SignalWire account: it needs SIGNALWIRE_API_TOKEN (set but empty), "
         "SIGNALWIRE_SPACE, MFA_FROM_NUMBER (an account needs all of SIGNALWIRE_PROJECT_ID, "
         "SIGNALWIRE_API_TOKEN, SIGNALWIRE_SPACE, MFA_FROM_NUMBER; for the sandbox set none of "
-        "them, or MFA_PROVIDER=sandbox)"
+        "them)"
     )
 
 
@@ -107,10 +108,13 @@ def test_one_empty_account_variable_stops_start_up(name: str) -> None:
     assert f"{name} (set but empty)" in message
 
 
-def test_partial_account_with_sandbox_forced_is_the_sandbox() -> None:
-    settings = load_settings({"SIGNALWIRE_PROJECT_ID": PROJECT_ID, "MFA_PROVIDER": "sandbox"})
-    assert settings.provider is ProviderName.SANDBOX
-    assert settings.signalwire is None
+def test_sandbox_beside_one_account_variable_stops_start_up_naming_it() -> None:
+    assert settings_error({"SIGNALWIRE_PROJECT_ID": PROJECT_ID, "MFA_PROVIDER": "sandbox"}) == (
+        "MFA_PROVIDER=sandbox with SignalWire account variables set (SIGNALWIRE_PROJECT_ID): "
+        "codes would go to the log, never to the caller's phone. Unset MFA_PROVIDER to use the "
+        "account, unset those variables for the sandbox, or set MFA_SANDBOX_WITH_ACCOUNT=1 to "
+        "run the sandbox beside them on purpose"
+    )
 
 
 def test_credentials_select_signalwire() -> None:
@@ -139,11 +143,59 @@ def test_explicit_signalwire_provider() -> None:
     assert settings.provider_fell_back is False
 
 
-def test_sandbox_forced_even_with_credentials() -> None:
-    settings = load_settings({**CREDENTIALS, "MFA_PROVIDER": "sandbox"})
+def test_sandbox_beside_a_whole_account_stops_start_up_naming_every_variable() -> None:
+    message = settings_error({**CREDENTIALS, "MFA_PROVIDER": "sandbox"})
+    assert message.startswith(
+        "MFA_PROVIDER=sandbox with SignalWire account variables set (SIGNALWIRE_PROJECT_ID, "
+        "SIGNALWIRE_API_TOKEN, SIGNALWIRE_SPACE, MFA_FROM_NUMBER): "
+    )
+    assert API_TOKEN not in message
+
+
+@pytest.mark.parametrize("flag", ["1", "true", "YES", "on"])
+def test_sandbox_beside_an_account_on_purpose(flag: str) -> None:
+    settings = load_settings(
+        {**CREDENTIALS, "MFA_PROVIDER": "sandbox", "MFA_SANDBOX_WITH_ACCOUNT": flag}
+    )
     assert settings.provider is ProviderName.SANDBOX
-    assert settings.provider_fell_back is False
+    assert settings.sandbox_with_account is True
     assert settings.signalwire is None
+
+
+@pytest.mark.parametrize("flag", ["0", "false", "no"])
+def test_sandbox_with_account_flag_off_still_stops(flag: str) -> None:
+    environ = {**CREDENTIALS, "MFA_PROVIDER": "sandbox", "MFA_SANDBOX_WITH_ACCOUNT": flag}
+    assert settings_error(environ).startswith("MFA_PROVIDER=sandbox with SignalWire account")
+
+
+def test_a_bad_sandbox_with_account_flag_names_the_variable() -> None:
+    environ = {**CREDENTIALS, "MFA_PROVIDER": "sandbox", "MFA_SANDBOX_WITH_ACCOUNT": "maybe"}
+    assert "MFA_SANDBOX_WITH_ACCOUNT" in settings_error(environ)
+
+
+# -- the signing key: required off loopback -----------------------------------------------------
+
+
+def test_an_account_on_a_real_space_needs_the_signing_key() -> None:
+    environ = {k: v for k, v in CREDENTIALS.items() if k != "SIGNALWIRE_SIGNING_KEY"}
+    assert settings_error(environ) == (
+        "SIGNALWIRE_SIGNING_KEY is required with a SignalWire account: SignalWire signs every "
+        "webhook, and without the key anyone holding the basic-auth pair could post a whole "
+        "fabricated call. Copy the Signing Key from your space's API page "
+        "(Dashboard > API > Signing Key)"
+    )
+
+
+@pytest.mark.parametrize("space", ["http://127.0.0.1:9000", "https://localhost:9443"])
+def test_a_loopback_space_may_run_without_the_signing_key(space: str) -> None:
+    environ = {k: v for k, v in CREDENTIALS.items() if k != "SIGNALWIRE_SIGNING_KEY"}
+    settings = load_settings({**environ, "SIGNALWIRE_SPACE": space})
+    assert settings.signing_key is None
+    assert settings.signing_key_optional is True
+
+
+def test_with_the_key_nothing_is_optional() -> None:
+    assert load_settings(dict(CREDENTIALS)).signing_key_optional is False
 
 
 def test_unknown_provider_is_refused() -> None:
@@ -551,7 +603,7 @@ def test_generated_password_with_an_account_is_fine() -> None:
 
 
 def test_account_without_a_public_url_is_refused() -> None:
-    assert settings_error(dict(ACCOUNT)) == (
+    assert settings_error({**ACCOUNT, **SIGNING_KEY}) == (
         "SWML_PROXY_URL_BASE is required with a SignalWire account: the public https URL "
         "SignalWire reaches (e.g. https://agent.example.com), or name your reverse proxy in "
         "MFA_TRUSTED_PROXIES to take the host from it"
@@ -559,7 +611,9 @@ def test_account_without_a_public_url_is_refused() -> None:
 
 
 def test_account_behind_a_named_proxy_starts() -> None:
-    settings = load_settings({**ACCOUNT, "MFA_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/24"})
+    settings = load_settings(
+        {**ACCOUNT, **SIGNING_KEY, "MFA_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/24"}
+    )
     assert settings.provider is ProviderName.SIGNALWIRE
     assert settings.proxy_url_base is None
 

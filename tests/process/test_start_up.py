@@ -29,10 +29,13 @@ ACCOUNT = {
     "SIGNALWIRE_SPACE": "example.signalwire.com",
     "MFA_FROM_NUMBER": "+15559870000",
 }
-PUBLIC_URL = {"SWML_PROXY_URL_BASE": "https://agent.example.com"}
+PUBLIC_URL = {
+    "SWML_PROXY_URL_BASE": "https://agent.example.com",
+    "SIGNALWIRE_SIGNING_KEY": "PSKsigning0123456789abcdef",
+}
 INCOMPLETE = (
     " (an account needs all of SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, SIGNALWIRE_SPACE, "
-    "MFA_FROM_NUMBER; for the sandbox set none of them, or MFA_PROVIDER=sandbox)"
+    "MFA_FROM_NUMBER; for the sandbox set none of them)"
 )
 
 
@@ -103,8 +106,9 @@ def test_plain_http_space_off_this_machine_is_refused(tmp_path):
     assert_stops_with(
         result,
         f"{ERROR}SIGNALWIRE_SPACE: http:// is only for a test server on this machine "
-        "(127.0.0.1, ::1, localhost): the API token would cross the network in clear; use the "
-        "space host (e.g. example.signalwire.com) or https://",
+        "(127.0.0.1, ::1, localhost): the API token would cross the network in clear; use your "
+        "space's name or URL: example, example.signalwire.com or https://example.signalwire.com "
+        "(http://127.0.0.1:PORT only for a test server on this machine)",
     )
     assert API_TOKEN not in result.stderr
 
@@ -114,8 +118,9 @@ def test_space_with_a_path_is_refused(tmp_path):
     result = start_up(tmp_path, **{**ACCOUNT, **PUBLIC_URL, "SIGNALWIRE_SPACE": space})
     assert_stops_with(
         result,
-        f"{ERROR}SIGNALWIRE_SPACE: must be the space host alone, without a path "
-        "(e.g. example.signalwire.com)",
+        f"{ERROR}SIGNALWIRE_SPACE: must be your space's name or URL: example, "
+        "example.signalwire.com or https://example.signalwire.com (http://127.0.0.1:PORT only "
+        "for a test server on this machine)",
     )
 
 
@@ -130,12 +135,41 @@ def test_short_password_with_an_account_is_refused(tmp_path):
 
 
 def test_account_without_a_public_url_is_refused(tmp_path):
-    result = start_up(tmp_path, **ACCOUNT, SWML_PROXY_URL_BASE="", MFA_TRUSTED_PROXIES="")
+    result = start_up(
+        tmp_path,
+        **ACCOUNT,
+        SIGNALWIRE_SIGNING_KEY=PUBLIC_URL["SIGNALWIRE_SIGNING_KEY"],
+        SWML_PROXY_URL_BASE="",
+        MFA_TRUSTED_PROXIES="",
+    )
     assert_stops_with(
         result,
         f"{ERROR}SWML_PROXY_URL_BASE is required with a SignalWire account: the public https "
         "URL SignalWire reaches (e.g. https://agent.example.com), or name your reverse proxy "
         "in MFA_TRUSTED_PROXIES to take the host from it",
+    )
+
+
+def test_sandbox_beside_an_account_stops_start_up(tmp_path):
+    result = start_up(tmp_path, **ACCOUNT, **PUBLIC_URL, MFA_PROVIDER="sandbox")
+    assert_stops_with(
+        result,
+        f"{ERROR}MFA_PROVIDER=sandbox with SignalWire account variables set "
+        "(SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN, SIGNALWIRE_SPACE, MFA_FROM_NUMBER): codes "
+        "would go to the log, never to the caller's phone. Unset MFA_PROVIDER to use the account, "
+        "unset those variables for the sandbox, or set MFA_SANDBOX_WITH_ACCOUNT=1 to run the "
+        "sandbox beside them on purpose",
+    )
+
+
+def test_an_account_without_the_signing_key_stops_start_up(tmp_path):
+    result = start_up(tmp_path, **ACCOUNT, SWML_PROXY_URL_BASE="https://agent.example.com")
+    assert_stops_with(
+        result,
+        f"{ERROR}SIGNALWIRE_SIGNING_KEY is required with a SignalWire account: SignalWire signs "
+        "every webhook, and without the key anyone holding the basic-auth pair could post a "
+        "whole fabricated call. Copy the Signing Key from your space's API page "
+        "(Dashboard > API > Signing Key)",
     )
 
 
