@@ -92,14 +92,14 @@ def build_agent(
     agent.on_lifecycle(stop=http.aclose)
     state = agent.state = state_backend(settings.redis_url, settings.sandbox_db_path)
     agent.on_lifecycle(start=state.start, stop=state.aclose)
-    agent.add_readiness_check(state.ready)
+    agent.add_readiness_check(state.name if state.name == "redis" else "state", state.ready)
 
     # The live stream: this process's hub, fed through the replicas' shared relay if any.
     hub = agent.live_hub = EventHub(agent_id=agent.agent_id, counters=DailyCounters())
     relay = state.event_relay(show=hub.fan_out)
     if relay is not None:
         agent.on_lifecycle(start=relay.start, stop=relay.stop)
-        agent.add_readiness_check(relay.ready)
+        agent.add_readiness_check("event_relay", relay.ready)
     live = agent.live_feed = LiveFeed(relay.publish if relay is not None else hub.publish)
 
     def log_and_show_sandbox_text(text: SandboxText) -> None:
@@ -162,7 +162,9 @@ def build_agent(
         agent.publisher.subscribe(webhook.on_event)
         agent.on_lifecycle(stop=webhook.aclose)  # registered after the client: stops before it
 
-    replace_ready_route(agent, agent.is_ready)
+    # Last: it watches what the parts above started, and stops before any of them.
+    agent.on_lifecycle(start=agent.readiness.start, stop=agent.readiness.stop)
+    replace_ready_route(agent, agent.ready_checks)
     wrap_lifespan(agent.get_app(), agent.running)
     replace_sdk_middleware(agent.get_app())
     # Outermost but the headers: auth, then the body limit, before anything reads a body.

@@ -14,6 +14,7 @@ from agent.call_config import TOOL_TOKEN_EXPIRY_SECONDS
 from agent.live.hub import EventHub
 from agent.live.mfa_events import LiveFeed
 from agent.outcome_webhook import OutcomeWebhook
+from agent.readiness import Readiness
 from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.settings import Settings
 from agent.state import StateBackend
@@ -59,7 +60,7 @@ class MfaAgent(GuardedAgentBase):
         self.live_hub: EventHub | None = None
         self.live_feed: LiveFeed | None = None
         self.outcome_webhook: OutcomeWebhook | None = None
-        self._readiness_checks: list[Callable[[], Awaitable[bool]]] = []
+        self.readiness = Readiness()
         self._summary_listeners: list[SummaryListener] = []
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
@@ -90,16 +91,13 @@ class MfaAgent(GuardedAgentBase):
         if stop is not None:
             self._on_stop.append(stop)
 
-    def add_readiness_check(self, check: Callable[[], Awaitable[bool]]) -> None:
-        self._readiness_checks.append(check)
+    def add_readiness_check(self, name: str, check: Callable[[], Awaitable[bool]]) -> None:
+        """``check`` answers whether the dependency ``name`` works; ``/ready`` names it."""
+        self.readiness.add(name, check)
 
-    async def is_ready(self) -> bool:
-        if self.breaker is None:
-            return False
-        for check in self._readiness_checks:
-            if not await check():
-                return False
-        return True
+    async def ready_checks(self) -> dict[str, str]:
+        """Each dependency's state for ``/ready``: ``{"redis": "ok", ...}``."""
+        return await self.readiness.checks()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

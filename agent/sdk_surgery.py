@@ -143,8 +143,9 @@ def serve_is_intercepted() -> bool:
     return AgentBase.serve is not _SDK_SERVE
 
 
-def replace_ready_route(agent: AgentBase, is_ready: Callable[[], Awaitable[bool]]) -> None:
-    """Replace the SDK's always-green ``/ready`` with one that asks ``is_ready``."""
+def replace_ready_route(agent: AgentBase, checks: Callable[[], Awaitable[dict[str, str]]]) -> None:
+    """Replace the SDK's always-green ``/ready`` with one that names each dependency:
+    ``{"ready": false, "checks": {"redis": "down"}}`` and a 503 when any is not ``ok``."""
     app = agent.get_app()
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) != "/ready"
@@ -153,10 +154,10 @@ def replace_ready_route(agent: AgentBase, is_ready: Callable[[], Awaitable[bool]
 
     @router.get("/ready")
     async def ready() -> JSONResponse:
-        ok = await is_ready()
-        return JSONResponse(
-            {"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503
-        )
+        states = await checks()
+        ok = all(state == "ok" for state in states.values())
+        body = {"ready": ok, "status": "ready" if ok else "not_ready", "checks": states}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     agent.mount(router)
 

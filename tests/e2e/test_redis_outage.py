@@ -50,3 +50,50 @@ async def test_no_text_goes_out_while_the_limit_counters_are_down(
     assert len(fake.texts) == 1, "a text went out while the limit could not be checked"
     assert sms_requests(fake) == 1
     assert [text["to"] for text in fake.texts] == [CALLER]
+
+
+async def _ready(http: httpx.AsyncClient, url: str) -> tuple[int, dict]:
+    answer = await http.get(url + "/ready")
+    return answer.status_code, answer.json()
+
+
+async def test_ready_names_the_dependency_that_is_down_and_the_log_says_when_it_is_back(
+    own_redis_server, fake_signalwire, make_settings, serve_agent, caplog
+):
+    import asyncio
+    import time
+
+    caplog.set_level("INFO", logger="mfa.readiness")
+    _, signalwire_url = fake_signalwire
+    settings = make_settings(signalwire_url=signalwire_url, REDIS_URL=own_redis_server.url)
+    url = serve_agent(settings)
+
+    def transitions() -> list[tuple[str, str]]:
+        return [
+            (r.getMessage(), r.dependency)
+            for r in caplog.records
+            if r.getMessage() in ("dependency_down", "dependency_back")
+        ]
+
+    async with httpx.AsyncClient(timeout=15) as http:
+        assert await _ready(http, url) == (
+            200,
+            {"ready": True, "status": "ready", "checks": {"redis": "ok", "event_relay": "ok"}},
+        )
+        assert transitions() == []
+
+        own_redis_server.stop()
+        status, body = await _ready(http, url)
+        assert status == 503
+        assert body["ready"] is False and body["checks"]["redis"] == "down"
+        await _ready(http, url)  # still down: said once, not per poll
+        assert transitions().count(("dependency_down", "redis")) == 1
+
+        own_redis_server.start()
+        deadline = time.monotonic() + 15
+        while (await _ready(http, url))[0] != 200:
+            assert time.monotonic() < deadline, "/ready did not recover"
+            await asyncio.sleep(0.2)
+    assert ("dependency_back", "redis") in transitions()
+    down_at = transitions().index(("dependency_down", "redis"))
+    assert transitions().index(("dependency_back", "redis")) > down_at
