@@ -23,6 +23,8 @@ all drive the agent through it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -90,6 +92,9 @@ class PlatformCall:
     end_of_speech_timeouts: list[int] = field(default_factory=list)
     refused_swml: int = 0
     failed_handoffs: list[str] = field(default_factory=list)
+    # SIGNALWIRE_SIGNING_KEY: sign every POST as SignalWire does (the agent refuses
+    # unsigned webhooks when it has the key).
+    signing_key: str | None = None
 
     async def start(self) -> dict[str, Any]:
         """POST the call to ``/`` as SignalWire does and read the SWML's AI section."""
@@ -103,7 +108,7 @@ class PlatformCall:
             },
             "vars": {},
         }
-        response = await self.http.post(self.base_url + "/", json=payload, auth=self.auth)
+        response = await self._post_json(self.base_url + "/", payload, self.auth)
         response.raise_for_status()
         self.swml = response.json()
         ai = _ai_section(self.swml)
@@ -152,7 +157,7 @@ class PlatformCall:
         """POST to the webhook's path and query on ``base_url``, with the URL's credentials."""
         parts = urlsplit(web_hook_url)
         target = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        response = await self.http.post(target, json=body, auth=_url_auth(parts, self.auth))
+        response = await self._post_json(target, body, _url_auth(parts, self.auth))
         try:
             data = response.json()
         except ValueError:
@@ -223,8 +228,32 @@ class PlatformCall:
             "content_type": "text/swaig",
             "version": "2.0",
         }
-        response = await self.http.post(target, json=body, auth=auth)
+        response = await self._post_json(target, body, auth)
         return response.status_code
+
+    async def _post_json(
+        self, url: str, body: dict[str, Any], auth: tuple[str, str]
+    ) -> httpx.Response:
+        """POST ``body`` as JSON bytes, signed over exactly ``url`` and those bytes when the
+        call has a signing key."""
+        content = json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        if self.signing_key:
+            headers.update(signalwire_signature(self.signing_key, url, content))
+        return await self.http.post(url, content=content, headers=headers, auth=auth)
+
+
+def signalwire_signature(key: str, url: str, body: bytes) -> dict[str, str]:
+    """The headers SignalWire signs a JSON webhook with: hex HMAC-SHA1 and HMAC-SHA256 of
+    the full URL followed by the raw body, under the space's signing key (the scheme the
+    SDK's ``signalwire/core/security/webhook_validator.py`` checks)."""
+    message = url.encode() + body
+    return {
+        "X-SignalWire-Signature": hmac.new(key.encode(), message, hashlib.sha1).hexdigest(),
+        "X-SignalWire-Sha256-Signature": hmac.new(
+            key.encode(), message, hashlib.sha256
+        ).hexdigest(),
+    }
 
 
 def _url_auth(parts: SplitResult, default: tuple[str, str]) -> tuple[str, str]:

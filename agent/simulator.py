@@ -37,15 +37,35 @@ FINAL_PHRASES = ("no tries left", "expired, was already used", "No code has been
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m agent call", description="Play one verification call against the agent."
+        prog="python -m agent call",
+        description="Play one verification call against the agent.",
+        epilog="Environment: AGENT_URL (--url), SWML_BASIC_AUTH_USER (--user), "
+        "SWML_BASIC_AUTH_PASSWORD (--password: keep it here, out of the process list), "
+        "SIGNALWIRE_SIGNING_KEY (--signing-key). Without --url the in-process agent reads "
+        "every variable of `python -m agent --help`.",
     )
     parser.add_argument(
         "--url",
         default=os.environ.get("AGENT_URL"),
-        help="a running agent's base URL (default: start one in-process)",
+        help="a running agent's base URL (default: start one in-process); env AGENT_URL",
     )
-    parser.add_argument("--user", default=os.environ.get("SWML_BASIC_AUTH_USER"))
-    parser.add_argument("--password", default=os.environ.get("SWML_BASIC_AUTH_PASSWORD"))
+    parser.add_argument(
+        "--user",
+        default=os.environ.get("SWML_BASIC_AUTH_USER"),
+        help="the agent's basic-auth user; env SWML_BASIC_AUTH_USER",
+    )
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("SWML_BASIC_AUTH_PASSWORD"),
+        help="the agent's basic-auth password; env SWML_BASIC_AUTH_PASSWORD (preferred: a "
+        "password on the command line shows in the process list)",
+    )
+    parser.add_argument(
+        "--signing-key",
+        default=os.environ.get("SIGNALWIRE_SIGNING_KEY"),
+        help="sign each request as SignalWire does, for an agent that has "
+        "SIGNALWIRE_SIGNING_KEY; env SIGNALWIRE_SIGNING_KEY",
+    )
     parser.add_argument(
         "--caller", default="+15551230001", help="the caller ID the call comes from (E.164)"
     )
@@ -78,20 +98,34 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
                 )
                 return 2
             base_url, auth = args.url.rstrip("/"), (args.user, args.password)
+            signing_key = args.signing_key
         else:
-            base_url, auth = stack.enter_context(_in_process_agent(load_settings(), outbox))
+            settings = load_settings()
+            base_url, auth = stack.enter_context(_in_process_agent(settings, outbox))
+            key = settings.signing_key
+            signing_key = key.get_secret_value() if key is not None else None
         answers = iter(args.say) if args.say else None
         ask = (lambda: next(answers, "")) if answers is not None else _ask_keyboard
         try:
             return asyncio.run(
                 play_call(
-                    base_url, auth, args.caller, ask, outbox, sys.stdout, account=args.account
+                    base_url,
+                    auth,
+                    args.caller,
+                    ask,
+                    outbox,
+                    sys.stdout,
+                    account=args.account,
+                    signing_key=signing_key,
                 )
             )
         except httpx.HTTPStatusError as exc:
             status = exc.response.status_code
-            hint = "check --user/--password" if status == 401 else "the agent refused the call"
-            print(f"call: {status}: {hint} (agent at {base_url})", file=sys.stderr)
+            print(
+                f"call: {status}: {_refusal_hint(status, signed=bool(signing_key))} "
+                f"(agent at {base_url})",
+                file=sys.stderr,
+            )
             return 2
         except httpx.HTTPError as exc:
             print(
@@ -99,6 +133,24 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
                 file=sys.stderr,
             )
             return 2
+
+
+def _refusal_hint(status: int, *, signed: bool) -> str:
+    """What an operator should check when the agent refuses the call's first request."""
+    if status == 401:
+        return "the agent refused the credentials: check --user/--password (SWML_BASIC_AUTH_*)"
+    if status == 403 and not signed:
+        return (
+            "the agent refused the call: it most likely checks webhook signatures "
+            "(SIGNALWIRE_SIGNING_KEY); give the simulator the same key with --signing-key "
+            "or SIGNALWIRE_SIGNING_KEY"
+        )
+    if status == 403:
+        return (
+            "the agent refused the call's signature: is --signing-key (SIGNALWIRE_SIGNING_KEY) "
+            "the agent's key, and --url the address the agent sees?"
+        )
+    return "the agent refused the call"
 
 
 async def play_call(
@@ -110,9 +162,12 @@ async def play_call(
     out: TextIO,
     *,
     account: str | None = None,
+    signing_key: str | None = None,
 ) -> int:
     async with httpx.AsyncClient(timeout=20) as http:
-        call = PlatformCall(http=http, base_url=base_url, auth=auth, caller=caller)
+        call = PlatformCall(
+            http=http, base_url=base_url, auth=auth, caller=caller, signing_key=signing_key
+        )
         await call.start()
         print(f"call {call.call_id} from {caller} to the agent at {base_url}", file=out)
         sent_at = time.time()

@@ -157,3 +157,84 @@ def test_the_simulator_shows_a_hang_up_when_no_code_is_left(tmp_path):
     assert process.returncode == 1, err
     assert "[platform] after Jim's last sentence, the call is hung up" in out
     assert out.count("> verify_mfa") == 1  # nothing after the hang-up
+
+
+SIGNING_KEY = "PSKsimulator0123456789abcdef"
+
+
+def _simulator_against(tmp_path, agent, *args: str, **env: str) -> subprocess.Popen[str]:
+    """The simulator against ``agent``, its password (and key) from the environment only."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "call",
+            "--url",
+            agent.url,
+            "--caller",
+            "+15551230077",
+            *list(args),
+        ],
+        env=sandbox_env(
+            tmp_path,
+            SWML_BASIC_AUTH_USER="operator",
+            SWML_BASIC_AUTH_PASSWORD="s3cret-test-password",
+            **env,
+        ),
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_simulator_signs_with_the_key_from_the_environment(tmp_path):
+    agent = AgentProcess(tmp_path, SIGNALWIRE_SIGNING_KEY=SIGNING_KEY)
+    try:
+        agent.wait_ready()
+        process = _simulator_against(tmp_path, agent, SIGNALWIRE_SIGNING_KEY=SIGNING_KEY)
+        code = texted_code(process)
+        out, err = process.communicate(f"{code}\n", timeout=60)
+        assert process.returncode == 0, err
+        assert "global_data.mfa_verified = true" in out
+    finally:
+        agent.stop()
+
+
+def test_an_unsigned_simulator_is_told_the_signing_key_is_the_likely_cause(tmp_path):
+    agent = AgentProcess(tmp_path, SIGNALWIRE_SIGNING_KEY=SIGNING_KEY)
+    try:
+        agent.wait_ready()
+        process = _simulator_against(tmp_path, agent, "--say", "123456")
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 2
+        assert "call: 403: the agent refused the call: it most likely checks webhook " in err
+        assert "signatures (SIGNALWIRE_SIGNING_KEY); give the simulator the same key" in err
+        wrong = _simulator_against(tmp_path, agent, "--signing-key", "not-the-key", "--say", "1")
+        _, err = wrong.communicate(timeout=60)
+        assert wrong.returncode == 2
+        assert "call: 403: the agent refused the call's signature" in err
+    finally:
+        agent.stop()
+
+
+def test_call_help_names_the_environment_variables_it_reads(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "call", "--help"],
+        env=sandbox_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name in (
+        "AGENT_URL",
+        "SWML_BASIC_AUTH_USER",
+        "SWML_BASIC_AUTH_PASSWORD",
+        "SIGNALWIRE_SIGNING_KEY",
+    ):
+        assert name in text
+    assert "--signing-key" in text
