@@ -9,7 +9,7 @@ import sys
 from typing import NoReturn
 
 from agent.config_file import code_policy_warnings
-from agent.logging_setup import configure_logging
+from agent.logging_setup import configure_logging, print_json_line
 
 # Imported here, not in serve(): it must see AgentBase.serve before swaig-test replaces it.
 from agent.sdk_surgery import serve_is_intercepted
@@ -152,11 +152,12 @@ def serve() -> None:
         )
     if settings.basic_auth_generated:
         # Printed once, on stderr, so the operator can reach the agent; never logged.
-        print(
-            f"mfa-agent: no SWML_BASIC_AUTH_PASSWORD set; generated credentials for this run: "
-            f"{settings.basic_auth_user}:{settings.basic_auth_password.get_secret_value()}",
-            file=sys.stderr,
-            flush=True,
+        print_json_line(
+            "mfa.agent",
+            "generated_credentials",
+            why="no SWML_BASIC_AUTH_PASSWORD set; these work for this run only",
+            user=settings.basic_auth_user,
+            password=settings.basic_auth_password.get_secret_value(),
         )
     log.info(
         "agent_configured",

@@ -43,15 +43,34 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# What the SDK's structlog event dicts carry that our own keys already say.
+_SDK_OWN_KEYS = frozenset({"event", "level", "logger", "timestamp", "logger_name"})
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line, with one set of keys for every logger: ``ts``, ``level``,
+    ``logger``, ``msg``, then the record's own fields. The SDK logs through structlog,
+    whose records carry an event dict as their message (``event``, ``timestamp``,
+    ``message``, ...): its ``event`` becomes ``msg``, its ``message`` becomes ``detail``,
+    and its other fields follow ours."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact(record.getMessage()),
         }
+        if isinstance(record.msg, dict):  # structlog (the SDK)
+            fields = dict(record.msg)
+            entry["msg"] = redact(str(fields.get("event", "")))
+            for key, value in fields.items():
+                if key in _SDK_OWN_KEYS or key.startswith("_"):
+                    continue
+                name = "detail" if key == "message" else key
+                entry[name] = redact(value) if isinstance(value, str) else value
+        else:
+            entry["msg"] = redact(record.getMessage())
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
@@ -77,9 +96,7 @@ def configure_logging(level: str = "INFO") -> None:
     # The SDK's default is stdout; every log line belongs on stderr with ours.
     os.environ.setdefault("SIGNALWIRE_LOG_MODE", "stderr")
     _route_uvicorn_logging_here(level)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RedactingFilter())
+    handler = json_handler()
     # asyncio's too: its accept-failure alert would otherwise go out as plain text with a
     # traceback (Python's last-resort handler), once per pending connection.
     for name in ("mfa", "agent", "skills", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
@@ -91,6 +108,42 @@ def configure_logging(level: str = "INFO") -> None:
         # filters set on the logger itself: the access log stays redacted.
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+    _adopt_sdk_logging(handler)
+
+
+def json_handler() -> logging.Handler:
+    """A stderr handler writing our JSON lines, redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    return handler
+
+
+def _adopt_sdk_logging(handler: logging.Handler) -> None:
+    """The SDK's lines in our format. Its ``configure_logging`` runs once per process (it
+    keeps a flag): run it now, so ``serve()`` calling it later changes nothing, then give
+    its ``signalwire`` logger our handler instead of structlog's own renderer."""
+    from signalwire.core.logging_config import configure_logging as configure_sdk_logging
+
+    configure_sdk_logging()
+    sdk = logging.getLogger("signalwire")
+    sdk.handlers[:] = [handler]
+    sdk.propagate = False
+
+
+def print_json_line(logger: str, msg: str, level: str = "warning", **fields: Any) -> None:
+    """A line in the log's format written straight to stderr, bypassing the log handlers
+    and their redaction: only for what must reach the operator once (generated
+    credentials), never for anything a log pipeline should keep."""
+    now = time.time()
+    entry: dict[str, Any] = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+        "level": level,
+        "logger": logger,
+        "msg": msg,
+        **fields,
+    }
+    print(json.dumps(entry), file=sys.stderr, flush=True)
 
 
 def _route_uvicorn_logging_here(level: str) -> None:

@@ -45,3 +45,23 @@ def test_records_are_redacted_and_exceptions_reduced_to_their_type():
     assert "secret-token" not in json.dumps(line)
     assert line["exc_type"] == "ValueError"
     assert "123456" not in json.dumps(line)
+
+
+def test_the_sdks_structlog_records_take_our_keys():
+    """The SDK hands stdlib an event dict as the message: rendered with our keys."""
+    event = {
+        "event": "swaig_failed",
+        "message": "see https://mfa:hunter2@agent.example.com/swaig/",
+        "timestamp": "2026-12-03T10:00:00Z",
+        "level": "warning",
+        "logger": "signalwire.agent_base",
+        "agent": "mfa-agent",
+        "_record": object(),
+    }
+    record = logging.makeLogRecord(
+        {"msg": event, "levelname": "WARNING", "name": "signalwire.agent_base"}
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert list(line) == ["ts", "level", "logger", "msg", "detail", "agent"]
+    assert line["msg"] == "swaig_failed" and line["level"] == "warning"
+    assert line["detail"] == "see https://[redacted]@agent.example.com/swaig/"

@@ -137,11 +137,13 @@ def test_generated_password_is_printed_once_and_works(tmp_path):
     try:
         line = ""
         deadline = time.monotonic() + 30
-        while "generated credentials" not in line:
+        while '"generated_credentials"' not in line:
             line = agent.process.stdout.readline()
             assert line or agent.process.poll() is None
             assert time.monotonic() < deadline
-        user, password = line.strip().rsplit(" ", 1)[1].split(":", 1)
+        printed = json.loads(line)  # a JSON line like every other
+        assert list(printed)[:4] == ["ts", "level", "logger", "msg"]
+        user, password = printed["user"], printed["password"]
         agent.wait_ready("/health")
         assert httpx.get(agent.url + "/", auth=(user, password), timeout=2).status_code == 200
         assert httpx.get(agent.url + "/", auth=(user, "wrong"), timeout=2).status_code == 401

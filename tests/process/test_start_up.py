@@ -255,12 +255,14 @@ def test_stdout_stays_empty_and_every_log_line_is_json_on_stderr(tmp_path):
         process.terminate()
         out, err = process.communicate(timeout=20)
     assert out == ""
-    lines = err.splitlines()
-    assert any("webhook_signature_validation_disabled" in line for line in lines)  # the SDK's
-    for line in lines:
-        if line.startswith("mfa-agent: no SWML_BASIC_AUTH_PASSWORD set"):
-            continue  # the generated credentials, printed once for the operator
-        assert isinstance(json.loads(line), dict), line
+    entries = [json.loads(line) for line in err.splitlines()]
+    # One set of keys on every line: ours, the SDK's, uvicorn's, the generated credentials.
+    for entry in entries:
+        assert list(entry)[:4] == ["ts", "level", "logger", "msg"], entry
+        assert not {"event", "timestamp", "message"} & set(entry), entry
+    (sdk,) = [e for e in entries if e["msg"] == "webhook_signature_validation_disabled"]
+    assert sdk["logger"] == "signalwire.agent_base" and sdk["level"] == "warning"
+    assert any(e["msg"] == "generated_credentials" for e in entries)
 
 
 def test_simulator_says_401_means_credentials(tmp_path):
