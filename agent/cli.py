@@ -19,6 +19,9 @@ log = logging.getLogger("mfa.agent")
 
 USAGE = """\
 usage: python -m agent [serve]             serve the agent (the default)
+       python -m agent check               preflight: talk to every configured dependency,
+                                           one line each (ok, warn, FAIL with the fix);
+                                           exit 0 only when nothing failed
        python -m agent call [options]      play one verification call, no phone needed
                                            (python -m agent call --help for its options)
        python -m agent --help              this text
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> None:
         from agent.simulator import main as call_main
 
         sys.exit(call_main(args[1:], load_settings=load_or_exit))
+    if args[:1] == ["check"]:
+        from agent.preflight import main as check_main
+
+        configure_logging("WARNING")
+        sys.exit(check_main(args[1:], load_settings=load_settings, out=sys.stdout))
     if args[:1] == ["serve"]:
         args = args[1:]
     if args and args[0] in HELP_ARGS:

@@ -57,6 +57,11 @@ class FakeSignalWire:
     fault: str | None = None
     clock_offset: float = 0.0
     new_code: Callable[[int], str] = random_digits
+    # What ``GET /api/relay/rest/phone_numbers`` lists (the preflight checks the sender).
+    owned_numbers: list[str] = field(default_factory=lambda: ["+15559870000"])
+    # The token's scopes: without "numbers" the number list is refused (403), without
+    # "management" the MFA API is (SignalWire's reference: the MFA API needs Management).
+    scopes: set[str] = field(default_factory=lambda: {"management", "numbers"})
     texts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _pending: dict[str, _Pending] = field(default_factory=dict)
@@ -76,6 +81,7 @@ class FakeSignalWire:
             routes=[
                 Route("/api/relay/rest/mfa/sms", self._send, methods=["POST"]),
                 Route("/api/relay/rest/mfa/{request_id}/verify", self._verify, methods=["POST"]),
+                Route("/api/relay/rest/phone_numbers", self._phone_numbers, methods=["GET"]),
             ]
         )
 
@@ -92,6 +98,8 @@ class FakeSignalWire:
             return _invalid("to is not a mobile number")
         if not _authorised(request.headers.get("authorization", "")):
             return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        if "management" not in self.scopes:
+            return JSONResponse({"error": "Forbidden"}, status_code=403)
         try:
             body = await request.json()
         except ValueError:
@@ -149,6 +157,22 @@ class FakeSignalWire:
                 pending.verified = True
                 return JSONResponse({"success": True})
         return JSONResponse({"success": False})
+
+    async def _phone_numbers(self, request: Request) -> Response:
+        """List phone numbers (SignalWire's REST reference), filtered by substring."""
+        if not _authorised(request.headers.get("authorization", "")):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        if "numbers" not in self.scopes:
+            return JSONResponse({"error": "Forbidden"}, status_code=403)
+        wanted = request.query_params.get("filter_number", "")
+        data = [
+            {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, number)), "number": number}
+            for number in self.owned_numbers
+            if wanted in number
+        ]
+        with self._lock:
+            self.requests.append({"path": request.url.path, "body": None})
+        return JSONResponse({"links": {}, "data": data})
 
 
 def _authorised(header: str) -> bool:
