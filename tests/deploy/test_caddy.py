@@ -76,7 +76,7 @@ class Caddy:
             "CADDY_HTTPS_PORT": str(self.port),
             "MFA_PUBLIC_HOST": self.url,
             "MFA_TLS": f"{cert} {key}",
-            "MFA_AGENT_UPSTREAM": f"127.0.0.1:{upstream_port}",
+            "MFA_AGENT_UPSTREAMS": f"127.0.0.1:{upstream_port}",
         }
         self.log_path = tmp_path / "caddy.log"
         self._log = self.log_path.open("w")
