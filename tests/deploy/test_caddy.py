@@ -76,7 +76,7 @@ class Caddy:
             "CADDY_HTTPS_PORT": str(self.port),
             "MFA_PUBLIC_HOST": self.url,
             "MFA_TLS": f"{cert} {key}",
-            "MFA_AGENT_UPSTREAM": f"127.0.0.1:{upstream_port}",
+            "MFA_AGENT_UPSTREAMS": f"127.0.0.1:{upstream_port}",
         }
         self.log_path = tmp_path / "caddy.log"
         self._log = self.log_path.open("w")
@@ -178,7 +178,7 @@ def test_calls_verify_through_caddy_while_idle_connections_sit_on_it(deployment)
 
 
 def test_caddy_refuses_big_bodies_and_plain_http(deployment):
-    _, caddy, tls = deployment
+    agent, caddy, tls = deployment
     response = httpx.post(
         caddy.url + "/swaig/", content=b"x" * 2_000_000, auth=AUTH, verify=tls, timeout=10
     )
@@ -191,7 +191,11 @@ def test_caddy_refuses_big_bodies_and_plain_http(deployment):
     with httpx.stream(
         "POST", caddy.url + "/swaig/", content=chunks(), auth=AUTH, verify=tls, timeout=10
     ) as streamed:
-        assert streamed.status_code == 413
+        # Caddy 2.6 buffers a body before proxying it (so that a retry can resend it); when
+        # the buffering hits the 1 MB cut it passes on what it read, which the agent
+        # refuses with 400 (413 without buffering). Either way nothing past 1 MB is taken.
+        assert streamed.status_code in (400, 413)
+    assert '"POST /swaig/ HTTP/1.1\\" 200' not in agent.log_text()
     plain = caddy.url.replace("https://", "http://")
     with pytest.raises(httpx.HTTPError):
         httpx.get(plain + "/health", timeout=5).raise_for_status()
