@@ -16,7 +16,8 @@ from skills.mfa.code_ledger import (
     code_key,
 )
 from skills.mfa.redis_ledger import RedisCodeLedger
-from skills.mfa.redis_state import connect
+from skills.mfa.redis_state import RedisAnswerStore, connect
+from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -106,3 +107,23 @@ async def test_replicas_never_take_more_checks_than_the_code_has(redis_url):
         )
     )
     assert len(set(finals)) == 1  # one final, whichever replica set it
+
+
+# -- replay records: pending to final only -------------------------------------------------
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def answers(request):
+    if request.param == "redis":
+        return RedisAnswerStore(connect(request.getfixturevalue("redis_url")))
+    return InProcessAnswerStore(clock=FakeClock())
+
+
+async def test_a_recorded_answer_is_never_replaced(answers):
+    first, late = ReplayClaim("replay:k", "t1", 15.0), ReplayClaim("replay:k", "t2", 15.0)
+    assert await answers.claim(first) is None
+    answers.record(first, "verified", 600.0)
+    answers.record(late, "expired", 600.0)  # a second copy that went upstream meanwhile
+    if isinstance(answers, RedisAnswerStore):
+        await answers.drain()
+    assert await answers.peek("replay:k") == Found("verified")
