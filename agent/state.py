@@ -9,6 +9,8 @@ start/stop hooks and readiness check; ``build_agent`` decides where each goes.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +28,14 @@ class StateBackend:
 
     name = "in-process"
 
-    def __init__(self, sandbox_db_path: Path) -> None:
+    def __init__(self, sandbox_db_path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        """``clock`` is the one clock of every in-process store (counters, replay records,
+        code ledger, account misses), on the scale of ``time.time`` like the limiter's."""
         self._sandbox_db_path = sandbox_db_path
-        self.counters: CounterStore = InProcessCounterStore()
+        self.counters: CounterStore = InProcessCounterStore(clock=clock)
         self.breaker_state: BreakerState = InProcessBreakerState()
         self.directory_breaker_state: BreakerState = InProcessBreakerState()
-        self.account_misses: MissCounter = InProcessMissCounter()
+        self.account_misses: MissCounter = InProcessMissCounter(clock=clock)
 
     def pending_codes(self) -> PendingCodes:
         """Called only for the sandbox provider, so SignalWire mode creates no file."""

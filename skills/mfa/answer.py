@@ -40,6 +40,9 @@ class ToolAnswer:
     set_meta_data: Mapping[str, Any] = field(default_factory=dict)
     unset_meta_data: tuple[str, ...] = ()
     global_data: Mapping[str, Any] = field(default_factory=dict)
+    # Keys removed from the call's global_data: a code sent for another subject ends
+    # what global_data said about the last verified one.
+    unset_global_data: tuple[str, ...] = ()
     # The account number (digits) this answer is about, when a directory named the
     # recipient; the event, the webhook and global_data take it from here.
     account: str = ""
@@ -53,6 +56,9 @@ class ToolAnswer:
     # A replayed answer (outcome ``replayed``) keeps what the first copy decided, so what
     # follows it (the handoff, the speech timing) is the same on the retry.
     first_outcome: Outcome | None = None
+    # The provider provably never saw this request (breaker open, no connection made):
+    # the check it began is given back to the code (``code_ledger``). Never replayed.
+    provider_untouched: bool = False
 
     def __post_init__(self) -> None:
         # Read-only copies: an answer must not change after the tool has decided it.
@@ -67,11 +73,13 @@ class ToolAnswer:
 
 def function_result(answer: ToolAnswer) -> FunctionResult:
     """The SWAIG reply: the text (split from its status line when there is one), then
-    global data, meta data set, meta data unset, speech timing, history, handoff last."""
+    global data unset and set, meta data set and unset, speech timing, history, handoff last."""
     if answer.status:
         result = FunctionResult(tool_result=answer.status, tool_prompt=answer.text)
     else:
         result = FunctionResult(answer.text)
+    if answer.unset_global_data:
+        result.remove_global_data(list(answer.unset_global_data))
     if answer.global_data:
         result.update_global_data(dict(answer.global_data))
     if answer.set_meta_data:

@@ -46,6 +46,8 @@ class Outcome(StrEnum):
     META_REFUSED = "tampered"
     #: a repeat of an answered request (a platform retry): the recorded answer again.
     REPLAYED = "replayed"
+    #: a code older than the call's latest send: refused, nothing checked upstream.
+    SUPERSEDED = "superseded"
 
 
 FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.EXHAUSTED, Outcome.EXPIRED})

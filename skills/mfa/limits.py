@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from skills.mfa.code_ledger import CodeLedger, InProcessCodeLedger
 from skills.mfa.replay import AnswerStore, Found, InProcessAnswerStore, ReplayClaim
 
 
@@ -76,11 +77,13 @@ class Refusal:
 class CounterStore(Protocol):
     """Sliding-window counters; ``acquire`` is atomic over all its rules and the claim.
 
-    ``answers`` is the replay store that ``acquire`` takes claims in, living where
-    the counters live (this process, or the same Redis).
+    ``answers`` is the replay store that ``acquire`` takes claims in, and ``ledger``
+    the record of each code's checks and final answer, both living where the
+    counters live (this process, or the same Redis).
     """
 
     answers: AnswerStore
+    ledger: CodeLedger
 
     async def acquire(
         self,
@@ -124,10 +127,18 @@ class InProcessCounterStore:
     """
 
     def __init__(
-        self, *, sweep_every: int = 1000, answers: InProcessAnswerStore | None = None
+        self,
+        *,
+        sweep_every: int = 1000,
+        answers: InProcessAnswerStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``answers``: where replay claims are taken, in the same step as the counting."""
-        self.answers = answers or InProcessAnswerStore()
+        """``answers``: where replay claims are taken, in the same step as the counting.
+        ``clock`` ages the replay records and the code ledger kept beside the counters:
+        the same clock as the limiter's (which passes ``now`` to the counters), so a
+        test that moves one moves every in-process window."""
+        self.answers = answers or InProcessAnswerStore(clock=clock)
+        self.ledger = InProcessCodeLedger(clock=clock)
         self._hits: dict[str, list[float]] = {}
         self._windows: dict[str, float] = {}
         self._lock = asyncio.Lock()
@@ -232,6 +243,11 @@ class SendLimiter:
     def answers(self) -> AnswerStore:
         """The replay store the counters take claims in: the tools record answers there."""
         return self._store.answers
+
+    @property
+    def ledger(self) -> CodeLedger:
+        """The code ledger beside the counters: the tools check and settle codes there."""
+        return self._store.ledger
 
     async def try_send(
         self, call_id: str, recipient_e164: str, *, replaces_pending: bool

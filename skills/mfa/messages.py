@@ -219,3 +219,18 @@ def account_lookups_ended() -> str:
         "No more account numbers can be looked up on this call, so no code was sent. "
         "Apologise and suggest the caller calls back with their account number at hand."
     )
+
+
+def code_finished() -> str:
+    # A verify on a code that already reached its final outcome: nothing is checked.
+    return (
+        "No code is waiting to be checked on this call: the last one was already used up. "
+        "Nothing was verified. Offer to text a new code."
+    )
+
+
+def older_code() -> str:
+    return (
+        "That was an earlier code: a newer one was texted since, and only the newest code "
+        "counts. Nothing was checked. Ask the caller for the code in the most recent text."
+    )

@@ -28,6 +28,7 @@ from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
 from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 from skills.mfa.providers.breaker import BreakerSnapshot
 from skills.mfa.providers.pending_codes import PendingCodes, hash_code
+from skills.mfa.redis_ledger import RedisCodeLedger
 from skills.mfa.replay import PENDING_PREFIX, RECORD_PREFIX, Found, ReplayClaim, found_in
 
 log = logging.getLogger("mfa.redis")
@@ -178,6 +179,7 @@ class RedisCounterStore:
         self._acquire = redis.register_script(_ACQUIRE)
         self._refund = redis.register_script(_REFUND)
         self.answers = RedisAnswerStore(redis, prefix=prefix)
+        self.ledger = RedisCodeLedger(redis, prefix=prefix)
 
     async def acquire(
         self,
@@ -231,6 +233,15 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
 
+# KEYS[1] the fingerprint; ARGV[1] "r:<answer>", ARGV[2] its expiry in ms. Pending (or
+# gone) to final only: a recorded answer is never replaced by another one.
+_RECORD_ANSWER = """
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, 2) == 'r:' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 # Delete the claim only while it is still this request's.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -252,6 +263,7 @@ class RedisAnswerStore:
         self._prefix = prefix
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
+        self._record = redis.register_script(_RECORD_ANSWER)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def claim(self, claim: ReplayClaim) -> Found | None:
@@ -270,7 +282,8 @@ class RedisAnswerStore:
 
     def record(self, claim: ReplayClaim, record: str, ttl_seconds: float) -> None:
         key = f"{self._prefix}:{claim.key}"
-        self._background(self._redis.set(key, RECORD_PREFIX + record, px=_ms(ttl_seconds)))
+        args = [RECORD_PREFIX + record, _ms(ttl_seconds)]
+        self._background(self._record(keys=[key], args=args))
 
     def release(self, claim: ReplayClaim) -> None:
         key = f"{self._prefix}:{claim.key}"

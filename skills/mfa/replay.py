@@ -87,7 +87,9 @@ class AnswerStore(Protocol):
         ...
 
     def record(self, claim: ReplayClaim, record: str, ttl_seconds: float) -> None:
-        """Keep the answer; may complete in the background (then a duplicate waits)."""
+        """Keep the answer unless one is recorded already (compare-and-set: a record
+        only moves from pending to final, never from one answer to another); may
+        complete in the background (then a duplicate waits)."""
         ...
 
     def release(self, claim: ReplayClaim) -> None:
@@ -136,6 +138,10 @@ class InProcessAnswerStore:
         return found_in(self._live(key))
 
     def record(self, claim: ReplayClaim, record: str, ttl_seconds: float) -> None:
+        # Pending to final only: a recorded answer is never replaced by another one.
+        held = self._live(claim.key)
+        if held is not None and held.startswith(RECORD_PREFIX):
+            return
         self._put(claim.key, RECORD_PREFIX + record, ttl_seconds)
 
     def release(self, claim: ReplayClaim) -> None:
@@ -227,6 +233,8 @@ def encode(answer: ToolAnswer) -> str:
             "set": dict(answer.set_meta_data),
             "unset": list(answer.unset_meta_data),
             "global": dict(answer.global_data),
+            "unset_global": list(answer.unset_global_data),
+            "account": answer.account,
         },
         separators=(",", ":"),
     )
@@ -243,5 +251,8 @@ def decode(record: str) -> ToolAnswer:
         set_meta_data=data["set"],
         unset_meta_data=tuple(data["unset"]),
         global_data=data["global"],
+        # Absent from records written before these fields existed.
+        unset_global_data=tuple(data.get("unset_global", ())),
+        account=data.get("account", ""),
         first_outcome=Outcome(data["outcome"]),
     )

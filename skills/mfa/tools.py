@@ -45,7 +45,16 @@ from skills.mfa.binding import (
     Pending,
     Refused,
 )
-from skills.mfa.events import EventPublisher, MfaEvent, Outcome
+from skills.mfa.code_ledger import (
+    Busy,
+    CodeLedger,
+    Finished,
+    InProcessCodeLedger,
+    LedgerUnavailable,
+    Spent,
+    Superseded,
+)
+from skills.mfa.events import FINAL_OUTCOMES, EventPublisher, MfaEvent, Outcome
 from skills.mfa.limits import (
     CounterStoreUnavailable,
     LimitKind,
@@ -61,11 +70,25 @@ from skills.mfa.providers.base import (
     CodeProvider,
 )
 from skills.mfa.recipient import AccountRecipients
-from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim, Replays
+from skills.mfa.replay import Found, InProcessAnswerStore, Replays, decode, encode
 from skills.mfa.spoken_code import normalize_spoken_code
-from skills.mfa.upstream import GLOBAL_VERIFIED, META_KEYS, Upstream
+from skills.mfa.upstream import (
+    GLOBAL_VERIFIED,
+    GLOBAL_VERIFIED_ACCOUNT,
+    GLOBAL_VERIFIED_KEYS,
+    GLOBAL_VERIFIED_LAST4,
+    META_KEYS,
+    Upstream,
+)
 
 alerts = throttled_alerts()  # once a minute, with a count
+
+#: A code's ledger entry outlives the code by this much, and a sealed state this much
+#: past its validity is refused without asking the ledger (``_LATE_SECONDS``), so an
+#: entry that expired is never taken for a fresh code. The gap covers clock skew
+#: between replicas and the store.
+_LEDGER_MARGIN_SECONDS = 3600.0
+_LATE_SECONDS = 1800.0
 log = logging.getLogger("mfa.tools")
 
 __all__ = [
@@ -133,6 +156,8 @@ class MfaTools:
         long a request in flight holds its fingerprint (more than the upstream deadline).
         ``accounts``, when a directory is configured, texts the number on file instead.
         ``next_step`` adds speech timing, history and the handoff to each answer.
+        The code ledger (``code_ledger.py``) lives beside the limiter's counters too; in
+        this process, on ``clock``, without a limiter.
         """
         self._provider = provider
         self._next_step = next_step
@@ -147,8 +172,12 @@ class MfaTools:
         self._upstream = Upstream(
             provider=provider, policy=policy, binder=self._binder, limiter=limiter, clock=clock
         )
+        self._ledger: CodeLedger = (
+            limiter.ledger if limiter is not None else InProcessCodeLedger(clock=clock)
+        )
+        self._ledger_seconds = policy.valid_for + _LEDGER_MARGIN_SECONDS
         self._replays = Replays(
-            limiter.answers if limiter is not None else InProcessAnswerStore(),
+            limiter.answers if limiter is not None else InProcessAnswerStore(clock=clock),
             key,
             record_seconds=policy.valid_for,
             pending_seconds=pending_seconds,
@@ -280,8 +309,25 @@ class MfaTools:
             answer = await self._upstream.send(
                 call.id, target, last4, state, ticket, account=request["account"]
             )
+            answer = await self._after_send(call, answer, request["account"])
         finally:
             self._replays.settle(claim, answer)
+        return answer
+
+    async def _after_send(self, call: _Call, answer: ToolAnswer, account: str | None) -> ToolAnswer:
+        """A code went out: it is now the call's newest (older ones stop verifying), and
+        ``global_data`` stops naming another subject as verified until this one is."""
+        if answer.outcome is not Outcome.CODE_SENT:
+            return answer
+        request_id = answer.set_meta_data.get(META_REQUEST_ID)
+        try:
+            await self._ledger.sent(call.id, str(request_id), self._ledger_seconds)
+        except LedgerUnavailable:
+            # The text is out: failing now would lose it. Only an older code of this
+            # call could still verify, and the send limits bound how many exist.
+            log.warning("ledger_unavailable", extra={"step": "sent", "call_id": call.id})
+        if _verified_other_subject(call.raw.get("global_data"), answer.number_last4, account):
+            answer = replace(answer, unset_global_data=GLOBAL_VERIFIED_KEYS)
         return answer
 
     # -- verify_mfa -------------------------------------------------------------------------
@@ -310,29 +356,103 @@ class MfaTools:
             text = messages.malformed_code(self._policy.token_length)
             return ToolAnswer(Outcome.MALFORMED_CODE, text, number_last4=last4)
 
+        # "Please try again": never a guess, never a second answer for one request.
+        in_flight = ToolAnswer(
+            Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable(), number_last4=last4
+        )
         claim = self._replays.claim_for(call.id, call.tool, {"code": code}, pending.seal)
-        found = await self._claim_verify(call, claim)
+        try:
+            found: Found | None = await self._replays.claim(claim)
+        except CounterStoreUnavailable:
+            # Fail closed: without the record a platform retry of a verified code would
+            # reach the provider again, and its "used" would contradict the first answer.
+            log.warning("replay_unavailable", extra={"call_id": call.id})
+            return in_flight
         if found is not None:
-            in_flight = ToolAnswer(
-                Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable(), number_last4=last4
-            )
             return await self._replays.answer(found, claim, in_flight)
         answer: ToolAnswer | None = None
         try:
-            answer = await self._upstream.verify(call.id, pending, code)
+            answer = await self._check_code(call, pending, code, in_flight)
         finally:
             self._replays.settle(claim, answer)
         return answer
 
-    async def _claim_verify(self, call: _Call, claim: ReplayClaim) -> Found | None:
+    async def _check_code(
+        self, call: _Call, pending: Pending, code: str, in_flight: ToolAnswer
+    ) -> ToolAnswer:
+        """Ask the ledger whether this code may be checked, check it, settle it there."""
+        if self._clock() > pending.sent_at + self._policy.valid_for + _LATE_SECONDS:
+            return self._finished(call, pending)
         try:
-            return await self._replays.claim(claim)
-        except CounterStoreUnavailable:
-            # Fail open: the state store is down; checking the code is still safe
-            # (single use and tries are enforced upstream). Only a platform retry in
-            # this window could reach the provider twice.
-            log.warning("replay_unavailable", extra={"call_id": call.id})
-            return None
+            gate = await self._ledger.begin(
+                call.id, pending.request_id, self._policy.max_attempts, self._ledger_seconds
+            )
+        except LedgerUnavailable:
+            log.warning("ledger_unavailable", extra={"step": "begin", "call_id": call.id})
+            return in_flight
+        if isinstance(gate, Superseded):
+            return ToolAnswer(Outcome.SUPERSEDED, messages.older_code(), number_last4=pending.last4)
+        if isinstance(gate, Finished):
+            return self._finished(call, pending)
+        if isinstance(gate, Busy):
+            return in_flight
+        if isinstance(gate, Spent):
+            spent = self._upstream.spent(call.id, pending)
+            return await self._settle_code(call, pending, spent, in_flight, checked=False)
+        answer = await self._upstream.verify(call.id, pending, code, check=gate.number)
+        return await self._settle_code(call, pending, answer, in_flight, checked=True)
+
+    async def _settle_code(
+        self,
+        call: _Call,
+        pending: Pending,
+        answer: ToolAnswer,
+        in_flight: ToolAnswer,
+        *,
+        checked: bool,
+    ) -> ToolAnswer:
+        """Record the check in the ledger; a code already final answers with its final
+        (replayed), so one code never has two final outcomes."""
+        final = encode(answer) if answer.outcome in FINAL_OUTCOMES else None
+        try:
+            recorded = await self._ledger.settle(
+                call.id,
+                pending.request_id,
+                final=final,
+                checked=checked,
+                counted=not answer.provider_untouched,
+                ttl_seconds=self._ledger_seconds,
+            )
+        except LedgerUnavailable:
+            log.error("ledger_unavailable", extra={"step": "settle", "call_id": call.id})
+            # A final answer not recorded must not be given: a later check could then
+            # produce another final for the same code (``expired`` after ``verified``).
+            return in_flight if final is not None else answer
+        if recorded is None or recorded == final:
+            return answer
+        return decode(recorded)
+
+    def _finished(self, call: _Call, pending: Pending) -> ToolAnswer:
+        """A verify on a code that is already done: nothing is checked, and the stale
+        pending state is closed so the next send is a new request."""
+        return ToolAnswer(
+            Outcome.NO_CODE_SENT,
+            messages.code_finished(),
+            number_last4=pending.last4,
+            set_meta_data={META_CLOSED: self._binder.close(call.id)},
+            unset_meta_data=META_KEYS,
+        )
+
+
+def _verified_other_subject(global_data: Any, last4: str, account: str | None) -> bool:
+    """Whether the call's ``global_data`` names a verified subject other than this send's
+    (another number's last four, or another account, or an account against none)."""
+    if not isinstance(global_data, dict) or global_data.get(GLOBAL_VERIFIED) is not True:
+        return False
+    return (
+        global_data.get(GLOBAL_VERIFIED_LAST4) != last4
+        or global_data.get(GLOBAL_VERIFIED_ACCOUNT) != account
+    )
 
 
 def _refused(call: _Call, state: Refused) -> ToolAnswer:

@@ -31,6 +31,15 @@ log = logging.getLogger("mfa.tools")
 
 GLOBAL_VERIFIED = "mfa_verified"
 GLOBAL_VERIFIED_ACCOUNT = "mfa_verified_account"
+GLOBAL_VERIFIED_AT = "mfa_verified_at"
+GLOBAL_VERIFIED_LAST4 = "mfa_verified_number_last4"
+#: What ``global_data`` says about the verified subject; cleared together.
+GLOBAL_VERIFIED_KEYS = (
+    GLOBAL_VERIFIED,
+    GLOBAL_VERIFIED_AT,
+    GLOBAL_VERIFIED_LAST4,
+    GLOBAL_VERIFIED_ACCOUNT,
+)
 
 #: What a final outcome removes from meta_data (it leaves a new ``mfa_closed`` instead).
 META_KEYS = PENDING_KEYS
@@ -128,7 +137,13 @@ class Upstream:
             unset_meta_data=stale,
         )
 
-    async def verify(self, call_id: str, pending: Pending, code: str) -> ToolAnswer:
+    async def verify(
+        self, call_id: str, pending: Pending, code: str, *, check: int = 0
+    ) -> ToolAnswer:
+        """Check ``code`` upstream. ``check`` is the ledger's number for this check (1 for
+        the first, 0 when unknown): the tries left are the fewest that the provider, the
+        sealed state and the ledger allow, so parallel checks of one sealed state do not
+        all say "two tries left"."""
         last4 = pending.last4
         closed = {META_CLOSED: self._binder.close(call_id)}
         try:
@@ -156,15 +171,18 @@ class Upstream:
         except ProviderUnavailable as exc:
             log.warning("verify_unavailable", extra={"kind": exc.kind, "call_id": call_id})
             return ToolAnswer(
-                Outcome.PROVIDER_UNAVAILABLE, messages.provider_unavailable(), number_last4=last4
+                Outcome.PROVIDER_UNAVAILABLE,
+                messages.provider_unavailable(),
+                number_last4=last4,
+                provider_untouched=not exc.may_have_arrived,
             )
 
         if outcome.verified:
             verified_at = datetime.fromtimestamp(self._clock(), UTC)
             verified = {
                 GLOBAL_VERIFIED: True,
-                "mfa_verified_at": verified_at.isoformat(timespec="seconds"),
-                "mfa_verified_number_last4": last4,
+                GLOBAL_VERIFIED_AT: verified_at.isoformat(timespec="seconds"),
+                GLOBAL_VERIFIED_LAST4: last4,
             }
             if pending.account is not None:
                 verified[GLOBAL_VERIFIED_ACCOUNT] = pending.account
@@ -177,25 +195,31 @@ class Upstream:
                 global_data=verified,
             )
 
-        tries_left = outcome.attempts_left
-        if tries_left is None:
-            tries_left = pending.attempts_left - 1
-        tries_left = max(0, tries_left)
+        allowed = [pending.attempts_left - 1]
+        if outcome.attempts_left is not None:
+            allowed.append(outcome.attempts_left)
+        if check > 0:
+            allowed.append(self._policy.max_attempts - check)
+        tries_left = max(0, min(allowed))
         if tries_left == 0:
-            return ToolAnswer(
-                Outcome.EXHAUSTED,
-                messages.wrong_code(0),
-                attempts_left=0,
-                number_last4=last4,
-                set_meta_data=closed,
-                unset_meta_data=META_KEYS,
-            )
+            return self.spent(call_id, pending)
         return ToolAnswer(
             Outcome.WRONG_CODE,
             messages.wrong_code(tries_left),
             attempts_left=tries_left,
             number_last4=last4,
             set_meta_data=self._binder.reseal(call_id, pending, tries_left),
+        )
+
+    def spent(self, call_id: str, pending: Pending) -> ToolAnswer:
+        """The code's last try is used: exhausted, and closed."""
+        return ToolAnswer(
+            Outcome.EXHAUSTED,
+            messages.wrong_code(0),
+            attempts_left=0,
+            number_last4=pending.last4,
+            set_meta_data={META_CLOSED: self._binder.close(call_id)},
+            unset_meta_data=META_KEYS,
         )
 
 

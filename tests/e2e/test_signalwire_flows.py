@@ -82,12 +82,15 @@ async def test_code_cannot_be_reused(fake_signalwire, agent_url):
         again = await call.invoke("verify_mfa", token=code)
         assert "No code has been sent" in again.response
 
-        # The old meta_data with another code is a new attempt: refused upstream, single use.
+        # The old meta_data with another code: the code is finished, so the agent answers
+        # "no code pending" itself and nothing reaches SignalWire again.
+        checks = sum(1 for r in fake.requests if r["path"].endswith("/verify"))
         call.meta_data["mfa_skill"] = kept
         call.global_data["mfa_verified"] = False
         reuse = await call.invoke("verify_mfa", token=wrong_code(code))
-        assert "expired, was already used" in reuse.response
+        assert "No code is waiting to be checked" in reuse.response
         assert call.global_data["mfa_verified"] is False
+        assert sum(1 for r in fake.requests if r["path"].endswith("/verify")) == checks == 1
         # (The very same request again is a platform retry and gets the same answer:
         # tests/e2e/test_trust_boundary.py::test_a_verify_retried_after_success_answers_the_same.)
 

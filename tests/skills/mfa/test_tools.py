@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from skills.mfa.code_ledger import InProcessCodeLedger
 from skills.mfa.events import EventPublisher
 from skills.mfa.limits import (
     CounterStoreUnavailable,
@@ -148,8 +149,12 @@ def make_rig(
     clock = FakeClock()
     provider = ScriptedProvider()
     publisher = EventPublisher()
+    # One clock for every in-process store: counters, replay records, the code ledger.
     limiter = SendLimiter(
-        store or InProcessCounterStore(), limits or SendLimits(), agent_id="jim", clock=clock
+        store or InProcessCounterStore(clock=clock),
+        limits or SendLimits(),
+        agent_id="jim",
+        clock=clock,
     )
     tools = MfaTools(
         provider=provider,
@@ -367,6 +372,7 @@ class DownStore:
     """A counter store that cannot be reached (Redis down)."""
 
     answers = InProcessAnswerStore()
+    ledger = InProcessCodeLedger(clock=FakeClock())
 
     async def acquire(
         self,
