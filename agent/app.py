@@ -22,13 +22,13 @@ import httpx
 from signalwire.skills.registry import skill_registry
 
 from agent.ingress import install_ingress, parse_trusted_proxies
-from agent.live.counters import DailyCounters
-from agent.live.exit_signals import CloseOnExitSignals
-from agent.live.hub import EventHub
-from agent.live.mfa_events import LiveFeed
-from agent.live.routes import live_router
+from agent.outcomes.counters import DailyCounters
+from agent.outcomes.exit_signals import CloseOnExitSignals
+from agent.outcomes.hub import EventHub
+from agent.outcomes.mfa_events import LiveFeed
+from agent.outcomes.live_routes import live_router
 from agent.mfa_agent import MfaAgent
-from agent.outcome_webhook import outcome_webhook
+from agent.outcomes.webhook import outcome_webhook
 from agent.prompts import load_prompt_sections
 from agent.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
 from agent.settings import ProviderName, Settings, SettingsError

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from agent.call_config import TOOL_TOKEN_EXPIRY_SECONDS
-from agent.live.hub import EventHub
-from agent.live.mfa_events import LiveFeed
-from agent.outcome_webhook import OutcomeWebhook
+from agent.outcomes.hub import EventHub
+from agent.outcomes.mfa_events import LiveFeed
+from agent.outcomes.webhook import OutcomeWebhook
 from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.settings import Settings
 from agent.state import StateBackend

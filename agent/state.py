@@ -18,7 +18,7 @@ from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes
 
 if TYPE_CHECKING:
-    from agent.redis_events import RedisEventRelay, Show
+    from agent.outcomes.redis_events import RedisEventRelay, Show
 
 
 class StateBackend:
@@ -74,7 +74,7 @@ class RedisStateBackend(StateBackend):
     def event_relay(self, show: Show) -> RedisEventRelay:
         """One event stream for all replicas over this Redis; ``show`` puts an event on
         this process's stream. Stop the relay before this backend closes the connection."""
-        from agent.redis_events import RedisEventRelay
+        from agent.outcomes.redis_events import RedisEventRelay
 
         return RedisEventRelay(self._redis, show=show)
 

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from agent.app import MfaAgent, build_agent
-from agent.live.counters import DailyCounters
-from agent.live.hub import EventHub
-from agent.live.mfa_events import LiveFeed
+from agent.outcomes.counters import DailyCounters
+from agent.outcomes.hub import EventHub
+from agent.outcomes.mfa_events import LiveFeed
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.spoken_code import normalize_spoken_code

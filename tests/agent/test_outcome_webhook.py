@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agent.app import MfaAgent, build_agent
-from agent.outcome_webhook import OutcomeWebhook, sign, verify_signature
+from agent.outcomes.webhook import OutcomeWebhook, sign, verify_signature
 from agent.platform import PlatformCall
 from agent.settings import SettingsError
 from skills.mfa.events import MfaEvent, Outcome

@@ -21,7 +21,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
-from agent.live.hub import CLOSED, EventHub, Record
+from agent.outcomes.hub import CLOSED, EventHub, Record
 
 #: What EventSource waits before reconnecting (sent as the stream's ``retry:``).
 RECONNECT_MS = 2000

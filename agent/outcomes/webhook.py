@@ -59,7 +59,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from agent.threadsafe_queue import call_on_loop, offer, running_loop
+from agent.outcomes.threadsafe_queue import call_on_loop, offer, running_loop
 from skills.mfa.events import FINAL_OUTCOMES, MfaEvent
 from skills.mfa.signing import REPLAY_WINDOW_SECONDS, sign, signed_headers, verify_signature
 
