@@ -19,7 +19,7 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from tests.support.calls import new_call, wrong_code
-from tests.support.defaults import AUTH, CALLER
+from tests.support.defaults import CALLER, DASHBOARD
 from tests.support.required_servers import find_chromium, missing_test_server
 
 try:
@@ -89,7 +89,7 @@ class Page:
 
 async def open_live(browser: Any, url: str) -> Page:
     context = await browser.new_context(
-        http_credentials={"username": AUTH[0], "password": AUTH[1]},
+        http_credentials={"username": DASHBOARD[0], "password": DASHBOARD[1]},
         viewport={"width": 1280, "height": 820},
         device_scale_factor=1,
     )
