@@ -131,9 +131,13 @@ class WebhookSender:
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> None:
-    """Read (and drop) the answer up to ``limit`` bytes; closing the stream drops the rest."""
+    """Read (and drop) the answer up to ``limit`` bytes; closing the stream drops the rest.
+    Raw bytes, not decoded: a small compressed answer must not inflate here."""
     seen = 0
-    async for chunk in response.aiter_raw():
-        seen += len(chunk)
-        if seen >= limit:
-            return
+    try:
+        async for chunk in response.aiter_raw():
+            seen += len(chunk)
+            if seen >= limit:
+                return
+    except httpx.StreamConsumed:  # already read whole (a transport that does not stream)
+        return
