@@ -72,6 +72,10 @@ class CountingReceiver(Receiver):
         return response
 
 
+def outcomes_of(url: str) -> dict[str, Any]:
+    return httpx.get(url + "/outcomes", auth=DASHBOARD, timeout=5).json()
+
+
 def metric_value(url: str, name: str, **labels: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -109,7 +113,7 @@ async def test_sigkill_during_a_retry_then_a_restart_delivers_once(tmp_path: Pat
             second.wait_ready()
             await wait_for(lambda: len(successes(hook)) >= 1)
             await asyncio.sleep(1.0)  # nothing more follows a delivery
-            rows = httpx.get(second.url + "/outcomes", auth=DASHBOARD, timeout=5).json()
+            rows = await asyncio.to_thread(outcomes_of, second.url)
         finally:
             second.stop()
 
@@ -155,7 +159,7 @@ async def test_a_dead_replicas_outcome_is_delivered_by_another(tmp_path: Path, r
                 hook.answers.clear()
             await wait_for(lambda: len(successes(hook)) >= 1)
             await asyncio.sleep(1.5)  # past another claim interval: no second delivery
-            rows = httpx.get(survivor.url + "/outcomes", auth=DASHBOARD, timeout=5).json()
+            rows = await asyncio.to_thread(outcomes_of, survivor.url)
             delivered_here = metric_value(
                 survivor.url, "mfa_outbox_deliveries_total", result="delivered"
             )
