@@ -398,3 +398,19 @@ async def test_metrics_count_what_happened(fake_signalwire, make_settings, serve
 
     untouched = (await get(other, "/metrics")).text
     assert metric(untouched, "mfa_sends_total", outcome="code_sent") == 0
+
+
+async def test_the_readmes_alert_rules_and_table_name_real_metrics(make_settings, serve_agent):
+    """Every metric the README's alert rules and table name is one the agent exposes."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Metrics") : readme.index("### The dashboard's credentials")]
+    named = set(re.findall(r"\b(mfa_[a-z_]+)", section))
+    assert {"mfa_breaker_open", "mfa_outbox_pending", "mfa_verifications_total"} <= named
+    text = (await get(serve_agent(make_settings()), "/metrics")).text
+    exposed = {family.name for family in text_string_to_metric_families(text)}
+    # Counters are exposed as "<name>_total" samples of the family "<name>".
+    exposed |= {f"{name}_total" for name in exposed}
+    assert named <= exposed, named - exposed
