@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +35,7 @@ from tests.support.defaults import AUTH, CALLER, DASHBOARD
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 DAY = 86400.0
+README = Path(__file__).resolve().parents[2] / "README.md"
 DASHBOARD_ROUTES = ("/live", "/events", "/outcomes", "/outcomes.csv", "/metrics")
 
 
@@ -403,10 +405,10 @@ async def test_metrics_count_what_happened(fake_signalwire, make_settings, serve
 async def test_the_readmes_alert_rules_and_table_name_real_metrics(make_settings, serve_agent):
     """Every metric the README's alert rules and table name is one the agent exposes."""
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Metrics") : readme.index("### The dashboard's credentials")]
+    readme = README.read_text()
+    end = readme.index("### The dashboard's credentials")
+    section = readme[readme.index("### Metrics") : end]
     named = set(re.findall(r"\b(mfa_[a-z_]+)", section))
     assert {"mfa_breaker_open", "mfa_outbox_pending", "mfa_verifications_total"} <= named
     text = (await get(serve_agent(make_settings()), "/metrics")).text
