@@ -21,14 +21,19 @@ from pathlib import Path
 import httpx
 from signalwire.skills.registry import skill_registry
 
-from agent.ingress import install_ingress, parse_trusted_proxies
-from agent.live.counters import DailyCounters
-from agent.live.exit_signals import CloseOnExitSignals
-from agent.live.hub import EventHub
-from agent.live.mfa_events import LiveFeed
-from agent.live.routes import live_router
+from agent.ingress import Dashboard, install_ingress, parse_trusted_proxies
 from agent.mfa_agent import MfaAgent
-from agent.outcome_webhook import outcome_webhook
+from agent.outcomes.counters import DailyCounters
+from agent.outcomes.dashboard import DASHBOARD_PATHS
+from agent.outcomes.delivery import Deliverer
+from agent.outcomes.exit_signals import CloseOnExitSignals
+from agent.outcomes.history_routes import history_router
+from agent.outcomes.hub import EventHub
+from agent.outcomes.live_routes import live_router
+from agent.outcomes.metrics import OutcomeMetrics, metrics_router
+from agent.outcomes.mfa_events import LiveFeed
+from agent.outcomes.outbox import Outbox
+from agent.outcomes.webhook import WebhookSender
 from agent.prompts import load_prompt_sections
 from agent.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
 from agent.settings import ProviderName, Settings, SettingsError
@@ -73,10 +78,12 @@ def build_agent(
     http_transport: httpx.AsyncBaseTransport | None = None,
     sandbox_deliver: Callable[[SandboxText], None] | None = None,
     breaker_clock: Callable[[], float] | None = None,
+    outbox_clock: Callable[[], float] | None = None,
 ) -> MfaAgent:
     """The agent for ``settings``. Tests may pass an ``http_transport``, a
-    ``sandbox_deliver`` to read the sandbox's texts, and a ``breaker_clock`` so the
-    breaker's open window moves when the test says so."""
+    ``sandbox_deliver`` to read the sandbox's texts, a ``breaker_clock`` so the
+    breaker's open window moves when the test says so, and an ``outbox_clock`` (unix
+    seconds) for the outbox's retention and delivery times."""
     agent = MfaAgent(settings)
     if settings.proxy_url_base:
         agent.manual_set_proxy_url(settings.proxy_url_base)
@@ -106,14 +113,19 @@ def build_agent(
         log_sandbox_text(text)
         live.sandbox_text(text)
 
+    metrics = agent.metrics = OutcomeMetrics()
     breaker = agent.breaker = CircuitBreakerProvider(
-        _build_provider(settings, http, state, sandbox_deliver or log_and_show_sandbox_text),
+        metrics.timed(
+            _build_provider(settings, http, state, sandbox_deliver or log_and_show_sandbox_text)
+        ),
         state=state.breaker_state,
         failure_threshold=settings.file.breaker.failure_threshold,
         open_seconds=settings.file.breaker.open_seconds,
         clock=breaker_clock or time.time,
     )
     agent.on_lifecycle(stop=breaker.aclose)
+
+    outbox = agent.outbox = _outbox(settings, state, http, agent, metrics, outbox_clock)
 
     _configure_conversation(agent, settings)
     if skill_registry.get_skill_class(MfaSkill.SKILL_NAME) is None:
@@ -136,31 +148,29 @@ def build_agent(
             "replay_pending_seconds": upstream.deadline_seconds + 5.0,
             "next_step": _next_step(settings, limiter),
             "language_code": settings.file.language.code,
+            # Every final outcome is in the outbox before the tool answers.
+            "recorder": outbox,
         },
     )
 
-    # Who hears an outcome: the live page, and the operator's webhook when configured.
+    # Who hears an outcome: the live page and the metrics (the outbox already has it).
     agent.publisher.subscribe(live.mfa)
+    agent.publisher.subscribe(metrics.on_event)
     agent.add_summary_listener(live.summary)
     agent.mount(
         live_router(
             hub,
-            check_auth=agent.check_auth,
             agent_name=agent.name,
             sandbox=settings.provider is ProviderName.SANDBOX,
             warning=SANDBOX_WITH_ACCOUNT_WARNING if settings.sandbox_with_account else "",
         )
     )
+    agent.mount(history_router(outbox.history))
+    agent.mount(
+        metrics_router(metrics, breaker_open=breaker.is_open, outbox_pending=outbox.store.pending)
+    )
     exit_signals = CloseOnExitSignals(hub.close)
     agent.on_lifecycle(start=exit_signals.start, stop=exit_signals.stop)
-
-    secret = settings.outcome_webhook_secret
-    webhook = agent.outcome_webhook = outcome_webhook(
-        settings.outcome_webhook_url, secret.get_secret_value() if secret else None, http
-    )
-    if webhook is not None:
-        agent.publisher.subscribe(webhook.on_event)
-        agent.on_lifecycle(stop=webhook.aclose)  # registered after the client: stops before it
 
     # Last: it watches what the parts above started, and stops before any of them.
     agent.on_lifecycle(start=agent.readiness.start, stop=agent.readiness.stop)
@@ -168,8 +178,71 @@ def build_agent(
     wrap_lifespan(agent.get_app(), agent.running)
     replace_sdk_middleware(agent.get_app())
     # Outermost but the headers: auth, then the body limit, before anything reads a body.
-    install_ingress(agent, trusted_proxies=parse_trusted_proxies(settings.trusted_proxies))
+    install_ingress(
+        agent,
+        trusted_proxies=parse_trusted_proxies(settings.trusted_proxies),
+        dashboard=Dashboard(DASHBOARD_PATHS, settings.dashboard_credentials),
+    )
     return agent
+
+
+def _outbox(
+    settings: Settings,
+    state: StateBackend,
+    http: httpx.AsyncClient,
+    agent: MfaAgent,
+    metrics: OutcomeMetrics,
+    clock: Callable[[], float] | None,
+) -> Outbox:
+    """The outbox and history of final outcomes, and their delivery when a receiver is
+    configured. Registered after the HTTP client and the state: it stops before them."""
+    hook, outcomes = settings.file.webhook, settings.file.outcomes
+    retention_seconds = outcomes.retention_days * 86400
+    try:
+        store = state.outbox_store(
+            settings.outbox_path,
+            consumer=agent.agent_id,
+            retention_seconds=retention_seconds,
+            claim_idle_seconds=hook.claim_idle_seconds,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise SettingsError(
+            f"outcomes.outbox_path {settings.outbox_path}: cannot open the outbox "
+            f"({getattr(exc, 'strerror', None) or type(exc).__name__})"
+        ) from None
+    deliverer = None
+    if settings.outcome_webhook_url and settings.outcome_webhook_secret:
+        sender = WebhookSender(
+            url=settings.outcome_webhook_url,
+            secret=settings.outcome_webhook_secret.get_secret_value(),
+            http=http,
+            request_timeout=hook.request_timeout_seconds,
+            clock=time.time,  # signatures carry the real time: the receiver checks it
+        )
+        deliverer = agent.deliverer = Deliverer(
+            store,
+            sender,
+            workers=hook.workers,
+            retry_seconds=hook.retry_hours * 3600,
+            base_seconds=hook.retry_base_seconds,
+            max_interval_seconds=hook.retry_max_interval_seconds,
+            clock=clock or time.time,
+            on_result=metrics.on_delivery,
+        )
+        logging.getLogger("mfa.outcome_webhook").info(
+            "outcome_webhook_enabled", extra={"host": sender.host}
+        )
+    outbox = Outbox(
+        store,
+        deliver=deliverer is not None,
+        retention_seconds=retention_seconds,
+        clock=clock or time.time,
+        wake=deliverer.wake if deliverer is not None else None,
+    )
+    agent.on_lifecycle(start=outbox.start, stop=outbox.stop)
+    if deliverer is not None:
+        agent.on_lifecycle(start=deliverer.start, stop=deliverer.stop)
+    return outbox
 
 
 def _code_policy(settings: Settings) -> CodePolicy:

@@ -26,7 +26,8 @@ usage: python -m agent [serve]             serve the agent (the default)
                                            (python -m agent call --help for its options)
        python -m agent --help              this text
 
-Serves SWML at /, the SWAIG webhooks, /health, /ready, /events and /live on HOST:PORT.
+Serves SWML at /, the SWAIG webhooks, /health, /ready and the dashboard (/live, /events,
+/outcomes, /outcomes.csv, /metrics) on HOST:PORT.
 
 Environment (secrets and deployment facts; README "Configuration" lists them all):
   HOST, PORT                      where to listen (default 0.0.0.0:3000)
@@ -46,6 +47,9 @@ Environment (secrets and deployment facts; README "Configuration" lists them all
                                   signed POST of each final outcome
   MFA_DIRECTORY_URL, MFA_DIRECTORY_SECRET
                                   the business's account directory (signed lookups)
+  MFA_DASHBOARD_USER, MFA_DASHBOARD_PASSWORD
+                                  the dashboard's own pair (default user admin); unset
+                                  password: generated in the sandbox, closed with an account
   MFA_AGENT_CONFIG                the YAML settings file
 
 Config file (non-secret settings): agent/config.yaml, or the path in MFA_AGENT_CONFIG.
@@ -166,6 +170,23 @@ def serve() -> None:
             why="no SWML_BASIC_AUTH_PASSWORD set; these work for this run only",
             user=settings.basic_auth_user,
             password=settings.basic_auth_password.get_secret_value(),
+        )
+    if settings.dashboard_password_generated and settings.dashboard_password is not None:
+        print(
+            "mfa-agent: no MFA_DASHBOARD_PASSWORD set; generated dashboard credentials for "
+            f"this run (/live, /outcomes, /metrics): {settings.dashboard_user}:"
+            f"{settings.dashboard_password.get_secret_value()}",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif settings.dashboard_credentials is None:
+        log.warning(
+            "dashboard_closed",
+            extra={
+                "why": "MFA_DASHBOARD_PASSWORD is not set: /live, /events, /outcomes, "
+                "/outcomes.csv and /metrics answer 401; set MFA_DASHBOARD_PASSWORD (and "
+                "MFA_DASHBOARD_USER, default admin) to open them"
+            },
         )
     log.info(
         "agent_configured",

@@ -94,6 +94,26 @@ class DirectoryConfig(Strict):
     neutral_answer_seconds: float = Field(1.0, ge=0, le=5)
 
 
+class WebhookConfig(Strict):
+    """Delivery of final outcomes to MFA_OUTCOME_WEBHOOK_URL (agent/outcomes/delivery.py)."""
+
+    retry_hours: float = Field(24.0, gt=0, le=168)  # then the outcome is marked dead
+    workers: int = Field(4, ge=1, le=64)  # attempts at once, per replica
+    retry_base_seconds: float = Field(2.0, gt=0, le=600)  # doubles on each retry
+    retry_max_interval_seconds: float = Field(900.0, gt=0, le=86400)
+    request_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # With replicas: how long a replica's outcomes sit unclaimed before another takes them.
+    claim_idle_seconds: float = Field(60.0, ge=0.1, le=3600)
+
+
+class OutcomesConfig(Strict):
+    """The outbox and history of final outcomes (agent/outcomes/outbox.py)."""
+
+    retention_days: float = Field(30.0, gt=0, le=3650)
+    # The SQLite file without REDIS_URL; unset: outcomes.sqlite3 beside sandbox_db_path.
+    outbox_path: str | None = Field(None, min_length=1)
+
+
 class FileConfig(Strict):
     """What the YAML file may hold. Unknown keys are refused so typos surface."""
 
@@ -109,6 +129,8 @@ class FileConfig(Strict):
     call: CallConfig = CallConfig()
     handoff: HandoffConfig = HandoffConfig()
     directory: DirectoryConfig = DirectoryConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
     sandbox_db_path: str = "var/sandbox.sqlite3"
     prompts_dir: str | None = None
 

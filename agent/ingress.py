@@ -16,7 +16,10 @@ of the body:
    ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` only when well-formed;
 2. basic auth from the ``Authorization`` header, compared in constant time
    (``/health`` and ``/ready`` are open, as the contract says); a failure gets
-   the SDK's own 401;
+   the SDK's own 401. The dashboard's routes (``Dashboard.paths``) take the
+   dashboard's pair and only it: the platform's pair sits in every URL the SWML
+   names, so it opens none of them; with no dashboard pair they stay closed. This
+   is the one place that rule is checked;
 3. a ``Content-Length`` above ``MAX_BODY`` gets a 413 at once; otherwise the body
    is counted as it arrives and the 413 goes out as soon as the count passes the
    limit. The app then sees the client as gone and whatever it sends is dropped.
@@ -37,6 +40,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
@@ -162,6 +166,17 @@ def _same_secret(given: bytes, expected: bytes) -> bool:
     return as_given or decoded
 
 
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """The dashboard's routes and the one pair that opens them (``None``: closed)."""
+
+    paths: frozenset[str]
+    credentials: tuple[str, str] | None
+
+    def covers(self, path: str) -> bool:
+        return (path.rstrip("/") or "/") in self.paths
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -175,10 +190,12 @@ class Ingress:
         trusted_proxies: Networks = (),
         max_body: int = MAX_BODY,
         open_paths: frozenset[str] = OPEN_PATHS,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self.app = app
         self.user = credentials[0].encode()
         self.password = credentials[1].encode()
+        self.dashboard = dashboard or Dashboard(frozenset(), None)
         self.trusted_proxies = trusted_proxies
         self.max_body = max_body
         self.open_paths = open_paths
@@ -191,9 +208,7 @@ class Ingress:
         headers = clean_proxy_headers(scope["headers"], trusted=trusted)
         scope = {**scope, "headers": headers}
 
-        if scope["path"] not in self.open_paths and not basic_auth_matches(
-            headers, self.user, self.password
-        ):
+        if not self._authorized(scope["path"], headers):
             log.warning("ingress_unauthorized", extra={"path": scope["path"][:100]})
             await _answer(send, scope, *_UNAUTHORIZED)
             return
@@ -207,6 +222,14 @@ class Ingress:
             await _answer(send, scope, *_TOO_LARGE)
             return
         await self._limited(scope, receive, send)
+
+    def _authorized(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+        if self.dashboard.covers(path):
+            pair = self.dashboard.credentials
+            return pair is not None and basic_auth_matches(
+                headers, pair[0].encode(), pair[1].encode()
+            )
+        return path in self.open_paths or basic_auth_matches(headers, self.user, self.password)
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
@@ -266,12 +289,18 @@ async def _answer(
     await send({"type": "http.response.body", "body": body})
 
 
-def install_ingress(agent: AgentBase, *, trusted_proxies: Networks | None = None) -> None:
+def install_ingress(
+    agent: AgentBase,
+    *,
+    trusted_proxies: Networks | None = None,
+    dashboard: Dashboard | None = None,
+) -> None:
     """Put ``Ingress`` in front of the agent's routes; call after ``replace_sdk_middleware``.
 
     It goes just inside the security headers (its 401 and 413 carry them too) and
     outside everything that could read a body. ``trusted_proxies``: the
     peers whose forwarded headers count (``MFA_TRUSTED_PROXIES``); none by default.
+    ``dashboard``: its routes and the pair that opens them (``MFA_DASHBOARD_*``).
     """
 
     from starlette.middleware import Middleware
@@ -285,5 +314,6 @@ def install_ingress(agent: AgentBase, *, trusted_proxies: Networks | None = None
             Ingress,  # type: ignore[arg-type]
             credentials=(user, password),
             trusted_proxies=trusted_proxies,
+            dashboard=dashboard,
         )
     )

@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 
 from agent.call_config import TOOL_TOKEN_EXPIRY_SECONDS
-from agent.live.hub import EventHub
-from agent.live.mfa_events import LiveFeed
-from agent.outcome_webhook import OutcomeWebhook
+from agent.outcomes.delivery import Deliverer
+from agent.outcomes.hub import EventHub
+from agent.outcomes.metrics import OutcomeMetrics
+from agent.outcomes.mfa_events import LiveFeed
+from agent.outcomes.outbox import Outbox
 from agent.readiness import Readiness
 from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.settings import Settings
@@ -59,7 +61,9 @@ class MfaAgent(GuardedAgentBase):
         self.http: httpx.AsyncClient | None = None
         self.live_hub: EventHub | None = None
         self.live_feed: LiveFeed | None = None
-        self.outcome_webhook: OutcomeWebhook | None = None
+        self.outbox: Outbox | None = None
+        self.deliverer: Deliverer | None = None
+        self.metrics: OutcomeMetrics | None = None
         self.readiness = Readiness()
         self._summary_listeners: list[SummaryListener] = []
         self._on_start: list[Hook] = []

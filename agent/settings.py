@@ -83,6 +83,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MFA_OUTCOME_WEBHOOK_SECRET", "outcome_webhook_secret", secret=True, strip=False),
     EnvVar("MFA_DIRECTORY_URL", "directory_url"),
     EnvVar("MFA_DIRECTORY_SECRET", "directory_secret", secret=True, strip=False),
+    # The dashboard's own pair (/live, /events, /outcomes, /metrics): never the platform's.
+    EnvVar("MFA_DASHBOARD_USER", "dashboard_user"),
+    EnvVar("MFA_DASHBOARD_PASSWORD", "dashboard_password", secret=True, strip=False),
 )
 
 _ENV_NAME_OF_FIELD = {var.field: var.name for var in ENV_VARS}
@@ -147,6 +150,37 @@ class Settings(Strict):
     outcome_webhook_secret: SecretStr | None = None
     directory_url: str | None = None
     directory_secret: SecretStr | None = None
+    # The dashboard's pair; no password with an account: its routes stay closed.
+    dashboard_user: str = "admin"
+    dashboard_password: SecretStr | None = None
+    dashboard_password_generated: bool = False
+
+    @model_validator(mode="after")
+    def _dashboard_apart_from_the_platform(self) -> Settings:
+        """The platform's pair sits in every URL the SWML names; it must not open the
+        dashboard, so the dashboard's password is another one (and long with an account)."""
+        if self.dashboard_password is None:
+            return self
+        password = self.dashboard_password.get_secret_value()
+        if password == self.basic_auth_password.get_secret_value():
+            raise ValueError(
+                f"{env_name('dashboard_password')} must differ from "
+                f"{env_name('basic_auth_password')}: the platform's credentials sit in the "
+                "webhook URLs and must not open the dashboard"
+            )
+        if self.provider is ProviderName.SIGNALWIRE and len(password) < MIN_PASSWORD_WITH_ACCOUNT:
+            raise ValueError(
+                f"{env_name('dashboard_password')} must be at least "
+                f"{MIN_PASSWORD_WITH_ACCOUNT} characters with a SignalWire account"
+            )
+        return self
+
+    @property
+    def dashboard_credentials(self) -> tuple[str, str] | None:
+        """The pair that opens the dashboard; ``None``: it stays closed."""
+        if self.dashboard_password is None:
+            return None
+        return self.dashboard_user, self.dashboard_password.get_secret_value()
 
     @field_validator("redis_url")
     @classmethod
@@ -287,6 +321,15 @@ class Settings(Strict):
         path = Path(self.file.sandbox_db_path)
         return path if path.is_absolute() else Path.cwd() / path
 
+    @property
+    def outbox_path(self) -> Path:
+        """The outbox's SQLite file: ``outcomes.outbox_path``, else beside the sandbox's."""
+        configured = self.file.outcomes.outbox_path
+        if configured is None:
+            return self.sandbox_db_path.with_name("outcomes.sqlite3")
+        path = Path(configured)
+        return path if path.is_absolute() else Path.cwd() / path
+
 
 def _refuse_sandbox_beside_an_account(data: dict[str, Any], mentioned: list[str]) -> None:
     """``MFA_PROVIDER=sandbox`` left set next to an account (the swaig-test recipe exports
@@ -369,7 +412,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "basic_auth_password" not in raw:
         raw["basic_auth_password"] = secrets.token_urlsafe(18)
         raw["basic_auth_generated"] = True
-    return _validated(Settings, raw, _ENV_NAME_OF_FIELD)
+    settings = _validated(Settings, raw, _ENV_NAME_OF_FIELD)
+    if settings.dashboard_password is None and settings.provider is ProviderName.SANDBOX:
+        # The sandbox opens its dashboard with a generated password, printed once (cli).
+        generated = SecretStr(secrets.token_urlsafe(18))
+        settings = settings.model_copy(
+            update={"dashboard_password": generated, "dashboard_password_generated": True}
+        )
+    return settings
 
 
 def _read_environment(env: Mapping[str, str]) -> dict[str, Any]:

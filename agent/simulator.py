@@ -66,6 +66,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="sign each request as SignalWire does, for an agent that has "
         "SIGNALWIRE_SIGNING_KEY; env SIGNALWIRE_SIGNING_KEY",
     )
+    parser.add_argument("--dashboard-user", default=os.environ.get("MFA_DASHBOARD_USER") or "admin")
+    parser.add_argument(
+        "--dashboard-password",
+        default=os.environ.get("MFA_DASHBOARD_PASSWORD"),
+        help="with --url: reads the sandbox's text from the agent's /events (the dashboard's "
+        "pair); env MFA_DASHBOARD_PASSWORD",
+    )
     parser.add_argument(
         "--caller", default="+15551230001", help="the caller ID the call comes from (E.164)"
     )
@@ -99,11 +106,15 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
                 return 2
             base_url, auth = args.url.rstrip("/"), (args.user, args.password)
             signing_key = args.signing_key
+            dashboard = (
+                (args.dashboard_user, args.dashboard_password) if args.dashboard_password else None
+            )
         else:
             settings = load_settings()
             base_url, auth = stack.enter_context(_in_process_agent(settings, outbox))
             key = settings.signing_key
             signing_key = key.get_secret_value() if key is not None else None
+            dashboard = None  # the in-process agent hands its texts over directly
         answers = iter(args.say) if args.say else None
         ask = (lambda: next(answers, "")) if answers is not None else _ask_keyboard
         try:
@@ -117,6 +128,7 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
                     sys.stdout,
                     account=args.account,
                     signing_key=signing_key,
+                    dashboard=dashboard,
                 )
             )
         except httpx.HTTPStatusError as exc:
@@ -163,7 +175,10 @@ async def play_call(
     *,
     account: str | None = None,
     signing_key: str | None = None,
+    dashboard: tuple[str, str] | None = None,
 ) -> int:
+    """``dashboard``: the pair that opens the agent's ``/events``, where a running
+    sandbox agent shows the text it "sent"."""
     async with httpx.AsyncClient(timeout=20) as http:
         call = PlatformCall(
             http=http, base_url=base_url, auth=auth, caller=caller, signing_key=signing_key
@@ -176,10 +191,10 @@ async def play_call(
         _show_ending(out, call)
         # The number on file is the agent's business: the transcript shows its last digits.
         texts = [(mask_number(text.to), text.body) for text in outbox]
-        if not texts:
+        if not texts and dashboard is not None:
             # A running agent in sandbox mode shows its outbox on the live stream.
             to = None if account else mask_number(caller)
-            texts = await _sandbox_text_from_stream(http, base_url, auth, to, sent_at)
+            texts = await _sandbox_text_from_stream(http, base_url, dashboard, to, sent_at)
         for to, body in texts:
             print(f"  [sandbox text to {to if account else caller}] {body}", file=out)
         bodies = [body for _, body in texts]

@@ -1,8 +1,8 @@
 """Where the agent's shared state lives: in this process, or in Redis for replicas.
 
-``REDIS_URL`` unset: the sandbox's pending codes in a SQLite file, counters
-(the account directory's per-call misses too) and breaker states in memory, the
-live stream in this process. Set: all of them in Redis, so any replica can
+``REDIS_URL`` unset: the sandbox's pending codes and the outcomes' outbox in SQLite
+files, counters (the account directory's per-call misses too) and breaker states in
+memory, the live stream in this process. Set: all of them in Redis, so any replica can
 answer any request of a call. A ``StateBackend`` offers each piece plus its own
 start/stop hooks and readiness check; ``build_agent`` decides where each goes.
 """
@@ -20,7 +20,8 @@ from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes
 
 if TYPE_CHECKING:
-    from agent.redis_events import RedisEventRelay, Show
+    from agent.outcomes.outbox_store import OutboxStore
+    from agent.outcomes.redis_events import RedisEventRelay, Show
 
 
 class StateBackend:
@@ -44,6 +45,14 @@ class StateBackend:
     def event_relay(self, show: Show) -> RedisEventRelay | None:
         """Nothing to share: the live stream shows this process's events."""
         return None
+
+    def outbox_store(
+        self, path: Path, *, consumer: str, retention_seconds: float, claim_idle_seconds: float
+    ) -> OutboxStore:
+        """The outbox and history of final outcomes: a SQLite file at ``path``."""
+        from agent.outcomes.outbox_store import SqliteOutbox
+
+        return SqliteOutbox(path)
 
     async def ready(self) -> bool:
         return True
@@ -78,9 +87,22 @@ class RedisStateBackend(StateBackend):
     def event_relay(self, show: Show) -> RedisEventRelay:
         """One event stream for all replicas over this Redis; ``show`` puts an event on
         this process's stream. Stop the relay before this backend closes the connection."""
-        from agent.redis_events import RedisEventRelay
+        from agent.outcomes.redis_events import RedisEventRelay
 
         return RedisEventRelay(self._redis, show=show)
+
+    def outbox_store(
+        self, path: Path, *, consumer: str, retention_seconds: float, claim_idle_seconds: float
+    ) -> OutboxStore:
+        """A Redis Stream every replica delivers from; ``path`` is not used."""
+        from agent.outcomes.redis_outbox import RedisOutbox
+
+        return RedisOutbox(
+            self._redis,
+            consumer=consumer,
+            retention_seconds=retention_seconds,
+            claim_idle_seconds=claim_idle_seconds,
+        )
 
     async def ready(self) -> bool:
         """Redis answers."""

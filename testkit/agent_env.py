@@ -43,13 +43,15 @@ def agent_env(
     swaig_secret: str,
     signalwire_url: str | None = None,
     redis_url: str | None = None,
+    dashboard: tuple[str, str] | None = None,
     base: Mapping[str, str] | None = None,
     **extra: str,
 ) -> dict[str, str]:
     """``base`` plus the variables of an agent on ``config``.
 
     With ``signalwire_url`` the agent texts through the fake SignalWire there (with the
-    fake's credentials); without it, through the sandbox. ``extra`` comes last, so a test
+    fake's credentials); without it, through the sandbox. ``dashboard``: the dashboard's own
+    pair (``MFA_DASHBOARD_*``). ``extra`` comes last, so a test
     can override or blank any variable (``SWML_BASIC_AUTH_PASSWORD=""``).
     """
     env = dict(base or {})
@@ -79,5 +81,7 @@ def agent_env(
         env["MFA_PROVIDER"] = "sandbox"
     if redis_url:
         env["REDIS_URL"] = redis_url
+    if dashboard:
+        env.update({"MFA_DASHBOARD_USER": dashboard[0], "MFA_DASHBOARD_PASSWORD": dashboard[1]})
     env.update(extra)
     return env

@@ -15,7 +15,7 @@ from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.redis_server import RedisServer
 from testkit.servers import ServerThread
-from tests.support.defaults import AUTH, SWAIG_SECRET
+from tests.support.defaults import AUTH, DASHBOARD, SWAIG_SECRET
 from tests.support.required_servers import require_redis_server
 
 # Property tests judge answers, not speed: no per-example deadline, which a stall on a busy
@@ -48,6 +48,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             agent_env(
                 write_config(tmp_path, config),
                 auth=AUTH,
+                dashboard=DASHBOARD,
                 swaig_secret=SWAIG_SECRET,
                 signalwire_url=signalwire_url,
                 **env,

@@ -4,7 +4,7 @@ SignalWire may send each SWAIG request of one call to a different replica, so
 everything a decision depends on must be shared: the sandbox's pending codes,
 every rate-limit counter, the replay records and the circuit breaker. Each check-and-update is one
 Lua script (atomic on the server), and every key expires on its own (the
-event stream in ``agent/redis_events.py`` is capped instead), so there is no
+event stream in ``agent/outcomes/redis_events.py`` is capped instead), so there is no
 cleanup job and no unbounded growth.
 
 When Redis cannot be reached the callers get a polite answer, never a guess:

@@ -1,6 +1,6 @@
 """The one signature scheme of every request the agent makes to the business's own server.
 
-The outcome webhook (``agent/outcome_webhook.py``) and the account directory
+The outcome webhook (``agent/outcomes/webhook.py``) and the account directory
 (``skills/mfa/directory/http_directory.py``) both sign their POSTs the same way, so the
 business verifies both with one helper::
 

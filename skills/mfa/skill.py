@@ -85,6 +85,12 @@ class MfaSkill(SkillBase):
                     "description": "NextStep: speech timing, history and the handoff (optional)",
                     "required": False,
                 },
+                "recorder": {
+                    "type": "object",
+                    "description": "OutcomeRecorder: a final outcome is written before the "
+                    "tool answers (optional; the agent's durable outbox)",
+                    "required": False,
+                },
                 "language_code": {
                     "type": "string",
                     "description": "Language the spoken fillers are keyed by",
@@ -141,6 +147,7 @@ class MfaSkill(SkillBase):
             binding_key=key,
             pending_seconds=float(pending_seconds),
             next_step=next_step,
+            recorder=self.params.get("recorder"),
         )
         return True
 

@@ -70,6 +70,7 @@ from skills.mfa.providers.base import (
     CodeProvider,
 )
 from skills.mfa.recipient import AccountRecipients
+from skills.mfa.recorder import OutcomeRecorder
 from skills.mfa.replay import Found, InProcessAnswerStore, Replays, decode, encode
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.upstream import (
@@ -146,6 +147,7 @@ class MfaTools:
         binding_key: bytes | None = None,
         pending_seconds: float = 15.0,
         next_step: NextStep | None = None,
+        recorder: OutcomeRecorder | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it.
@@ -157,7 +159,8 @@ class MfaTools:
         ``accounts``, when a directory is configured, texts the number on file instead.
         ``next_step`` adds speech timing, history and the handoff to each answer.
         The code ledger (``code_ledger.py``) lives beside the limiter's counters too; in
-        this process, on ``clock``, without a limiter.
+        this process, on ``clock``, without a limiter. ``recorder`` keeps each final
+        outcome durably before the tool answers.
         """
         self._provider = provider
         self._next_step = next_step
@@ -165,6 +168,7 @@ class MfaTools:
         self._limiter = limiter
         self._policy = policy
         self._publisher = publisher
+        self._recorder = recorder
         self._agent_id = agent_id
         self._clock = clock
         key = binding_key or secrets.token_bytes(32)
@@ -196,24 +200,25 @@ class MfaTools:
         return await self._reply(call, answer)
 
     async def _reply(self, call: _Call, answer: ToolAnswer) -> FunctionResult:
-        """The one place an outcome is published and turned into the SDK's reply."""
+        """The one place an outcome is recorded, published and turned into the SDK's reply."""
         if self._next_step is not None:
             answer = await self._next_step.shape(call.tool, call.id, answer)
-        self._publisher.publish(
-            MfaEvent(
-                agent_id=self._agent_id,
-                call_id=call.id[:128],
-                tool=call.tool,
-                outcome=answer.outcome,
-                masked_number=answer.masked_number,
-                provider=self._provider.name,
-                duration_ms=(time.perf_counter() - call.started) * 1000,
-                attempts_left=answer.attempts_left,
-                account=answer.account,
-                lookup=answer.lookup,
-                handoff=answer.handoff.describe() if answer.handoff else None,
-            )
+        event = MfaEvent(
+            agent_id=self._agent_id,
+            call_id=call.id[:128],
+            tool=call.tool,
+            outcome=answer.outcome,
+            masked_number=answer.masked_number,
+            provider=self._provider.name,
+            duration_ms=(time.perf_counter() - call.started) * 1000,
+            attempts_left=answer.attempts_left,
+            account=answer.account,
+            lookup=answer.lookup,
+            handoff=answer.handoff.describe() if answer.handoff else None,
         )
+        if self._recorder is not None and event.outcome in FINAL_OUTCOMES:
+            await _recording(self._recorder, event)
+        self._publisher.publish(event)
         return function_result(answer)
 
     # -- send_mfa ---------------------------------------------------------------------------
@@ -483,6 +488,18 @@ async def _answering_errors(tool: str, last4: str, work: Awaitable[ToolAnswer]) 
         # The type only: the text could hold request data.
         log.error("tool_failed", extra={"tool": tool, "exc_type": type(exc).__name__})
         return ToolAnswer(Outcome.ERROR, messages.unexpected_failure(), number_last4=last4)
+
+
+async def _recording(recorder: OutcomeRecorder, event: MfaEvent) -> None:
+    """Written before the caller hears it. A failed write is logged, never the caller's
+    problem: the outcome already happened upstream."""
+    try:
+        await recorder.record(event)
+    except Exception as exc:
+        log.error(
+            "outcome_not_recorded",
+            extra={"call_id": event.call_id, "exc_type": type(exc).__name__},
+        )
 
 
 def _refusal_message(refusal: Refusal) -> str:

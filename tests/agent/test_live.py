@@ -21,16 +21,16 @@ import httpx
 import pytest
 
 from agent.app import MfaAgent, build_agent
-from agent.live.counters import DailyCounters
-from agent.live.hub import EventHub
-from agent.live.mfa_events import LiveFeed
+from agent.outcomes.counters import DailyCounters
+from agent.outcomes.hub import EventHub
+from agent.outcomes.mfa_events import LiveFeed
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.spoken_code import normalize_spoken_code
 from skills.mfa.tools import META_REQUEST_ID
 from tests.support.agent_process import AgentProcess
 from tests.support.calls import new_call, wrong_code
-from tests.support.defaults import AUTH, CALLER
+from tests.support.defaults import AUTH, CALLER, DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -111,7 +111,7 @@ async def subscribe(
     headers: dict[str, str] | None = None,
 ) -> AsyncIterator[SseReader]:
     async with http.stream(
-        "GET", url + "/events", params=params, headers=headers, auth=AUTH
+        "GET", url + "/events", params=params, headers=headers, auth=DASHBOARD
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -260,16 +260,17 @@ async def test_a_new_subscriber_gets_the_buffered_events_first(fake_signalwire, 
             assert len(await stream.events(3)) == 3
 
 
-async def test_stream_and_page_need_the_agents_credentials(live_agent):
+async def test_stream_and_page_need_the_dashboards_credentials(live_agent):
     _, url = live_agent()
     async with httpx.AsyncClient(timeout=15) as http:
         for path in ("/events", "/live"):
-            for auth in (None, (AUTH[0], "wrong-password")):
+            # The platform's pair sits in every URL the SWML names: it opens no dashboard.
+            for auth in (None, (DASHBOARD[0], "wrong-password"), AUTH):
                 response = await http.get(url + path, auth=auth)
                 assert response.status_code == 401
                 assert response.headers["www-authenticate"].startswith("Basic")
 
-        page = await http.get(url + "/live", auth=AUTH)
+        page = await http.get(url + "/live", auth=DASHBOARD)
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         csp = page.headers["content-security-policy"]
@@ -302,7 +303,7 @@ async def test_stuck_subscribers_never_slow_the_tools(fake_signalwire, live_agen
         # ...and a real client that connects and never reads a byte.
         async with (
             httpx.AsyncClient(timeout=15) as http,
-            http.stream("GET", url + "/events", auth=AUTH) as never_read,
+            http.stream("GET", url + "/events", auth=DASHBOARD) as never_read,
         ):
             assert never_read.status_code == 200
             call = await new_call(http, url)
@@ -463,7 +464,7 @@ async def test_a_closed_hub_ends_streams_and_refuses_new_ones(live_agent):
             with pytest.raises(EOFError):
                 while True:
                     await stream.frame(2.0)
-        async with http.stream("GET", url + "/events", auth=AUTH) as response:
+        async with http.stream("GET", url + "/events", auth=DASHBOARD) as response:
             assert (await response.aread()) == b""
 
 
@@ -474,7 +475,7 @@ def test_sigterm_stops_the_agent_with_a_viewer_connected(tmp_path: Path):
         agent.wait_ready("/health")
         with (
             httpx.Client(timeout=10) as http,
-            http.stream("GET", agent.url + "/events", auth=AUTH) as stream,
+            http.stream("GET", agent.url + "/events", auth=DASHBOARD) as stream,
         ):
             assert stream.status_code == 200
             agent.process.send_signal(signal.SIGTERM)

@@ -2,8 +2,9 @@
 
 The receiver checks every request two ways that do not trust the product's ``sign()``:
 the README's own receiver snippet (extracted from README.md and executed), and the
-documented formula computed here with ``hmac`` directly. Retries are shortened through the
-webhook's attributes.
+documented formula computed here with ``hmac`` directly. Retries are shortened in the YAML
+file (``webhook.retry_base_seconds``); what happened to each outcome is read from
+``/outcomes``, as an operator would.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agent.app import MfaAgent, build_agent
-from agent.outcome_webhook import OutcomeWebhook, sign, verify_signature
+from agent.outcomes.webhook import sign, verify_signature
 from agent.platform import PlatformCall
 from agent.settings import SettingsError
-from skills.mfa.events import MfaEvent, Outcome
 from testkit.servers import ServerThread, free_port
 from tests.support.calls import new_call, wrong_code
-from tests.support.defaults import CALLER
+from tests.support.defaults import CALLER, DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -110,22 +110,23 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         yield receiver, server.url + "/hook"
 
 
+#: Retries fast enough for a test: the first after 0.05 s, then doubling.
+FAST_RETRIES = {"retry_base_seconds": 0.05, "request_timeout_seconds": 0.5}
+
+
 @pytest.fixture
-def hooked_agent(fake_signalwire, make_settings, serve_agent) -> Callable[[str], tuple[Any, str]]:
+def hooked_agent(fake_signalwire, make_settings, serve_agent) -> Callable[..., tuple[Any, str]]:
     """An agent (SignalWire fake) whose outcomes go to ``url``, with fast retries."""
 
-    def make(url: str) -> tuple[MfaAgent, str]:
+    def make(url: str, **webhook: float) -> tuple[MfaAgent, str]:
         _, sw_url = fake_signalwire
         settings = make_settings(
             signalwire_url=sw_url,
+            config={"webhook": {**FAST_RETRIES, **webhook}},
             MFA_OUTCOME_WEBHOOK_URL=url,
             MFA_OUTCOME_WEBHOOK_SECRET=SECRET,
         )
         agent = build_agent(settings)
-        webhook = agent.outcome_webhook
-        assert webhook is not None
-        webhook.backoff = (0.05, 0.1, 0.2)
-        webhook.request_timeout = 0.5
         return agent, serve_agent(agent)
 
     return make
@@ -139,11 +140,24 @@ async def timed(call: PlatformCall, function: str, **arguments: Any) -> None:
     assert elapsed < TOOL_ANSWER_BOUND, f"{function} took {elapsed:.2f}s"
 
 
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
     deadline = time.monotonic() + within
-    while not check():
+    while not await _checked(check):
         assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
+
+
+async def _checked(check: Callable[[], Any]) -> bool:
+    result = check()
+    return bool(await result) if asyncio.iscoroutine(result) else bool(result)
+
+
+async def deliveries(url: str, **params: str) -> dict[str, dict[str, Any] | None]:
+    """call id -> its outcome's delivery, read from ``/outcomes`` as an operator would."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url + "/outcomes", params=params, auth=DASHBOARD)
+    assert response.status_code == 200
+    return {row["call_id"]: row["delivery"] for row in response.json()["outcomes"]}
 
 
 # -- delivery ------------------------------------------------------------------------------
@@ -152,7 +166,7 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
 async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receiver, hooked_agent):
     fake, _ = fake_signalwire
     hook, hook_url = receiver
-    agent, url = hooked_agent(hook_url)
+    _, url = hooked_agent(hook_url)
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, url)
         await timed(call, "send_mfa")
@@ -181,45 +195,51 @@ async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receive
     assert abs(payload["at"] - time.time()) < 60
     for secret in (code, CALLER, "5551230001"):
         assert secret not in got["body"].decode()
-    assert agent.outcome_webhook.stats()["delivered"] == 1
+    await eventually(
+        async_equals(lambda: deliveries(url), {call.call_id: {"state": "delivered", "attempts": 1}})
+    )
+
+
+def async_equals(read: Callable[[], Any], expected: Any) -> Callable[[], Any]:
+    async def check() -> bool:
+        return await read() == expected
+
+    return check
 
 
 async def test_a_5xx_is_retried_then_delivered(fake_signalwire, receiver, hooked_agent):
     fake, _ = fake_signalwire
     hook, hook_url = receiver
-    hook.answers = [500, 429]
-    agent, url = hooked_agent(hook_url)
+    hook.answers = [500, 429, 408]
+    _, url = hooked_agent(hook_url)
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, url)
         await timed(call, "send_mfa")
         await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
 
-    webhook: OutcomeWebhook = agent.outcome_webhook
-    await eventually(lambda: webhook.stats()["delivered"] == 1)
-    assert hook.count() == 3
+    await eventually(
+        async_equals(lambda: deliveries(url), {call.call_id: {"state": "delivered", "attempts": 4}})
+    )
+    assert hook.count() == 4
     assert all(r["valid"] and r["readme_ok"] for r in hook.received)
     assert len({r["delivery"] for r in hook.received}) == 1  # one outcome, retried
     assert len({r["body"] for r in hook.received}) == 1
-    assert webhook.stats() | {"pending": 0} == {
-        "delivered": 1,
-        "failed": 0,
-        "dropped": 0,
-        "retried": 2,
-        "pending": 0,
-    }
 
 
 async def test_a_4xx_is_not_retried(fake_signalwire, receiver, hooked_agent):
     fake, _ = fake_signalwire
     hook, hook_url = receiver
     hook.answers = [400]
-    agent, url = hooked_agent(hook_url)
+    _, url = hooked_agent(hook_url)
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, url)
         await timed(call, "send_mfa")
         await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
-    await eventually(lambda: agent.outcome_webhook.stats()["failed"] == 1)
-    assert hook.count() == 1 and agent.outcome_webhook.retried == 0
+    await eventually(
+        async_equals(lambda: deliveries(url), {call.call_id: {"state": "dead", "attempts": 1}})
+    )
+    await asyncio.sleep(0.3)
+    assert hook.count() == 1
 
 
 @pytest.mark.parametrize("dead", ["nothing listening", "hangs"])
@@ -229,28 +249,33 @@ async def test_a_dead_receiver_never_delays_the_tools_and_retries_stop(
     fake, _ = fake_signalwire
     hook, hook_url = receiver
     if dead == "hangs":
-        hook.answers = ["hang"] * 12
+        hook.answers = ["hang"] * 100
         target = hook_url
     else:
         target = f"http://127.0.0.1:{free_port()}/hook"
-    agent, url = hooked_agent(target)
-    webhook: OutcomeWebhook = agent.outcome_webhook
-    webhook.request_timeout = 0.3
+    # Retried for 2 seconds after each outcome (retry_hours in hours), then dead.
+    _, url = hooked_agent(target, retry_hours=2 / 3600, request_timeout_seconds=0.3)
+    calls = []
     async with httpx.AsyncClient(timeout=15) as http:
-        # Several finals queue up behind the dead receiver; every answer stays fast.
+        # Several finals wait behind the dead receiver; every answer stays fast.
         for n in range(3):
             call = await new_call(http, url, caller=f"+1555123000{n + 1}")
             await timed(call, "send_mfa")
             await timed(call, "verify_mfa", token=fake.last_code_for(call.caller))
             await timed(call, "send_mfa")
+            calls.append(call.call_id)
 
-    await eventually(lambda: webhook.stats()["failed"] == 3, within=15)
-    assert webhook.stats()["delivered"] == 0
-    assert webhook.retried == 9  # 4 attempts each, then it stops
-    if dead == "hangs":
-        assert hook.count() == 12
-    await asyncio.sleep(0.3)
-    assert webhook.stats()["failed"] == 3 and webhook.stats()["pending"] == 0
+    async def all_dead() -> bool:
+        found = await deliveries(url)
+        return set(found) == set(calls) and all(d["state"] == "dead" for d in found.values())
+
+    await eventually(all_dead, within=20)
+    found = await deliveries(url)
+    # Retried (more than one attempt each), then given up: nothing more is tried.
+    assert all(d["attempts"] >= 2 for d in found.values()), found
+    seen = hook.count()
+    await asyncio.sleep(0.5)
+    assert hook.count() == seen and await deliveries(url) == found
 
 
 async def test_exhausted_and_expired_are_delivered_too(fake_signalwire, receiver, hooked_agent):
@@ -290,84 +315,14 @@ async def test_the_secret_is_never_logged(fake_signalwire, receiver, hooked_agen
         call = await new_call(http, url)
         await timed(call, "send_mfa")
         await timed(call, "verify_mfa", token=fake.last_code_for(CALLER))
-    await eventually(lambda: agent.outcome_webhook.stats()["delivered"] == 1)
+    await eventually(
+        async_equals(lambda: deliveries(url), {call.call_id: {"state": "delivered", "attempts": 2}})
+    )
     ours = [record for record in caplog.records if record.name.startswith("mfa")]
     logged = "\n".join(str(record.__dict__) for record in ours)
-    assert "outcome_webhook_delivered" in logged
+    assert "outcome_webhook_delivered" in logged and "outcome_webhook_retry" in logged
     assert SECRET not in logged and "in-the-url" not in logged
-    assert SECRET not in repr(agent.outcome_webhook)
-
-
-# -- the queue, without HTTP ---------------------------------------------------------------
-
-
-def _final(call_id: str = "call-1") -> MfaEvent:
-    return MfaEvent(
-        agent_id="mfa-agent",
-        call_id=call_id,
-        tool="verify_mfa",
-        outcome=Outcome.VERIFIED,
-        masked_number="***0001",
-        provider="sandbox",
-        duration_ms=1.0,
-    )
-
-
-async def test_a_full_queue_drops_and_counts():
-    gate = asyncio.Event()
-    bodies: list[bytes] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await gate.wait()
-        bodies.append(request.content)
-        return httpx.Response(200)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        webhook = OutcomeWebhook(
-            url="http://127.0.0.1:9/hook", secret=SECRET, http=http, queue_size=1
-        )
-        started = time.perf_counter()
-        for n in range(3):
-            webhook.on_event(_final(f"call-{n}"))
-        # The receiver never answers: waiting for it would never end, so any bound shows it.
-        assert time.perf_counter() - started < 5
-        webhook.on_event(
-            MfaEvent(
-                agent_id="mfa-agent",
-                call_id="call-x",
-                tool="send_mfa",
-                outcome=Outcome.CODE_SENT,
-                masked_number="***0001",
-                provider="sandbox",
-                duration_ms=1.0,
-            )
-        )  # not final: ignored
-        assert webhook.stats()["dropped"] == 2
-        gate.set()
-        await webhook.aclose(grace=2)
-    assert [json.loads(body)["call_id"] for body in bodies] == ["call-0"]
-    assert webhook.stats()["delivered"] == 1
-
-
-def test_an_outcome_published_off_the_loop_reaches_the_worker():
-    received: list[bytes] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        received.append(request.content)
-        return httpx.Response(204)
-
-    async def main() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            webhook = OutcomeWebhook(url="http://127.0.0.1:9/hook", secret=SECRET, http=http)
-            webhook.on_event(_final("on-loop"))  # starts the worker on this loop
-            thread = threading.Thread(target=webhook.on_event, args=(_final("off-loop"),))
-            thread.start()
-            await asyncio.to_thread(thread.join)
-            await eventually(lambda: len(received) == 2)
-            await webhook.aclose()
-
-    asyncio.run(main())
-    assert {json.loads(body)["call_id"] for body in received} == {"on-loop", "off-loop"}
+    assert SECRET not in repr(agent.deliverer)
 
 
 # -- signatures ----------------------------------------------------------------------------
@@ -456,7 +411,7 @@ def test_bad_webhook_settings_are_named(make_settings, env, named):
 def test_webhook_settings_are_optional_and_kept_secret(make_settings):
     plain = make_settings()
     assert plain.outcome_webhook_url is None and plain.outcome_webhook_secret is None
-    assert build_agent(plain).outcome_webhook is None
+    assert build_agent(plain).deliverer is None
 
     hooked = make_settings(
         MFA_OUTCOME_WEBHOOK_URL="https://hooks.example.com/mfa",

@@ -7,12 +7,12 @@ import re
 import httpx
 
 from agent.app import build_agent
-from tests.support.defaults import AUTH
+from tests.support.defaults import AUTH, DASHBOARD
 
 
 def test_headers_on_every_route_and_no_cors(make_settings, serve_agent):
     url = serve_agent(build_agent(make_settings()))
-    for path, auth in (("/health", None), ("/", AUTH), ("/live", AUTH), ("/nope", AUTH)):
+    for path, auth in (("/health", None), ("/", AUTH), ("/live", DASHBOARD), ("/nope", AUTH)):
         response = httpx.get(url + path, auth=auth, headers={"Origin": "https://evil.example"})
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
@@ -39,7 +39,7 @@ def csp_directives(header: str) -> dict[str, list[str]]:
 
 def test_the_live_page_runs_only_its_own_nonced_scripts_and_styles(make_settings, serve_agent):
     url = serve_agent(build_agent(make_settings()))
-    first, second = (httpx.get(url + "/live", auth=AUTH) for _ in range(2))
+    first, second = (httpx.get(url + "/live", auth=DASHBOARD) for _ in range(2))
     policies = [csp_directives(r.headers["content-security-policy"]) for r in (first, second)]
     csp = policies[0]
     nonce = csp["script-src"][0]

@@ -19,7 +19,7 @@ import pytest
 from agent.app import build_agent
 from agent.platform import PlatformCall
 from tests.support.calls import new_call, wrong_code
-from tests.support.defaults import AUTH, CALLER
+from tests.support.defaults import CALLER, DASHBOARD
 from tests.support.required_servers import find_chromium, missing_test_server
 
 try:
@@ -89,7 +89,7 @@ class Page:
 
 async def open_live(browser: Any, url: str) -> Page:
     context = await browser.new_context(
-        http_credentials={"username": AUTH[0], "password": AUTH[1]},
+        http_credentials={"username": DASHBOARD[0], "password": DASHBOARD[1]},
         viewport={"width": 1280, "height": 820},
         device_scale_factor=1,
     )
@@ -264,6 +264,52 @@ async def test_transfers_and_hang_ups_are_steps_of_the_call(
             )
             await expect(other.locator("ol.steps li")).to_have_count(3)
         assert "14155550123" not in await live.page.inner_text("body")
+        assert live.errors == []
+    finally:
+        assert agent.live_hub is not None
+        agent.live_hub.end_streams()
+
+
+async def test_the_history_finds_final_outcomes_by_call_id_or_last_four(
+    make_settings, serve_agent, browser
+):
+    texts: list[Any] = []
+    agent = build_agent(make_settings(), sandbox_deliver=texts.append)
+    url = serve_agent(agent)
+    try:
+        async with httpx.AsyncClient(timeout=15) as http:
+            verified = await new_call(http, url, caller="+15551230001")
+            await verified.invoke("send_mfa")
+            code = texts[-1].body.rsplit(" ", 1)[-1]
+            await verified.invoke("verify_mfa", token=code)
+            exhausted = await new_call(http, url, caller="+15551230002")
+            await exhausted.invoke("send_mfa")
+            wrong = wrong_code(texts[-1].body.rsplit(" ", 1)[-1])
+            for _ in range(3):
+                await exhausted.invoke("verify_mfa", token=wrong)
+
+        live = await open_live(browser, url)
+        page = live.page
+        rows = page.locator("#history-rows tr")
+        await expect(rows).to_have_count(2)  # newest first, before any search
+        await expect(rows.first).to_have_attribute("data-call-id", exhausted.call_id)
+
+        await page.fill("#history-q", "0001")
+        await page.click("#history-form button")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_have_attribute("data-call-id", verified.call_id)
+        await expect(rows.first.locator("td").nth(2)).to_have_text("verified")
+        await expect(rows.first.locator("td").nth(3)).to_have_text("***0001")
+
+        await page.fill("#history-q", exhausted.call_id)
+        await page.click("#history-form button")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first.locator("td").nth(2)).to_have_text("exhausted")
+
+        await page.fill("#history-q", "9999")
+        await page.click("#history-form button")
+        await expect(rows).to_have_count(0)
+        await expect(page.locator("#history-note")).to_have_text("No final outcome found.")
         assert live.errors == []
     finally:
         assert agent.live_hub is not None

@@ -26,7 +26,7 @@ from agent.simulator import first_event
 from skills.mfa.signing import verify_signature
 from testkit.servers import ServerThread
 from tests.support.calls import new_call, wrong_code
-from tests.support.defaults import AUTH
+from tests.support.defaults import DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -311,10 +311,10 @@ async def test_logs_and_the_live_stream_never_hold_the_number_or_the_whole_accou
             await call.invoke("send_mfa", account_number=ACCOUNT)
             await call.invoke("verify_mfa", token=fake.last_code_for(ON_FILE))
             unknown = await first_event(
-                http, url, AUTH, lambda e: e.get("lookup") == "unknown", within=5
+                http, url, DASHBOARD, lambda e: e.get("lookup") == "unknown", within=5
             )
             found = await first_event(
-                http, url, AUTH, lambda e: e.get("outcome") == "code_sent", within=5
+                http, url, DASHBOARD, lambda e: e.get("outcome") == "code_sent", within=5
             )
     finally:
         for logger, level in zip(loggers, levels, strict=True):

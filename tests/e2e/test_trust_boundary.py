@@ -22,7 +22,7 @@ from agent.app import build_agent
 from agent.platform import PlatformCall, ToolReply
 from agent.simulator import first_event
 from tests.support.calls import new_call, wrong_code
-from tests.support.defaults import AUTH, CALLER
+from tests.support.defaults import CALLER, DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -151,7 +151,7 @@ async def test_a_megabyte_meta_data_value_is_refused_and_stored_nowhere(served):
         assert outcomes(events)[-3:] == ["tampered"] * 3
         assert max(len(json.dumps(e.to_dict())) for e in events) < 1000
         shown: list[dict] = []
-        await first_event(http, url, AUTH, lambda e: shown.append(e) and False, within=1.0)
+        await first_event(http, url, DASHBOARD, lambda e: shown.append(e) and False, within=1.0)
         assert "tampered" in [e.get("outcome") for e in shown]  # /live shows the tampering
         assert max(len(json.dumps(e)) for e in shown) < 2000  # and none of the value
 

@@ -17,7 +17,7 @@ import pytest
 from agent.platform import PlatformCall
 from agent.simulator import first_event
 from tests.support.agent_process import AgentProcess, sandbox_env
-from tests.support.defaults import AUTH, CALLER
+from tests.support.defaults import AUTH, CALLER, DASHBOARD
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_FILE = REPO / "agent" / "__main__.py"
@@ -103,7 +103,7 @@ def test_python_m_agent_serves_a_whole_call(tmp_path):
                 assert "was texted" in (await call.invoke("send_mfa")).response
                 # The caller reads the text: the sandbox outbox is on the live stream.
                 text = await first_event(
-                    http, agent.url, AUTH, lambda e: e.get("kind") == "sandbox_text", 10
+                    http, agent.url, DASHBOARD, lambda e: e.get("kind") == "sandbox_text", 10
                 )
                 assert text is not None, "no sandbox text on the stream"
                 code = SANDBOX_CODE.search(text["body"]).group(1)

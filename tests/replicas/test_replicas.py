@@ -19,7 +19,7 @@ import pytest
 from agent.platform import PlatformCall
 from agent.simulator import first_event
 from tests.support.agent_process import AgentProcess
-from tests.support.defaults import AUTH
+from tests.support.defaults import AUTH, DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -50,7 +50,7 @@ async def next_event(
     http: httpx.AsyncClient, url: str, match: Callable[[dict], bool], within: float = 10
 ) -> dict:
     """Read ``/events`` until an event matches (replay included)."""
-    event = await first_event(http, url, AUTH, match, within)
+    event = await first_event(http, url, DASHBOARD, match, within)
     assert event is not None, "no matching event on the stream"
     return event
 
@@ -131,7 +131,7 @@ async def test_two_copies_of_a_right_answer_on_two_replicas_verify_once(replicas
         await first_event(
             http,
             a.url,
-            AUTH,
+            DASHBOARD,
             lambda e: e.get("call_id") == first.call_id and seen.append(e) and False,
             within=1.5,
         )

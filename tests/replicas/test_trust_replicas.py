@@ -14,7 +14,7 @@ import pytest
 from agent.platform import PlatformCall, ToolReply
 from agent.simulator import first_event
 from tests.replicas.test_replicas import code_of, next_event, replicas, sandbox_text_to
-from tests.support.defaults import AUTH
+from tests.support.defaults import AUTH, DASHBOARD
 
 __all__ = ["replicas"]  # the fixture, shared with test_replicas.py
 
@@ -36,7 +36,11 @@ async def post(call: PlatformCall, function: str, body: dict) -> ToolReply:
 async def outcomes_of(http: httpx.AsyncClient, url: str, call_id: str) -> list[str]:
     seen: list[dict] = []
     await first_event(
-        http, url, AUTH, lambda e: e.get("call_id") == call_id and seen.append(e) and False, 1.5
+        http,
+        url,
+        DASHBOARD,
+        lambda e: e.get("call_id") == call_id and seen.append(e) and False,
+        1.5,
     )
     return [e["outcome"] for e in seen]
 

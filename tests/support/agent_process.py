@@ -13,7 +13,7 @@ import httpx
 
 from testkit.agent_env import agent_env, write_config
 from testkit.servers import free_port
-from tests.support.defaults import AUTH
+from tests.support.defaults import AUTH, DASHBOARD
 
 
 def sandbox_env(tmp_path: Path, config: dict[str, Any] | None = None, **extra: str) -> dict:
@@ -26,6 +26,7 @@ def sandbox_env(tmp_path: Path, config: dict[str, Any] | None = None, **extra: s
     return agent_env(
         write_config(tmp_path, config),
         auth=AUTH,
+        dashboard=DASHBOARD,
         swaig_secret="process-test-secret",
         base=inherited,
         **extra,

@@ -23,7 +23,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from agent.threadsafe_queue import call_on_loop, offer
+from agent.outcomes.threadsafe_queue import call_on_loop, offer
 from skills.mfa.redis_state import REDIS_ERRORS
 
 log = logging.getLogger("mfa.redis_events")

@@ -1,8 +1,8 @@
 """The event hub: recent events in a ring buffer, fanned out to bounded reader queues.
 
 It knows events only as a ``kind`` and a dict of fields; what an MFA outcome looks
-like is ``agent/live/mfa_events.py``'s business, and what the counters count is
-``agent/live/counters.py``'s.
+like is ``agent/outcomes/mfa_events.py``'s business, and what the counters count is
+``agent/outcomes/counters.py``'s.
 
 Every event gets ``kind``, ``id`` (``"<boot>-<seq>"``, also the SSE ``id:`` field;
 ``boot`` is random per process, so ids never repeat across a restart and a
@@ -14,7 +14,7 @@ reader: each has its own ``asyncio.Queue`` (``queue_size``) fed without waiting;
 when it is full (a slow or vanished client) the event is dropped for that reader
 and counted (``EventHub.dropped``, ``Subscription.dropped``). ``fan_out`` may be
 called from any thread (the SDK runs ``on_summary`` in a worker thread): a reader
-on another thread's loop is fed through ``agent/threadsafe_queue.py``.
+on another thread's loop is fed through ``agent/outcomes/threadsafe_queue.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.threadsafe_queue import call_on_loop, offer
+from agent.outcomes.threadsafe_queue import call_on_loop, offer
 
 __all__ = [
     "CLOSED",

@@ -1,4 +1,5 @@
-"""``GET /events`` (Server-Sent Events) and ``GET /live`` (the page), behind the agent's auth.
+"""``GET /events`` (Server-Sent Events) and ``GET /live`` (the page), behind the dashboard's
+credentials (checked before the routes, in ``agent/ingress.py``).
 
 ``/events`` streams the hub's events, filterable with ``?agent_id=`` and ``?call_id=``:
 on connect it replays the buffered events that match (newer than ``Last-Event-ID``
@@ -15,13 +16,13 @@ from __future__ import annotations
 import html
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
-from agent.live.hub import CLOSED, EventHub, Record
+from agent.outcomes.hub import CLOSED, EventHub, Record
 
 #: What EventSource waits before reconnecting (sent as the stream's ``retry:``).
 RECONNECT_MS = 2000
@@ -33,24 +34,17 @@ _PAGE = Path(__file__).with_name("live_page.html").read_text(encoding="utf-8")
 def live_router(
     hub: EventHub,
     *,
-    check_auth: Callable[[Request], bool],
     agent_name: str,
     sandbox: bool,
     warning: str = "",
 ) -> APIRouter:
-    """The two routes; ``check_auth`` is the agent's basic-auth check. A ``warning`` is
-    shown as a banner at the top of the page (e.g. the sandbox beside an account)."""
+    """The two routes; who may open them is decided before them (``agent/ingress.py``).
+    A ``warning`` is shown as a banner at the top of the page (e.g. the sandbox beside an
+    account)."""
     router = APIRouter()
-
-    def unauthorized() -> Response:
-        return PlainTextResponse(
-            "Unauthorized", status_code=401, headers={"WWW-Authenticate": "Basic"}
-        )
 
     @router.get("/events")
     async def events(request: Request) -> Response:
-        if not check_auth(request):
-            return unauthorized()
         agent_id = _filter_param(request, "agent_id")
         call_id = _filter_param(request, "call_id")
         last_event_id = request.headers.get("last-event-id")
@@ -63,9 +57,7 @@ def live_router(
         )
 
     @router.get("/live")
-    async def live(request: Request) -> Response:
-        if not check_auth(request):
-            return unauthorized()
+    async def live() -> Response:
         nonce = secrets.token_urlsafe(16)
         page = (
             _PAGE.replace("{{NONCE}}", nonce)
