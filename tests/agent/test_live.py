@@ -505,8 +505,8 @@ async def test_the_sandbox_beside_an_account_is_a_banner_on_the_live_page(
     )
     plain = make_settings()
     async with httpx.AsyncClient(timeout=15) as http:
-        warned = await http.get(serve_agent(on_purpose) + "/live", auth=AUTH)
-        quiet = await http.get(serve_agent(plain) + "/live", auth=AUTH)
+        warned = await http.get(serve_agent(on_purpose) + "/live", auth=DASHBOARD)
+        quiet = await http.get(serve_agent(plain) + "/live", auth=DASHBOARD)
     banner = '<div class="banner warning" id="warning-banner" role="alert" >'
     assert banner + "MFA_SANDBOX_WITH_ACCOUNT=1: the sandbox runs beside" in warned.text
     assert "never to callers&#x27; phones" in warned.text
