@@ -16,7 +16,11 @@ of the body:
    ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` only when well-formed;
 2. basic auth from the ``Authorization`` header, compared in constant time
    (``/health`` and ``/ready`` are open, as the contract says); a failure gets
-   the SDK's own 401;
+   the SDK's own 401. This is the ONE place credentials are compared: the request
+   goes on with the name of the ``Principal`` it proved to be in its scope
+   (``authenticated_as``), and the SDK's own checks and our routes read that
+   verdict (``sdk_surgery.GuardedAgentBase._check_basic_auth``). Another pair of
+   credentials (a dashboard's) is one more ``Principal`` with the paths it admits;
 3. a ``Content-Length`` above ``MAX_BODY`` gets a 413 at once; otherwise the body
    is counted as it arrives and the 413 goes out as soon as the count passes the
    limit. The app then sees the client as gone and whatever it sends is dropped.
@@ -36,12 +40,12 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent.request_guard import MAX_BODY, TOO_LARGE
 from skills.mfa.log_throttle import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -51,6 +55,14 @@ log = logging.getLogger("mfa.ingress")
 log.addFilter(RateLimitedLog(60, suffix=False))
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
+
+# A SWAIG request holds the call's data, not its history: 1 MB is ample. This is the one
+# place the limit lives (the SDK's own read and the request guard leave it to us).
+MAX_BODY = 1024 * 1024
+TOO_LARGE = "request body too large"
+
+# Where ``Ingress`` records who a request authenticated as (``authenticated_as``).
+PRINCIPAL_KEY = "mfa.principal"
 
 # Headers through which a client can claim a public host or address.
 _PROXY_HEADERS = frozenset({b"forwarded", b"x-original-host", b"x-real-ip"})
@@ -141,6 +153,22 @@ def basic_auth_matches(
     return user_ok and password_ok
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A pair of credentials, named, and the paths it opens (every path by default)."""
+
+    name: str
+    user: str
+    password: str
+    admits: Callable[[str], bool] = field(default=lambda path: True)
+
+
+def authenticated_as(scope: Scope) -> str | None:
+    """The ``Principal.name`` that ``Ingress`` let this request in as, or None."""
+    name = scope.get(PRINCIPAL_KEY)
+    return name if isinstance(name, str) else None
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -150,14 +178,13 @@ class Ingress:
         self,
         app: ASGIApp,
         *,
-        credentials: tuple[str, str],
+        principals: Sequence[Principal],
         trusted_proxies: Networks = (),
         max_body: int = MAX_BODY,
         open_paths: frozenset[str] = OPEN_PATHS,
     ) -> None:
         self.app = app
-        self.user = credentials[0].encode()
-        self.password = credentials[1].encode()
+        self.principals = tuple(principals)
         self.trusted_proxies = trusted_proxies
         self.max_body = max_body
         self.open_paths = open_paths
@@ -170,12 +197,13 @@ class Ingress:
         headers = clean_proxy_headers(scope["headers"], trusted=trusted)
         scope = {**scope, "headers": headers}
 
-        if scope["path"] not in self.open_paths and not basic_auth_matches(
-            headers, self.user, self.password
-        ):
-            log.warning("ingress_unauthorized", extra={"path": scope["path"][:100]})
-            await _answer(send, scope, *_UNAUTHORIZED)
-            return
+        if scope["path"] not in self.open_paths:
+            principal = self._principal(headers, scope["path"])
+            if principal is None:
+                log.warning("ingress_unauthorized", extra={"path": scope["path"][:100]})
+                await _answer(send, scope, *_UNAUTHORIZED)
+                return
+            scope[PRINCIPAL_KEY] = principal
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -186,6 +214,15 @@ class Ingress:
             await _answer(send, scope, *_TOO_LARGE)
             return
         await self._limited(scope, receive, send)
+
+    def _principal(self, headers: list[tuple[bytes, bytes]], path: str) -> str | None:
+        """The first principal that admits ``path`` and whose credentials match."""
+        for principal in self.principals:
+            if principal.admits(path) and basic_auth_matches(
+                headers, principal.user.encode(), principal.password.encode()
+            ):
+                return principal.name
+        return None
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
@@ -245,12 +282,22 @@ async def _answer(
     await send({"type": "http.response.body", "body": body})
 
 
-def install_ingress(agent: AgentBase, *, trusted_proxies: Networks | None = None) -> None:
+PLATFORM = "platform"
+
+
+def install_ingress(
+    agent: AgentBase,
+    *,
+    trusted_proxies: Networks | None = None,
+    more_principals: Sequence[Principal] = (),
+) -> None:
     """Put ``Ingress`` in front of the agent's routes; call after ``replace_sdk_middleware``.
 
     It goes just inside the security headers (its 401 and 413 carry them too) and
     outside everything that could read a body. ``trusted_proxies``: the
     peers whose forwarded headers count (``MFA_TRUSTED_PROXIES``); none by default.
+    The platform's pair (the agent's basic auth) is the ``PLATFORM`` principal;
+    ``more_principals`` come after it.
     """
 
     from starlette.middleware import Middleware
@@ -262,7 +309,7 @@ def install_ingress(agent: AgentBase, *, trusted_proxies: Networks | None = None
     app.user_middleware.append(
         Middleware(
             Ingress,  # type: ignore[arg-type]
-            credentials=(user, password),
+            principals=(Principal(PLATFORM, user, password), *more_principals),
             trusted_proxies=trusted_proxies,
         )
     )

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from agent.app import build_agent
+from agent.ingress import MAX_BODY
 from agent.platform import PlatformCall
-from agent.request_guard import MAX_BODY
 from agent.settings import load_settings
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.spoken_code import normalize_spoken_code
