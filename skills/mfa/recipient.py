@@ -131,7 +131,10 @@ class AccountRecipients:
         """The answer, and whether it counts as a miss (it stays in the call's budget)."""
         if self._try_lookup is not None and await self._try_lookup() is not None:
             alerts.error("agent_send_rate_cap_reached")  # a burst of lookups
-            return ToolAnswer(Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused"), False
+            busy = ToolAnswer(
+                Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused", limit="agent_rate"
+            )
+            return busy, False
         try:
             number = await self.directory.lookup(account)
         except DirectoryRejected as exc:
