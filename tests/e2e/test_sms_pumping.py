@@ -164,3 +164,19 @@ def test_a_bad_lists_file_stops_start_up_naming_the_line(make_settings, tmp_path
     lists.write_text("block +44\npermit +1\n")
     with pytest.raises(SettingsError, match=r"pumping\.lists_path .*line 2"):
         build_agent(make_settings(config={"pumping": {"lists_path": str(lists)}}))
+
+
+def test_the_readme_lists_example_reads_as_documented(tmp_path):
+    from skills.mfa.pumping import read_lists_file
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## SMS pumping", 1)[1].split("## ", 1)[0]
+    example = section.split("```\n# comments", 1)[1].split("```", 1)[0]
+    path = tmp_path / "lists.txt"
+    path.write_text("# comments" + example)
+    lists = read_lists_file(path)
+    assert lists.block == {"+234", "+4470"} and lists.allow == {"+1202555"}
+    assert lists.verdict("+2348012345678") == "block"
+    assert lists.verdict("+447011123456") == "block"
+    assert lists.verdict("+12025550100") == "allow"
+    assert lists.verdict("+12025560100") is None
