@@ -363,9 +363,15 @@ class PumpingGuard:
         return None
 
     async def remember(self, call_id: str, e164: str) -> None:
-        """After a send was counted: where this call's newest code went, for its verify."""
-        if call_id:
-            await self._destinations.remember(call_id, e164[:-4], HOUR)
+        """After a send was counted: where this call's newest code went, for its verify.
+        Best effort: a lost record costs one verification in the conversion count, while
+        failing here would refuse a send already counted."""
+        if not call_id:
+            return
+        try:
+            await self._destinations.remember(call_id, prefix_of(e164), HOUR)
+        except CounterStoreUnavailable:
+            log.warning("pumping_destination_not_kept")
 
     def on_event(self, event: MfaEvent) -> None:
         """Publisher subscriber: a verification counts for its prefix and country."""

@@ -160,7 +160,9 @@ class AccountRecipients:
 
         answer = replace(await send_to(number, account), lookup="found")
         if (answer.first_outcome or answer.outcome) is Outcome.CODE_SENT:
-            return answer, False
+            # A replay (a duplicate of a request already answered) keeps its place in the
+            # budget: identical requests in parallel must not buy lookups.
+            return answer, answer.outcome is Outcome.REPLAYED
         # Anything else (a limit, the provider down or refusing, the breaker open) reads
         # and counts exactly like an unknown account: an outage answered only for found
         # accounts, fast and unpadded, would list which accounts exist. The event keeps

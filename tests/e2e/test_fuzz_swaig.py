@@ -174,7 +174,13 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
                 "per_recipient_per_hour": 1000,
                 "per_recipient_per_day": 10000,
                 "agent_sends_per_minute": 100000,
-            }
+            },
+            # The fuzz texts a few numbers of one range over and over, never verifying.
+            "pumping": {
+                "per_prefix_per_hour": 100000,
+                "per_country_per_hour": 100000,
+                "conversion_floor": 0,
+            },
         },
     )
     settings_ = load_settings(agent_env(config, auth=AUTH, swaig_secret="fuzz-swaig-secret"))
