@@ -51,6 +51,7 @@ from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.providers.signalwire import SignalWireProvider
+from skills.mfa.pumping import ListsFile, ListsFileError, PumpingGuard, PumpingLimits
 from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.skill import MfaSkill
 from skills.mfa.sms_template import render_message
@@ -131,7 +132,9 @@ def build_agent(
     if skill_registry.get_skill_class(MfaSkill.SKILL_NAME) is None:
         skill_registry.register_skill(MfaSkill)
     policy = _code_policy(settings)
-    limiter = _send_limiter(settings, state, agent.agent_id)
+    pumping = _pumping_guard(settings, state)
+    agent.publisher.subscribe(pumping.on_event)  # a verification counts for its range
+    limiter = _send_limiter(settings, state, agent.agent_id, pumping)
     agent.add_skill(
         MfaSkill.SKILL_NAME,
         {
@@ -305,7 +308,31 @@ def _account_recipients(
     )
 
 
-def _send_limiter(settings: Settings, state: StateBackend, agent_id: str) -> SendLimiter:
+def _pumping_guard(settings: Settings, state: StateBackend) -> PumpingGuard:
+    config = settings.file.pumping
+    lists = None
+    if config.lists_path:
+        try:
+            lists = ListsFile(Path(config.lists_path))
+        except ListsFileError as exc:
+            raise SettingsError(f"pumping.lists_path {config.lists_path}: {exc}") from None
+    return PumpingGuard(
+        state.counters,
+        PumpingLimits(
+            per_prefix_per_hour=config.per_prefix_per_hour,
+            per_country_per_hour=config.per_country_per_hour,
+            conversion_floor=config.conversion_floor,
+            conversion_min_sent=config.conversion_min_sent,
+            conversion_grace_seconds=config.conversion_grace_seconds,
+        ),
+        state.pumping_destinations,
+        lists=lists,
+    )
+
+
+def _send_limiter(
+    settings: Settings, state: StateBackend, agent_id: str, pumping: PumpingGuard
+) -> SendLimiter:
     limits = settings.file.limits
     return SendLimiter(
         state.counters,
@@ -317,6 +344,7 @@ def _send_limiter(settings: Settings, state: StateBackend, agent_id: str) -> Sen
             agent_sends_per_minute=limits.agent_sends_per_minute,
         ),
         agent_id=agent_id,
+        guard=pumping,
     )
 
 

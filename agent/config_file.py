@@ -78,6 +78,22 @@ class LimitsConfig(Strict):
         return value
 
 
+class PumpingConfig(Strict):
+    """SMS pumping protection (skills/mfa/pumping.py); the defaults never trouble a real
+    caller: ten texts an hour to one range of 10,000 numbers, 200 an hour to one country."""
+
+    per_prefix_per_hour: int = Field(10, ge=1, le=100000)
+    per_country_per_hour: int = Field(200, ge=1, le=10000000)
+    # Below this share of codes verified in a country or prefix over the last hour (once
+    # conversion_min_sent codes went there), further texts there wait.
+    conversion_floor: float = Field(0.2, ge=0, le=1)
+    conversion_min_sent: int = Field(20, ge=1, le=1000000)
+    # Codes younger than this are not yet counted as unverified (time to read one back).
+    conversion_grace_seconds: float = Field(300.0, ge=0, le=3000)
+    # "allow +PREFIX" / "block +PREFIX" lines, reloaded when the file changes.
+    lists_path: str | None = Field(None, min_length=1)
+
+
 class BreakerConfig(Strict):
     """After ``failure_threshold`` upstream outages in a row, fail fast for ``open_seconds``."""
 
@@ -125,6 +141,7 @@ class FileConfig(Strict):
     upstream: UpstreamConfig = UpstreamConfig()
     dtmf: DtmfConfig = DtmfConfig()
     limits: LimitsConfig = LimitsConfig()
+    pumping: PumpingConfig = PumpingConfig()
     breaker: BreakerConfig = BreakerConfig()
     call: CallConfig = CallConfig()
     handoff: HandoffConfig = HandoffConfig()

@@ -16,10 +16,13 @@ of the body:
    ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` only when well-formed;
 2. basic auth from the ``Authorization`` header, compared in constant time
    (``/health`` and ``/ready`` are open, as the contract says); a failure gets
-   the SDK's own 401. The dashboard's routes (``Dashboard.paths``) take the
-   dashboard's pair and only it: the platform's pair sits in every URL the SWML
-   names, so it opens none of them; with no dashboard pair they stay closed. This
-   is the one place that rule is checked;
+   the SDK's own 401. This is the ONE place credentials are compared: the request
+   goes on with the name of the ``Principal`` it proved to be in its scope
+   (``authenticated_as``), and the SDK's own checks and our routes read that
+   verdict (``sdk_surgery.GuardedAgentBase._check_basic_auth``). The dashboard's
+   routes (``Dashboard.paths``) admit the dashboard's pair and only it: the
+   platform's pair sits in every URL the SWML names, so it opens none of them; with
+   no dashboard pair they stay closed;
 3. a ``Content-Length`` above ``MAX_BODY`` gets a 413 at once; otherwise the body
    is counted as it arrives and the 413 goes out as soon as the count passes the
    limit. The app then sees the client as gone and whatever it sends is dropped.
@@ -39,14 +42,13 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent.request_guard import MAX_BODY, TOO_LARGE
 from skills.mfa.log_throttle import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -56,6 +58,14 @@ log = logging.getLogger("mfa.ingress")
 log.addFilter(RateLimitedLog(60, suffix=False))
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
+
+# A SWAIG request holds the call's data, not its history: 1 MB is ample. This is the one
+# place the limit lives (the SDK's own read and the request guard leave it to us).
+MAX_BODY = 1024 * 1024
+TOO_LARGE = "request body too large"
+
+# Where ``Ingress`` records who a request authenticated as (``authenticated_as``).
+PRINCIPAL_KEY = "mfa.principal"
 
 # Headers through which a client can claim a public host or address.
 _PROXY_HEADERS = frozenset({b"forwarded", b"x-original-host", b"x-real-ip"})
@@ -177,6 +187,22 @@ class Dashboard:
         return (path.rstrip("/") or "/") in self.paths
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A pair of credentials, named, and the paths it opens (every path by default)."""
+
+    name: str
+    user: str
+    password: str
+    admits: Callable[[str], bool] = field(default=lambda path: True)
+
+
+def authenticated_as(scope: Scope) -> str | None:
+    """The ``Principal.name`` that ``Ingress`` let this request in as, or None."""
+    name = scope.get(PRINCIPAL_KEY)
+    return name if isinstance(name, str) else None
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -186,16 +212,13 @@ class Ingress:
         self,
         app: ASGIApp,
         *,
-        credentials: tuple[str, str],
+        principals: Sequence[Principal],
         trusted_proxies: Networks = (),
         max_body: int = MAX_BODY,
         open_paths: frozenset[str] = OPEN_PATHS,
-        dashboard: Dashboard | None = None,
     ) -> None:
         self.app = app
-        self.user = credentials[0].encode()
-        self.password = credentials[1].encode()
-        self.dashboard = dashboard or Dashboard(frozenset(), None)
+        self.principals = tuple(principals)
         self.trusted_proxies = trusted_proxies
         self.max_body = max_body
         self.open_paths = open_paths
@@ -208,10 +231,13 @@ class Ingress:
         headers = clean_proxy_headers(scope["headers"], trusted=trusted)
         scope = {**scope, "headers": headers}
 
-        if not self._authorized(scope["path"], headers):
-            log.warning("ingress_unauthorized", extra={"path": scope["path"][:100]})
-            await _answer(send, scope, *_UNAUTHORIZED)
-            return
+        if scope["path"] not in self.open_paths:
+            principal = self._principal(headers, scope["path"])
+            if principal is None:
+                log.warning("ingress_unauthorized", extra={"path": scope["path"][:100]})
+                await _answer(send, scope, *_UNAUTHORIZED)
+                return
+            scope[PRINCIPAL_KEY] = principal
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -223,13 +249,14 @@ class Ingress:
             return
         await self._limited(scope, receive, send)
 
-    def _authorized(self, path: str, headers: list[tuple[bytes, bytes]]) -> bool:
-        if self.dashboard.covers(path):
-            pair = self.dashboard.credentials
-            return pair is not None and basic_auth_matches(
-                headers, pair[0].encode(), pair[1].encode()
-            )
-        return path in self.open_paths or basic_auth_matches(headers, self.user, self.password)
+    def _principal(self, headers: list[tuple[bytes, bytes]], path: str) -> str | None:
+        """The first principal that admits ``path`` and whose credentials match."""
+        for principal in self.principals:
+            if principal.admits(path) and basic_auth_matches(
+                headers, principal.user.encode(), principal.password.encode()
+            ):
+                return principal.name
+        return None
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
@@ -289,6 +316,10 @@ async def _answer(
     await send({"type": "http.response.body", "body": body})
 
 
+PLATFORM = "platform"
+DASHBOARD = "dashboard"
+
+
 def install_ingress(
     agent: AgentBase,
     *,
@@ -300,7 +331,9 @@ def install_ingress(
     It goes just inside the security headers (its 401 and 413 carry them too) and
     outside everything that could read a body. ``trusted_proxies``: the
     peers whose forwarded headers count (``MFA_TRUSTED_PROXIES``); none by default.
-    ``dashboard``: its routes and the pair that opens them (``MFA_DASHBOARD_*``).
+    The platform's pair (the agent's basic auth) is the ``PLATFORM`` principal, for
+    every path but the dashboard's; ``dashboard``: its routes and the pair that opens
+    them (``MFA_DASHBOARD_*``), the ``DASHBOARD`` principal.
     """
 
     from starlette.middleware import Middleware
@@ -312,8 +345,17 @@ def install_ingress(
     app.user_middleware.append(
         Middleware(
             Ingress,  # type: ignore[arg-type]
-            credentials=(user, password),
+            principals=principals_for(user, password, dashboard),
             trusted_proxies=trusted_proxies,
-            dashboard=dashboard,
         )
     )
+
+
+def principals_for(user: str, password: str, dashboard: Dashboard | None) -> tuple[Principal, ...]:
+    """The platform's pair for everything but the dashboard; the dashboard's for it alone."""
+    board = dashboard or Dashboard(frozenset(), None)
+    platform = Principal(PLATFORM, user, password, admits=lambda path: not board.covers(path))
+    if board.credentials is None:
+        return (platform,)
+    board_user, board_password = board.credentials
+    return (platform, Principal(DASHBOARD, board_user, board_password, admits=board.covers))

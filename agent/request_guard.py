@@ -3,8 +3,10 @@
 The SDK answers a JSON array, a non-string function name or call id, or a
 ``call`` that is not an object with a 500 from deep inside its handlers; the
 platform then retries a request that can never succeed while the caller hears
-silence. ``body_problem`` names what is wrong so the agent can answer 400 (or
-413) instead.
+silence. ``body_problem`` names what is wrong so the agent can answer 400 instead.
+
+The body's size is not checked here: ``agent.ingress`` owns that rule (1 MB, counted as
+the body streams, before anything reads it), and no body over it gets this far.
 """
 
 from __future__ import annotations
@@ -13,9 +15,6 @@ from collections.abc import Iterable
 
 from fastapi import Request
 
-# A SWAIG request holds the call's data, not its history: 1 MB is ample.
-MAX_BODY = 1024 * 1024
-TOO_LARGE = "request body too large"
 # Deeper than any real webhook body by far; deep nesting costs the parser (and every
 # later walk of the body) recursion, which ends in a RecursionError, a 500.
 MAX_DEPTH = 32
@@ -24,12 +23,7 @@ MAX_CALL_ID = 128
 
 
 async def body_problem(request: Request, *, swaig: bool) -> str | None:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
-        return TOO_LARGE
     raw = await request.body()
-    if len(raw) > MAX_BODY:
-        return TOO_LARGE
     if not swaig and not raw.strip():
         return None  # an empty POST to / is a plain SWML fetch
     try:

@@ -9,16 +9,20 @@ against the new source (``signalwire/core/agent_base.py`` and
   working directory for a ``config.json`` of its own.
 - ``GuardedAgentBase``: overrides the private ``_handle_swaig_request``,
   ``_handle_root_request`` and ``_handle_post_prompt_request`` to answer malformed
-  bodies with a 4xx (the SDK answers them with a 500 the platform retries);
+  bodies with a 4xx (the SDK answers them with a 500 the platform retries), and a GET
+  to ``/swaig`` or ``/post_prompt`` with a 404; ``_handle_check_for_input_request``,
+  ``_handle_debug_events_request`` and ``_handle_debug_request`` with a 404 (routes
+  the product does not use; tests/e2e/test_every_route.py lists every route served);
   ``_tool_token_rejection`` to accept a tool token only for the ``call_id`` it
   was minted for (3.7.4+ also accepts the body's ``conversation_id``);
   ``_dispatch_unmatched`` so an unknown path is a 404, not the SDK's
-  ``200 {"error": "Path not found"}``; and exposes the private
-  ``_check_basic_auth`` as ``check_auth``.
-- ``_get_base_url`` and ``validate_basic_auth``: the SDK writes the basic-auth pair
-  into the webhook URLs as it is (``http://mfa:p@ss/w:rd#...@host``), which breaks the
-  URL for any password with ``@ / : # ?``; ours percent-encodes it (RFC 3986
-  userinfo) and accepts the pair in either form (``agent.ingress.credentials_match``).
+  ``200 {"error": "Path not found"}``; ``_check_basic_auth`` to read Ingress's
+  verdict instead of comparing credentials again (exposed as ``check_auth``);
+  ``_read_body_with_limit`` to leave the body limit to Ingress.
+- ``_get_base_url``: the SDK writes the basic-auth pair into the webhook URLs as it
+  is (``http://mfa:p@ss/w:rd#...@host``), which breaks the URL for any password with
+  ``@ / : # ?``; ours percent-encodes it (RFC 3986 userinfo), and Ingress accepts the
+  pair in either form (``agent.ingress.credentials_match``).
 - ``replace_ready_route``: removes the SDK's always-green ``/ready`` route.
 - ``replace_sdk_middleware``: swaps the SDK's ``BaseHTTPMiddleware`` and CORS
   middleware for ``SecurityHeaders``.
@@ -39,8 +43,8 @@ from signalwire import AgentBase
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.cors import CORSMiddleware
 
-from agent.ingress import credentials_match
-from agent.request_guard import TOO_LARGE, body_problem
+from agent.ingress import PLATFORM, authenticated_as
+from agent.request_guard import body_problem
 from agent.security_headers import SecurityHeaders
 
 # An empty SDK config file: passing it stops the SDK from searching the working
@@ -57,7 +61,20 @@ class GuardedAgentBase(AgentBase):
 
     def check_auth(self, request: Request) -> bool:
         """The agent's basic-auth check, for routes of our own."""
-        return bool(self._check_basic_auth(request))
+        return self._check_basic_auth(request)
+
+    def _check_basic_auth(self, request: Request) -> bool:
+        """Ingress's verdict, not a second comparison of the credentials.
+
+        ``agent.ingress.Ingress`` is the one place credentials are checked; it records
+        who the request proved to be. The SDK's handlers still call this method: they
+        now read that verdict. Without Ingress in front, nothing is authenticated."""
+        return authenticated_as(request.scope) == PLATFORM
+
+    async def _read_body_with_limit(self, request: Request) -> bytes:
+        """The SDK's own size check, left to the one owner of that rule: Ingress counts
+        every body as it streams and answers 413 past ``ingress.MAX_BODY``."""
+        return await request.body()
 
     def _get_base_url(self, include_auth: bool = True) -> str:
         """The SDK's base URL, with the credentials percent-encoded as RFC 3986 userinfo."""
@@ -67,25 +84,35 @@ class GuardedAgentBase(AgentBase):
         user, password = self._basic_auth
         return with_userinfo(base, user, password)
 
-    def validate_basic_auth(self, username: str, password: str) -> bool:
-        """The SDK's own check, by the ingress's rule (either form of the pair)."""
-        user, expected = self._basic_auth
-        return credentials_match(
-            username.encode(), password.encode(), user.encode(), expected.encode()
-        )
-
     async def _handle_swaig_request(
         self, request: Request, response: Response
     ) -> Response | dict[str, Any]:
-        """Malformed bodies get a 4xx here instead of the SDK's 500 (agent/request_guard.py)."""
+        """Malformed bodies get a 4xx here instead of the SDK's 500 (agent/request_guard.py).
+        A GET (the SDK renders the SWML there) is nothing SignalWire sends: gone."""
+        if request.method != "POST":
+            return _gone()
         rejected = await self._reject_malformed(request, swaig=True)
         return rejected or await super()._handle_swaig_request(request, response)
+
+    # Routes the SDK serves and this product never uses: a 404 like any unknown path,
+    # whether reached by their own route or through the catch-all. Before, a malformed
+    # body got a 500 there, with the exception's text in the body.
+    async def _handle_check_for_input_request(self, request: Request) -> Response:
+        return _gone()
+
+    async def _handle_debug_events_request(self, request: Request) -> Response:
+        return _gone()
+
+    async def _handle_debug_request(self, request: Request) -> Response:
+        return _gone()
 
     async def _handle_root_request(self, request: Request) -> Response:
         rejected = await self._reject_malformed(request, swaig=False)
         return rejected or await super()._handle_root_request(request)
 
     async def _handle_post_prompt_request(self, request: Request) -> Any:
+        if request.method != "POST":
+            return _gone()
         rejected = await self._reject_malformed(request, swaig=False)
         return rejected or await super()._handle_post_prompt_request(request)
 
@@ -113,7 +140,7 @@ class GuardedAgentBase(AgentBase):
         """What the SDK answers ``200 {"error": ...}`` (an unknown path) is a 404 here."""
         response: Response = await super()._dispatch_unmatched(request, full_path)
         if response.status_code == 200 and bytes(response.body) in _SDK_NOT_FOUND_BODIES:
-            return JSONResponse({"error": "not found"}, status_code=404)
+            return _gone()
         return response
 
     async def _reject_malformed(self, request: Request, *, swaig: bool) -> Response | None:
@@ -122,8 +149,11 @@ class GuardedAgentBase(AgentBase):
         problem = await body_problem(request, swaig=swaig)
         if problem is None:
             return None
-        status = 413 if problem == TOO_LARGE else 400
-        return JSONResponse({"error": problem}, status_code=status)
+        return JSONResponse({"error": problem}, status_code=400)
+
+
+def _gone() -> Response:
+    return JSONResponse({"error": "not found"}, status_code=404)
 
 
 def with_userinfo(url: str, user: str, password: str) -> str:

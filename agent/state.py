@@ -18,6 +18,7 @@ from skills.mfa.directory.misses import InProcessMissCounter, MissCounter
 from skills.mfa.limits import CounterStore, InProcessCounterStore
 from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes
+from skills.mfa.pumping import Destinations, InProcessDestinations
 
 if TYPE_CHECKING:
     from agent.outcomes.outbox_store import OutboxStore
@@ -37,6 +38,7 @@ class StateBackend:
         self.breaker_state: BreakerState = InProcessBreakerState()
         self.directory_breaker_state: BreakerState = InProcessBreakerState()
         self.account_misses: MissCounter = InProcessMissCounter(clock=clock)
+        self.pumping_destinations: Destinations = InProcessDestinations()
 
     def pending_codes(self) -> PendingCodes:
         """Called only for the sandbox provider, so SignalWire mode creates no file."""
@@ -71,6 +73,7 @@ class RedisStateBackend(StateBackend):
 
     def __init__(self, redis_url: str) -> None:
         from skills.mfa.directory.misses import RedisMissCounter
+        from skills.mfa.pumping import RedisDestinations
         from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore, connect
 
         self._redis = connect(redis_url)
@@ -78,6 +81,7 @@ class RedisStateBackend(StateBackend):
         self.breaker_state = RedisBreakerState(self._redis)
         self.directory_breaker_state = RedisBreakerState(self._redis, key="mfa:breaker:directory")
         self.account_misses = RedisMissCounter(self._redis)
+        self.pumping_destinations = RedisDestinations(self._redis)
 
     def pending_codes(self) -> PendingCodes:
         from skills.mfa.redis_state import RedisPendingCodes

@@ -33,6 +33,13 @@ BENCH_LIMITS = {
     "per_recipient_per_day": 10_000,
 }
 
+# The benchmark's callers share a few number ranges: the pumping rules run, uncapped.
+BENCH_PUMPING = {
+    "per_prefix_per_hour": 1_000_000,
+    "per_country_per_hour": 1_000_000,
+    "conversion_floor": 0,
+}
+
 _running: list[subprocess.Popen[bytes]] = []
 
 
@@ -65,6 +72,7 @@ def write_agent_config(directory: Path, *, max_connections: int = 100) -> Path:
             # The abuse limits still run on every send (their cost is measured); their caps
             # are lifted so that the load, not the throttle, is what gets measured.
             "limits": BENCH_LIMITS,
+            "pumping": BENCH_PUMPING,
         },
         name=f"config-{max_connections}.yaml",
     )

@@ -48,6 +48,8 @@ class ToolAnswer:
     account: str = ""
     # The directory's part in this answer (``found``, ``unknown``, ...), empty without one.
     lookup: str = ""
+    # Which limit refused this send (``limits.LimitKind``), empty when none did.
+    limit: str = ""
     # Set by ``skills.mfa.next_step`` once the tool has decided (see there):
     status: str = ""  # a status line for the model that it must not read aloud
     history_note: str = ""  # replaces this call and its answer in the model's history

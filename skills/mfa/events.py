@@ -72,11 +72,14 @@ class MfaEvent:
     account: str = ""
     # What the directory said for this send: found, unknown, locked, unavailable, ...
     lookup: str = ""
+    # Which limit refused a send (``rate_limited``): call_sends, prefix_hour, conversion,
+    # ... (``skills.mfa.limits.LimitKind``), so metrics can say which one.
+    limit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        # Present only on the account path, so other events keep their shape.
-        for key in ("account", "lookup"):
+        # Present only when set (the account path, a refusal), so others keep their shape.
+        for key in ("account", "lookup", "limit"):
             if not data[key]:
                 del data[key]
         if self.account:

@@ -9,13 +9,18 @@ pools, each with every connection allowed to stay alive, so the scan stays short
 however many calls are in flight.
 
 ``post_retrying_unsent`` is the one retry rule both HTTP clients (SignalWire's API and the
-business's account directory) follow: retry only a request that never left.
+business's account directory) follow: retry only a request that never left. It reads the
+answer with ``read_bounded``: a body from outside is counted while it streams and the
+request is abandoned as soon as it passes its limit, so a server that answers with
+hundreds of megabytes costs the process one chunk, not the whole body (httpx's own
+``response.content`` buffers everything before anyone can look at its size).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -85,19 +90,84 @@ def new_shared_client(
 
 
 class NoAnswer(Exception):
-    """A POST that got no HTTP answer. ``kind`` is ``connect`` (no connection was opened:
-    nothing reached the server), ``timeout`` or ``transport`` (it may have arrived)."""
+    """A POST that got no usable HTTP answer. ``kind`` is ``connect`` (no connection was
+    opened: nothing reached the server), ``timeout``, ``transport`` (it may have arrived)
+    or ``too_large`` (an answer whose body passed its limit: the request was abandoned)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, status_code: int | None = None) -> None:
         super().__init__(f"no answer: {kind}")
         self.kind = kind
+        self.status_code = status_code
         self.may_have_arrived = kind != "connect"
 
 
+@dataclass(frozen=True, slots=True)
+class BoundedAnswer:
+    """An HTTP answer whose body was read within its limit."""
+
+    status_code: int
+    content: bytes
+
+
+class BodyTooLarge(Exception):
+    """The body passed its limit; what was read so far is dropped with the connection."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code} answer over its size limit")
+        self.status_code = status_code
+
+
+async def read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
+    """The body of a streamed ``response`` (``client.stream(...)``), at most ``max_bytes``.
+
+    Counts the bytes as they arrive and raises ``BodyTooLarge`` as soon as they pass the
+    limit (a ``Content-Length`` above it at once, before a byte is read). The caller's
+    ``async with client.stream(...)`` then closes the connection unread. A compressed
+    body is refused too: its size on the wire says nothing about its size once inflated,
+    and every request that reads this way asks for ``identity``.
+    """
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise BodyTooLarge(response.status_code)
+    if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        raise BodyTooLarge(response.status_code)
+    if response.is_stream_consumed:
+        # An answer built in memory (a test transport's): already read, only measured.
+        if len(response.content) > max_bytes:
+            raise BodyTooLarge(response.status_code)
+        return response.content
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > max_bytes:
+            raise BodyTooLarge(response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# Asked of every server whose answer is read with ``read_bounded``.
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+async def post_bounded(
+    http: httpx.AsyncClient, url: str, *, max_body: int, **request: Any
+) -> BoundedAnswer:
+    """POST ``url`` once and read the answer with ``read_bounded``.
+
+    Raises ``BodyTooLarge`` and httpx's own errors; ``post_retrying_unsent`` turns them
+    into ``NoAnswer``. Also what the outcome receiver's answer should be read with."""
+    headers = {**IDENTITY, **(request.pop("headers", None) or {})}
+    async with http.stream("POST", url, headers=headers, **request) as response:
+        content = await read_bounded(response, max_body)
+        return BoundedAnswer(response.status_code, content)
+
+
 async def post_retrying_unsent(
-    http: httpx.AsyncClient, url: str, *, retries: int = 1, **request: Any
-) -> httpx.Response:
-    """POST ``url``, retrying only when no connection was opened.
+    http: httpx.AsyncClient, url: str, *, max_body: int, retries: int = 1, **request: Any
+) -> BoundedAnswer:
+    """POST ``url``, retrying only when no connection was opened; the answer's body is
+    read up to ``max_body`` bytes (past it: ``NoAnswer("too_large")``).
 
     A request that may have reached the server (a send may have gone out, a try may have
     been used) is never retried blindly. Callers bound the whole call with their own
@@ -105,7 +175,9 @@ async def post_retrying_unsent(
     """
     for attempt in range(retries + 1):
         try:
-            return await http.post(url, **request)
+            return await post_bounded(http, url, max_body=max_body, **request)
+        except BodyTooLarge as exc:
+            raise NoAnswer("too_large", status_code=exc.status_code) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
             if attempt == retries:
                 raise NoAnswer("connect") from None

@@ -47,6 +47,11 @@ class LimitKind(StrEnum):
     RECIPIENT_HOUR = "recipient_hour"
     RECIPIENT_DAY = "recipient_day"
     AGENT_RATE = "agent_rate"
+    # SMS pumping (skills/mfa/pumping.py)
+    PREFIX_HOUR = "prefix_hour"
+    COUNTRY_HOUR = "country_hour"
+    CONVERSION = "conversion"
+    BLOCKED = "blocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,22 @@ class CounterStore(Protocol):
 
     async def count(self, key: str, window: float, now: float) -> int:
         """Hits on ``key`` within the last ``window`` seconds, recording nothing."""
+        ...
+
+
+class SendGuard(Protocol):
+    """More rules for a send, from outside this module (``pumping.PumpingGuard``)."""
+
+    def rules(self, recipient_e164: str) -> list[Rule]:
+        """Rules added to the send's atomic step."""
+        ...
+
+    async def refusal(self, recipient_e164: str, now: float) -> Refusal | None:
+        """A refusal decided before the atomic step (lists, ratios)."""
+        ...
+
+    async def remember(self, call_id: str, recipient_e164: str) -> None:
+        """Told of every send that was counted."""
         ...
 
 
@@ -233,11 +254,14 @@ class SendLimiter:
         *,
         agent_id: str,
         clock: Callable[[], float] = time.time,
+        guard: SendGuard | None = None,
     ) -> None:
+        """``guard`` adds the SMS pumping rules (``pumping.PumpingGuard``)."""
         self._store = store
         self._limits = limits
         self._agent_id = agent_id
         self._clock = clock
+        self._guard = guard
 
     @property
     def answers(self) -> AnswerStore:
@@ -274,9 +298,20 @@ class SendLimiter:
         """
         rules = self._rules(call_id, recipient_e164, replaces_pending)
         now, member = self._clock(), uuid.uuid4().hex
+        if self._guard is not None:
+            # A platform retry of an answered send gets its answer, whatever the guard says.
+            found = await self._store.answers.peek(claim.key) if claim is not None else None
+            if found is not None:
+                return found
+            refusal = await self._guard.refusal(recipient_e164, now)
+            if refusal is not None:
+                return refusal
+            rules += self._guard.rules(recipient_e164)
         decision = await self._store.acquire(rules, now, member=member, claim=claim)
         if decision is not None:
             return decision
+        if self._guard is not None:
+            await self._guard.remember(call_id, recipient_e164)
         return SendTicket(tuple(rules), now, member)
 
     async def refund(self, ticket: SendTicket) -> None:

@@ -38,6 +38,18 @@ def to_e164(raw: object, default_region: str | None = "US") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def is_valid_e164(e164: str) -> bool:
+    """Whether ``e164`` is a *valid* number for its country, not merely the right length.
+
+    Stricter than ``to_e164`` on purpose, for numbers an operator wrote down (the account
+    directory): a number cut short mid-write (``+44 7911 12345`` of ``+44 7911 123456``)
+    is still "possible" in many countries, and texting it would text a stranger."""
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 # Types that cannot receive a text, or that cost the sender (premium rate, SMS pumping).
 _UNTEXTABLE_TYPES = {
     phonenumbers.PhoneNumberType.PREMIUM_RATE,

@@ -5,17 +5,19 @@ hands the number on file to the tools' usual send (country, number type, limits,
 provider), whatever number the caller is calling from. It is also where the directory
 stops being an oracle or a texting gun:
 
-* an unknown account and a found account whose send was refused get the same sentence
-  (``messages.account_not_sent``), padded to the same minimum time
+* an unknown account and a found account whose send did not end in a code sent (a limit,
+  the provider refusing the number, the provider down, its breaker open) get the same
+  sentence (``messages.account_not_sent``), padded to the same minimum time
   (``neutral_answer_seconds``), so neither words nor timing say which accounts exist;
-* each such neutral answer counts against the call (``MissCounter``); after
+* each such neutral answer counts against the call (``MissCounter``): a lookup takes its
+  place before it starts, atomically, and gives it back only when a code went out; after
   ``unknown_accounts_per_call`` the call can look up no more accounts, even a valid one;
-  counting refusals as well as unknowns means the lockout itself reveals nothing;
+  counting failed sends as well as unknowns means the lockout itself reveals nothing;
 * each lookup counts in the agent-wide rate (``SendLimiter.try_lookup``), and per-recipient
   limits apply to the number on file (the usual send checks that number).
 
-Outage answers (directory or provider down) are not neutral: the caller must hear that
-trying later may help. Logs show an account masked, never a number.
+A directory outage is answered as one (it is the same for every account, so it says
+nothing about this one). Logs show an account masked, never a number.
 """
 
 from __future__ import annotations
@@ -43,17 +45,6 @@ from skills.mfa.phone import mask_account
 
 alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.directory")
-
-
-# What a found account's send may end in that must sound like an unknown account:
-# each depends on the number on file, so telling it apart would confirm the account.
-_REFUSALS = frozenset(
-    {
-        Outcome.RATE_LIMITED,
-        Outcome.COUNTRY_REFUSED,
-        Outcome.NUMBER_TYPE_REFUSED,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,52 +114,63 @@ class AccountRecipients:
         return answer
 
     async def _look_up_and_send(self, call_id: str, account: str, send_to: SendTo) -> ToolAnswer:
-        if await self._misses.misses(call_id) >= self.policy.unknown_accounts_per_call:
+        # The lookup takes its place in the call's budget first, atomically: parallel
+        # requests of one call cannot all see "no misses yet" (misses.py).
+        if not await self._misses.take(call_id, self.policy.unknown_accounts_per_call):
             return ToolAnswer(
                 Outcome.ACCOUNT_LOCKED, messages.account_lookups_ended(), lookup="locked"
             )
+        answer, missed = await self._counted_lookup(call_id, account, send_to)
+        if not missed:
+            await self._misses.give_back(call_id)
+        return answer
+
+    async def _counted_lookup(
+        self, call_id: str, account: str, send_to: SendTo
+    ) -> tuple[ToolAnswer, bool]:
+        """The answer, and whether it counts as a miss (it stays in the call's budget)."""
         if self._try_lookup is not None and await self._try_lookup() is not None:
             alerts.error("agent_send_rate_cap_reached")  # a burst of lookups
-            return ToolAnswer(Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused")
+            busy = ToolAnswer(
+                Outcome.RATE_LIMITED, messages.agent_busy(), lookup="refused", limit="agent_rate"
+            )
+            return busy, False
         try:
             number = await self.directory.lookup(account)
         except DirectoryRejected as exc:
             log.error("directory_rejected", extra={"status": exc.status_code})
-            return ToolAnswer(
+            rejected = ToolAnswer(
                 Outcome.DIRECTORY_UNAVAILABLE, messages.provider_misconfigured(), lookup="rejected"
             )
+            return rejected, False
         except DirectoryUnavailable as exc:
+            # The same for every account, found or not: it tells nothing about one.
             log.warning("directory_unavailable", extra={"kind": exc.kind})
-            return ToolAnswer(
+            unavailable = ToolAnswer(
                 Outcome.DIRECTORY_UNAVAILABLE,
                 messages.provider_unavailable(),
                 lookup="unavailable",
             )
+            return unavailable, False
         if number is None:
-            await self._misses.add_miss(call_id)
-            return ToolAnswer(
+            unknown = ToolAnswer(
                 Outcome.ACCOUNT_UNKNOWN, messages.account_not_sent(), lookup="unknown"
             )
+            return unknown, True
 
         answer = replace(await send_to(number, account), lookup="found")
-        if _refused(answer):
-            await self._misses.add_miss(call_id)
-            # The event keeps the real outcome and the last digits for the operator.
-            return replace(answer, text=messages.account_not_sent())
-        return answer
+        if (answer.first_outcome or answer.outcome) is Outcome.CODE_SENT:
+            # A replay (a duplicate of a request already answered) keeps its place in the
+            # budget: identical requests in parallel must not buy lookups.
+            return answer, answer.outcome is Outcome.REPLAYED
+        # Anything else (a limit, the provider down or refusing, the breaker open) reads
+        # and counts exactly like an unknown account: an outage answered only for found
+        # accounts, fast and unpadded, would list which accounts exist. The event keeps
+        # the real outcome and the last digits for the operator.
+        return replace(answer, text=messages.account_not_sent()), True
 
     async def _pad(self, started: float) -> None:
         """Neutral answers take at least ``neutral_answer_seconds``, found or not."""
         left = self.policy.neutral_answer_seconds - (self._clock() - started)
         if left > 0:
             await self._sleep(left)
-
-
-def _refused(answer: ToolAnswer) -> bool:
-    if answer.outcome in _REFUSALS:
-        return True
-    # The provider refusing this number (422), not our credentials (401/403).
-    return (
-        answer.outcome is Outcome.PROVIDER_REJECTED
-        and answer.text == messages.number_refused_by_provider()
-    )

@@ -214,6 +214,7 @@ class MfaTools:
             attempts_left=answer.attempts_left,
             account=answer.account,
             lookup=answer.lookup,
+            limit=answer.limit,
             handoff=answer.handoff.describe() if answer.handoff else None,
         )
         if self._recorder is not None and event.outcome in FINAL_OUTCOMES:
@@ -307,7 +308,12 @@ class MfaTools:
             return await self._replays.answer(decision, claim, in_flight)
         if isinstance(decision, Refusal):
             log.warning("send_limited", extra={"limit": str(decision.kind), "call_id": call.id})
-            return ToolAnswer(Outcome.RATE_LIMITED, _refusal_message(decision), number_last4=last4)
+            return ToolAnswer(
+                Outcome.RATE_LIMITED,
+                _refusal_message(decision),
+                number_last4=last4,
+                limit=str(decision.kind),
+            )
         ticket = decision
         answer: ToolAnswer | None = None
         try:
@@ -510,4 +516,8 @@ def _refusal_message(refusal: Refusal) -> str:
     if refusal.kind is LimitKind.AGENT_RATE:
         alerts.error("agent_send_rate_cap_reached")  # possible SMS pumping burst
         return messages.agent_busy()
+    if refusal.kind in (LimitKind.PREFIX_HOUR, LimitKind.COUNTRY_HOUR):
+        alerts.warning("pumping_velocity_reached", extra={"limit": str(refusal.kind)})
+    # The pumping limits (skills/mfa/pumping.py) read like the per-number one: the caller
+    # hears the same neutral sentence as for any other limit on their number.
     return messages.too_many_sends_to_number()

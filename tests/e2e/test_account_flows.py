@@ -31,7 +31,7 @@ from tests.support.defaults import DASHBOARD
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 CALLER = "+15557770001"  # not on file for any account
-ON_FILE = "+15551230199"
+ON_FILE = "+12025550199"
 ACCOUNT = "12345678"
 NEUTRAL = (
     "No code was sent for that account number. Do not say whether the account exists. "
@@ -48,7 +48,7 @@ SECRET = "dirsec-0123456789abcdef"
 def csv_file(tmp_path: Path) -> Path:
     path = tmp_path / "accounts.csv"
     path.write_text(
-        f"account_number,phone_number\n{ACCOUNT},(555) 123-0199\n8765-4321,+1 555 123 0288\n"
+        f"account_number,phone_number\n{ACCOUNT},(202) 555-0199\n8765-4321,+1 202 555 0288\n"
     )
     return path
 
@@ -82,7 +82,7 @@ async def test_the_code_goes_to_the_number_on_file_and_verifies_the_account(
         assert [text["to"] for text in fake.texts] == [ON_FILE]  # not the caller's phone
         assert "ending in 0 1 9 9" in sent.response
         digits = "".join(ch for ch in json.dumps(sent.body) if ch.isdigit())
-        assert "5551230199" not in digits and "1230199" not in digits  # last four only
+        assert "2025550199" not in digits and "5550199" not in digits  # last four only
 
         code = fake.last_code_for(ON_FILE)
         wrong = await call.invoke("verify_mfa", token=wrong_code(code))
@@ -190,7 +190,7 @@ class Business:
         if payload is None:
             return JSONResponse({"error": "bad signature"}, status_code=401)
         self.lookups.append(payload)
-        number = {ACCOUNT: "+1 (555) 123-0199"}.get(payload.get("account_number"))
+        number = {ACCOUNT: "+1 (202) 555-0199"}.get(payload.get("account_number"))
         if number is None:
             return JSONResponse({"error": "unknown"}, status_code=404)
         return JSONResponse({"phone_number": number})
@@ -326,7 +326,7 @@ async def test_logs_and_the_live_stream_never_hold_the_number_or_the_whole_accou
     text = "\n".join([*handler.lines, json.dumps([unknown, found])])
     lookups = [line for line in handler.lines if "directory_lookup" in line]
     assert len(lookups) == 2 and all("***5678" in line or "***9999" in line for line in lookups)
-    for secret in ("5551230199", "1230199", ACCOUNT, "99999999"):
+    for secret in ("2025550199", "5550199", ACCOUNT, "99999999"):
         assert secret not in text
 
 
@@ -335,7 +335,7 @@ async def test_logs_and_the_live_stream_never_hold_the_number_or_the_whole_accou
 
 def test_a_bad_row_stops_start_up_naming_the_line(tmp_path, make_settings):
     bad = tmp_path / "bad.csv"
-    bad.write_text("account_number,phone_number\n1,+15551230199\n2,call me maybe\n")
+    bad.write_text("account_number,phone_number\n1,+12025550199\n2,call me maybe\n")
     settings = make_settings(config={"directory": {"path": str(bad)}})
     with pytest.raises(SettingsError, match=r"directory\.path .*bad\.csv: line 3: phone_number"):
         build_agent(settings)

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from agent.app import build_agent
+from agent.ingress import MAX_BODY
 from agent.platform import PlatformCall
-from agent.request_guard import MAX_BODY
 from agent.settings import load_settings
 from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.spoken_code import normalize_spoken_code
@@ -174,7 +174,13 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
                 "per_recipient_per_hour": 1000,
                 "per_recipient_per_day": 10000,
                 "agent_sends_per_minute": 100000,
-            }
+            },
+            # The fuzz texts a few numbers of one range over and over, never verifying.
+            "pumping": {
+                "per_prefix_per_hour": 100000,
+                "per_country_per_hour": 100000,
+                "conversion_floor": 0,
+            },
         },
     )
     settings_ = load_settings(agent_env(config, auth=AUTH, swaig_secret="fuzz-swaig-secret"))

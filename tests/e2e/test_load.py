@@ -32,7 +32,12 @@ async def test_200_calls_at_once(fake_signalwire, make_settings, serve_agent):
     fake.latency = 0.2
     settings = make_settings(
         signalwire_url=sw_url,
-        config={"upstream": {"max_connections": 400}, "limits": {"agent_sends_per_minute": CAP}},
+        config={
+            "upstream": {"max_connections": 400},
+            "limits": {"agent_sends_per_minute": CAP},
+            # 200 callers in one number range: the agent-wide cap is under test, not pumping.
+            "pumping": {"per_prefix_per_hour": 100_000, "per_country_per_hour": 100_000},
+        },
     )
     agent = build_agent(settings)
     events: list[dict] = []

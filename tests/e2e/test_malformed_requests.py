@@ -146,7 +146,7 @@ async def test_unknown_paths_are_404(call_and_url, path, with_auth):
 
 async def test_known_paths_still_answer_without_a_trailing_slash(call_and_url):
     _, url, http = call_and_url
-    assert (await http.get(url + "/swaig", auth=AUTH)).status_code != 404
+    assert (await http.post(url + "/swaig", json={}, auth=AUTH)).status_code != 404
     assert (await http.post(url, json={}, auth=AUTH)).status_code == 200
 
 

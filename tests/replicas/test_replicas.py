@@ -190,7 +190,7 @@ async def test_events_still_cross_replicas_after_a_quiet_spell(replicas):
 
 def account_config(tmp_path: Path, **limits: Any) -> dict[str, Any]:
     book = tmp_path / "accounts.csv"
-    book.write_text("account_number,phone_number\n12345678,(555) 111-0199\n")
+    book.write_text("account_number,phone_number\n12345678,(202) 555-0199\n")
     config: dict[str, Any] = {"directory": {"path": str(book), "neutral_answer_seconds": 0}}
     if limits:
         config["limits"] = limits

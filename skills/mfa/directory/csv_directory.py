@@ -1,15 +1,25 @@
 """The embedded directory: a CSV file with the header ``account_number,phone_number``.
 
-Numbers may be written in any common format (``+1 555 123 0199``, ``(555) 123-0199``,
-``555.123.0199``); they are read with ``phonenumbers`` at load time, in the region of
-``MFA_FROM_NUMBER`` when they have no ``+``. A row that does not parse, or an
-account listed twice, stops start-up with ``DirectoryFileError`` naming the line (and
-never the value: it is personal data).
+Numbers may be written in any common format (``+1 202 555 0199``, ``(202) 555-0199``,
+``202.555.0199``); they are read with ``phonenumbers`` at load time, in the region of
+``MFA_FROM_NUMBER`` when they have no ``+``, and each must be a *valid* number for its
+country (``phone.is_valid_e164``), not merely the right length. A row that does not
+parse, or an account listed twice, stops start-up with ``DirectoryFileError`` naming the
+line (and never the value: it is personal data).
 
 The file is re-read when it changes: a lookup checks its modification time, size and
 inode at most once per ``check_every`` seconds (one ``stat``), and a changed file is
-parsed on a worker thread, so a large file never stalls the event loop. A reload that
-fails keeps the table already loaded and logs the line at fault.
+parsed on a worker thread, so a large file never stalls the event loop.
+
+A file is never taken half written. An editor or a script that rewrites the file in
+place (``open(path, "w")``) leaves it truncated for a moment; a lookup in that moment
+once texted ``+44 7700 90012``, a stranger, instead of ``+44 7700 900123``. So a changed
+file is taken only when it has not changed for ``settle_seconds`` (its modification time
+is that old) and its size and modification time are the same before and after it was
+read; a truncated number is also no *valid* number. A file that is still moving waits
+for a later lookup; a file that fails keeps the table already loaded. Either is logged
+once per version of the file. Operators should still replace the file atomically (write
+a new file, then rename it over the old one): README, "Verify the account holder".
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from skills.mfa.directory.base import file_account
-from skills.mfa.phone import to_e164
+from skills.mfa.phone import is_valid_e164, to_e164
 
 log = logging.getLogger("mfa.directory")
 
@@ -74,6 +84,8 @@ def _read_rows(handle: TextIO, default_region: str | None) -> dict[str, str]:
         number = to_e164(row[phone_at], default_region)
         if number is None:
             raise DirectoryFileError("phone_number does not read as a phone number", line)
+        if not is_valid_e164(number):
+            raise DirectoryFileError("phone_number is not a valid number for its country", line)
         if account in table:
             raise DirectoryFileError(
                 f"account_number already listed on line {first_line[account]}", line
@@ -99,13 +111,20 @@ class CsvDirectory:
         *,
         default_region: str | None,
         check_every: float = 1.0,
+        settle_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """Loads the file now: a bad file stops start-up (``DirectoryFileError``)."""
+        """Loads the file now: a bad file stops start-up (``DirectoryFileError``).
+
+        ``wall_clock`` is compared with the file's modification time (``settle_seconds``)."""
         self.path = path
         self._region = default_region
         self._check_every = check_every
+        self._settle = settle_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._waiting_for: Stamp | None = None  # a moving version, logged once
         try:
             self._stamp: Stamp | None = _stamp(path)
         except OSError as exc:
@@ -123,7 +142,8 @@ class CsvDirectory:
         return self._table.get(account)
 
     async def reload_if_changed(self) -> None:
-        """One ``stat`` at most every ``check_every`` seconds; a changed file is re-read."""
+        """One ``stat`` at most every ``check_every`` seconds; a changed file is re-read
+        once it has settled, and taken only if it did not change while it was read."""
         now = self._clock()
         if self._reloading or now - self._checked_at < self._check_every:
             return
@@ -135,15 +155,31 @@ class CsvDirectory:
             return
         if stamp == self._stamp:
             return
+        if self._wall_clock() - stamp[0] / 1e9 < self._settle:
+            self._still_moving(stamp, "the file changed less than settle_seconds ago")
+            return
         self._reloading = True
         try:
             table = await asyncio.to_thread(read_directory_file, self.path, self._region)
+            after = _stamp(self.path)
         except DirectoryFileError as exc:
             # Keep serving the last good table; try again when the file changes again.
             self._stamp = stamp
             log.error("directory_reload_failed", extra={"why": str(exc), "kept": len(self)})
             return
+        except OSError as exc:
+            log.error("directory_reload_failed", extra={"why": exc.strerror, "kept": len(self)})
+            return
         finally:
             self._reloading = False
-        self._table, self._stamp = table, stamp
+        if after != stamp:
+            self._still_moving(after, "the file changed while it was read")
+            return
+        self._table, self._stamp, self._waiting_for = table, stamp, None
         log.info("directory_reloaded", extra={"kind": self.name, "accounts": len(table)})
+
+    def _still_moving(self, stamp: Stamp, why: str) -> None:
+        """The old table stays; said once per version of the file, not once per lookup."""
+        if stamp != self._waiting_for:
+            self._waiting_for = stamp
+            log.warning("directory_reload_waiting", extra={"why": why, "kept": len(self)})

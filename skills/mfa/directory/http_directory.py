@@ -12,7 +12,8 @@ Answers: 200 ``{"phone_number": "+15551230199"}`` (any format ``phonenumbers`` r
 404 for an unknown account. The same rules as the SignalWire client: an overall deadline
 (the caller is listening to silence), one retry only when the request provably never left,
 and every failure a domain error from ``base.py``, never an exception text or a status
-the caller would hear. The secret, the account and the number are never logged.
+the caller would hear. The answer is read with a 16 KB limit while it streams
+(``http_pool.read_bounded``). The secret, the account and the number are never logged.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import httpx
 
 from skills.mfa.directory.base import DirectoryRejected, DirectoryUnavailable
-from skills.mfa.http_pool import NoAnswer, post_retrying_unsent
+from skills.mfa.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
 from skills.mfa.phone import to_e164
 from skills.mfa.signing import signed_headers
 
@@ -77,17 +78,22 @@ class HttpDirectory:
             raise DirectoryUnavailable("server_error", status_code=status)
         raise DirectoryRejected(status)
 
-    async def _post_retrying_unsent(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    async def _post_retrying_unsent(self, body: bytes, headers: dict[str, str]) -> BoundedAnswer:
         try:
+            # The answer is read while it streams, at most _MAX_BODY_BYTES: a server that
+            # answers with more is down as far as we are concerned (the breaker counts it).
             return await post_retrying_unsent(
-                self._http, self._url, retries=_CONNECT_RETRIES, content=body, headers=headers
+                self._http,
+                self._url,
+                max_body=_MAX_BODY_BYTES,
+                retries=_CONNECT_RETRIES,
+                content=body,
+                headers=headers,
             )
         except NoAnswer as exc:
-            raise DirectoryUnavailable(exc.kind) from None
+            raise DirectoryUnavailable(exc.kind, status_code=exc.status_code) from None
 
-    def _number_in(self, response: httpx.Response) -> str:
-        if len(response.content) > _MAX_BODY_BYTES:
-            raise DirectoryUnavailable("bad_body", status_code=200)
+    def _number_in(self, response: BoundedAnswer) -> str:
         try:
             payload = json.loads(response.content)
         except (ValueError, RecursionError):

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from skills.mfa.http_pool import NoAnswer, post_retrying_unsent
+from skills.mfa.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
 from skills.mfa.providers.base import (
     CodeNotFound,
     ProviderRejected,
@@ -95,7 +95,7 @@ class SignalWireProvider:
     async def aclose(self) -> None:
         """The shared client belongs to the process, which closes it at shutdown."""
 
-    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post(self, path: str, body: dict[str, Any]) -> BoundedAnswer:
         try:
             async with asyncio.timeout(self._deadline):
                 return await self._post_retrying_unsent(self._base + path, body)
@@ -110,13 +110,22 @@ class SignalWireProvider:
         """Name the host: ``SIGNALWIRE_SPACE=example`` that does not answer says where."""
         log.warning("signalwire_unreachable", extra={"host": self._host, "kind": kind})
 
-    async def _post_retrying_unsent(self, url: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post_retrying_unsent(self, url: str, body: dict[str, Any]) -> BoundedAnswer:
         try:
+            # Read while it streams, at most _MAX_BODY_BYTES: past it the request is
+            # abandoned and counts as an outage (ProviderUnavailable, which the breaker counts).
             return await post_retrying_unsent(
-                self._http, url, retries=_CONNECT_RETRIES, json=body, auth=self._auth
+                self._http,
+                url,
+                max_body=_MAX_BODY_BYTES,
+                retries=_CONNECT_RETRIES,
+                json=body,
+                auth=self._auth,
             )
         except NoAnswer as exc:
-            raise ProviderUnavailable(exc.kind, may_have_arrived=exc.may_have_arrived) from None
+            raise ProviderUnavailable(
+                exc.kind, may_have_arrived=exc.may_have_arrived, status_code=exc.status_code
+            ) from None
 
 
 def _path_segment(request_id: str) -> str:
@@ -130,9 +139,7 @@ def _path_segment(request_id: str) -> str:
     return request_id
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    if len(response.content) > _MAX_BODY_BYTES:
-        raise ProviderUnavailable("bad_body", may_have_arrived=True, status_code=200)
+def _json_object(response: BoundedAnswer) -> dict[str, Any]:
     try:
         payload = json.loads(response.content)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
@@ -142,10 +149,10 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return payload
 
 
-def _error_reason(response: httpx.Response) -> str:
+def _error_reason(response: BoundedAnswer) -> str:
     """A short, credential-free description of a 4xx/5xx for the logs."""
     try:
-        payload = json.loads(response.content[:_MAX_BODY_BYTES])
+        payload = json.loads(response.content)
     except (ValueError, RecursionError):
         return ""
     if isinstance(payload, dict):

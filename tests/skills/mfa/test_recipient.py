@@ -18,6 +18,7 @@ from skills.mfa.directory.base import DirectoryUnavailable, spoken_account
 from skills.mfa.directory.misses import InProcessMissCounter
 from skills.mfa.events import EventPublisher
 from skills.mfa.limits import InProcessCounterStore, SendLimiter, SendLimits
+from skills.mfa.providers.base import ProviderRejected, ProviderUnavailable
 from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import FakeClock, ScriptedProvider
@@ -185,6 +186,29 @@ async def test_unknown_and_refused_accounts_read_and_take_the_same():
     assert rig.provider.calls == 1
     outcomes = [(e["outcome"], e.get("lookup")) for e in rig.events[1:]]
     assert outcomes == [("account_unknown", "unknown"), ("rate_limited", "found")]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ProviderUnavailable("circuit_open", may_have_arrived=False),
+        ProviderUnavailable("timeout", may_have_arrived=True),
+        ProviderRejected(401),
+    ],
+    ids=["breaker-open", "timeout", "our-credentials"],
+)
+async def test_a_found_account_whose_send_fails_reads_and_takes_like_an_unknown_one(failure):
+    """An outage answered only for found accounts (fast, unpadded, no miss) would list
+    which accounts exist: it gets the neutral sentence, the same floor, and a miss."""
+    rig = make_rig(neutral_answer_seconds=1.0, delay=0.25)
+    rig.provider.then(failure)
+    found = await rig.send(account_number=ACCOUNT)
+    unknown = await rig.send(account_number="555")
+    assert found == unknown == {"response": NEUTRAL}
+    assert rig.slept == [0.75, 0.75]
+    assert rig.events[0]["lookup"] == "found" and rig.events[0]["outcome"] != "code_sent"
+    await rig.send(account_number="556")  # the third miss: the failed send was one
+    assert (await rig.send(account_number=ACCOUNT)) == {"response": LOCKED}
 
 
 async def test_three_neutral_answers_end_lookups_for_the_call_even_for_a_valid_account():

@@ -89,7 +89,7 @@ def _raise(exc: Exception):
         (
             lambda r: httpx.Response(200, content=b'{"phone_number":"' + b"1" * 20000 + b'"}'),
             DirectoryUnavailable,
-            "bad_body",
+            "too_large",
         ),
         (_raise(httpx.ReadTimeout("slow")), DirectoryUnavailable, "timeout"),
         (_raise(httpx.ConnectError("refused")), DirectoryUnavailable, "connect"),
