@@ -275,7 +275,11 @@ async def test_a_flood_of_final_outcomes_behind_a_slow_receiver_loses_none(
     with ServerThread(hook.app()) as server:
         settings = make_settings(
             signalwire_url=sw_url,
-            config={"limits": {"agent_sends_per_minute": 1000}},
+            # 40 callers in one number range: lift the pumping caps, as the load test does.
+            config={
+                "limits": {"agent_sends_per_minute": 1000},
+                "pumping": {"per_prefix_per_hour": 1000, "per_country_per_hour": 1000},
+            },
             MFA_OUTCOME_WEBHOOK_URL=server.url + "/hook",
             MFA_OUTCOME_WEBHOOK_SECRET=SECRET,
         )

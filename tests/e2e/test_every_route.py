@@ -46,6 +46,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("/ready", "GET"): OPEN,
     ("/events", "GET"): DASHBOARD,
     ("/live", "GET"): DASHBOARD,
+    ("/outcomes", "GET"): DASHBOARD,
+    ("/outcomes.csv", "GET"): DASHBOARD,
+    ("/metrics", "GET"): DASHBOARD,
     ("/{full_path:path}", "GET"): CATCH_ALL,
     ("/{full_path:path}", "POST"): CATCH_ALL,
 }

@@ -183,12 +183,12 @@ async def test_a_send_counter_still_counts_seconds_later_in_redis(
 # -- global_data names the subject of the latest verification ----------------------------
 
 ACCOUNT = "12345678"
-ON_FILE = "+15551230199"
+ON_FILE = "+12025550199"
 
 
 def directory(tmp_path: Path) -> dict:
     path = tmp_path / "accounts.csv"
-    path.write_text(f"account_number,phone_number\n{ACCOUNT},(555) 123-0199\n")
+    path.write_text(f"account_number,phone_number\n{ACCOUNT},(202) 555-0199\n")
     return {
         "directory": {
             "path": str(path),
