@@ -486,26 +486,55 @@ def _single_digit(token: str, lex: _Lexicon) -> str | None:
 # -- redaction -----------------------------------------------------------------------------
 
 _SPAN_TOKEN = re.compile(r"[^\W\d_]+|\d+|\S")
-_SCALE_DIGITS = {"hundred": 2, "thousand": 3}
+_CAMEL_PARTS = re.compile(r"[A-Z]?[^\W\d_A-Z]+|[A-Z]+(?![^\W\d_A-Z])")
+# German fillers and joiners inside a run, beside the English and Spanish ones.
+_GERMAN_PAUSES = frozenset({"und", "ah", "ahm", "ahem", "also"})
+_REDACTION_PAUSES = _PAUSES | number_words.SPANISH_PAUSES | _GERMAN_PAUSES
+_JOINERS = frozenset({"and", "y", "und"})  # may join the words of one run-together token
+
+
+def _digit_count(value: int) -> int:
+    """How many digits a number word may stand for: a scale word counts its zeros."""
+    if value in (100, 1000):
+        return len(str(value)) - 1
+    return len(str(value))
+
+
+_MASKED_WORDS: dict[str, int] = {
+    **{w: 1 for w in (*_UNITS, *_ZERO_WORDS)},
+    **{w: 2 for w in (*_TEENS, *_TENS)},
+    **{w: _REPEATS[w] - 1 for w in _REPEATS},  # the digit that follows counts once
+    "hundred": 2,
+    "thousand": 3,
+    **{number_words.fold_any(w): _digit_count(v) for w, v in number_words.SPANISH.items()},
+    **{w: 1 for w in number_words.SPANISH_ARTICLES},
+    **{number_words.fold_any(w): _digit_count(v) for w, v in number_words.GERMAN.items()},
+    "eine": 1,
+}
+_LONGEST_WORD = max(map(len, _MASKED_WORDS))
 
 
 def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") -> str:
     """``text`` with every run that could read as ``min_digits`` or more digits masked.
 
-    For free text the model wrote (a post-prompt summary) that must not carry a
-    code or a phone number, however it was written: "739155", "7, 3, 9, 1, 5, 5",
-    "seven three nine one five five", "seven thirty nine, one fifty five". A run is
-    what ``normalize_spoken_code`` would read as one (digits, number words,
-    "double"/"triple", "hundred"/"thousand", with pauses and punctuation between);
-    its digits are counted generously (a tens word counts two), because here a
-    miss leaks a code and an extra mask costs nothing.
+    For free text the model wrote (a post-prompt summary) or a provider's error text,
+    which must not carry a code or a phone number, however it was written: "739155",
+    "7, 3, 9, 1, 5, 5", "seven three nine one five five", "seven thirty nine, one
+    fifty five", "cuatro ocho uno dos dos nueve", "vier acht eins zwei zwei neun",
+    "fourEightOne", "four-eight-one". A run is what ``normalize_spoken_code`` would
+    read as one (digits, number words, "double"/"triple", scale words, with pauses and
+    punctuation between), in every language whose number words we ship (German
+    included, which the agent does not speak: speech recognition may transcribe it),
+    and a word made of number words run together counts as those words. Digits are
+    counted generously (a tens word counts two), because here a miss leaks a code and
+    an extra mask costs nothing.
     """
     pieces: list[str] = []
     kept_until = 0
     run_start = run_end = -1
     digits = 0
     for match in _SPAN_TOKEN.finditer(text):
-        token = match.group().lower()
+        token = match.group()
         counted = _loose_digit_count(token)
         if counted:
             if run_start < 0:
@@ -513,7 +542,8 @@ def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") 
             digits += counted
             run_end = match.end()
             continue
-        if run_start >= 0 and (token in _PAUSES or not token.isalnum()):
+        folded = number_words.fold_any(token)
+        if run_start >= 0 and (folded in _REDACTION_PAUSES or not token.isalnum()):
             continue  # a pause or punctuation inside a run
         if run_start >= 0 and digits >= min_digits:
             pieces += [text[kept_until:run_start], mask]
@@ -530,10 +560,35 @@ def _loose_digit_count(token: str) -> int:
     """How many digits a token may stand for in a spoken number; 0 for other words."""
     if token.isdigit():
         return len(token)
-    if token in _UNITS or token in _ZERO_WORDS:
-        return 1
-    if token in _TEENS or token in _TENS:
-        return 2
-    if token in _REPEATS:
-        return _REPEATS[token] - 1  # the digit that follows counts once
-    return _SCALE_DIGITS.get(token, 0)
+    word = number_words.fold_any(token)
+    counted = _MASKED_WORDS.get(word)
+    if counted is not None:
+        return counted
+    if not token.isalpha():
+        return 0
+    parts = _CAMEL_PARTS.findall(token)  # "fourEightOne"
+    if len(parts) > 1:
+        counts = [_MASKED_WORDS.get(number_words.fold_any(p), 0) for p in parts]
+        if all(counts):
+            return sum(counts)
+    return _run_together(word)
+
+
+def _run_together(word: str) -> int:
+    """Digits of a word that is number words run together ("foureightone",
+    "vierhundertachtzig", "einundzwanzig"), or 0 when it is not made of them whole."""
+    if len(word) < 6:
+        return 0
+    # best[i]: the digits of word[:i] split into number words (joiners between), or -1.
+    best = [-1] * (len(word) + 1)
+    best[0] = 0
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - _LONGEST_WORD), end):
+            if best[start] < 0:
+                continue
+            piece = word[start:end]
+            if piece in _JOINERS and start > 0 and end < len(word):
+                best[end] = max(best[end], best[start])
+            elif piece in _MASKED_WORDS:
+                best[end] = max(best[end], best[start] + _MASKED_WORDS[piece])
+    return max(best[-1], 0)
