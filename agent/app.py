@@ -170,8 +170,14 @@ def _code_policy(settings: Settings) -> CodePolicy:
     from_number = settings.signalwire.from_number if settings.signalwire else None
     default_region = (region_of(from_number) if from_number else None) or "US"
     home_country = (country_code_of(from_number) if from_number else None) or 1
+    company = settings.file.company_name
+    messages = tuple(
+        (language, render_message(template, company))
+        for language, template in settings.file.message_templates.items()
+    )
     return CodePolicy(
-        message=render_message(code.message, settings.file.company_name),
+        message=messages[0][1],
+        messages=messages,
         token_length=code.token_length,
         valid_for=code.valid_for,
         max_attempts=code.max_attempts,
@@ -220,6 +226,7 @@ def _account_recipients(
             caller_number_allowed=config.caller_number_allowed,
             unknown_accounts_per_call=config.unknown_accounts_per_call,
             neutral_answer_seconds=config.neutral_answer_seconds,
+            languages=policy.languages,
         ),
         try_lookup=limiter.try_lookup,
     )

@@ -70,11 +70,14 @@ class MfaEvent:
     account: str = ""
     # What the directory said for this send: found, unknown, locked, unavailable, ...
     lookup: str = ""
+    # The language code a send named for the caller (its text message's language); empty
+    # for a verify, whose call keeps the language of its send on the live page.
+    language: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # Present only on the account path, so other events keep their shape.
-        for key in ("account", "lookup"):
+        for key in ("account", "lookup", "language"):
             if not data[key]:
                 del data[key]
         if self.account:
