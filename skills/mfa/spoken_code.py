@@ -34,6 +34,17 @@ Accepted inside a run, case-insensitive, in any mix:
 Outside the run, any conversation ("my code is", "thanks", "got it?"). A lone
 "oh" there ("oh, it's 529031") is an interjection, not a zero.
 
+With Spanish configured (``languages``), its words count too, mixed with English
+as callers mix them: digits ("cuatro ocho uno"), single words for 10 to 29
+("once", "veintiséis"), tens joined with "y" ("sesenta y dos"; "sesenta dos"
+without it is refused), hundreds words ("seiscientos cuatro", "ciento veinte",
+"cien"), one whole number with "mil" ("cuatrocientos ochenta y un mil quinientos
+dieciséis"; "mil quinientos" needs no count), accents dropped or not, and
+Spanish fillers and corrections ("eh", "este", "perdón", "digo"). Read by
+context: "o" is "or" in Spanish, so a run with Spanish words and "o" is refused;
+"un"/"una" are the number one only inside a number ("ochenta y un mil"),
+elsewhere an article ("tengo una clave"); a lone "once" is the English word.
+
 Refused on purpose: more or fewer digits than ``length``; digits outside the
 run; correction words ("no", "wait", "sorry", "I mean", "actually", "scratch
 that", "or", ...) after the first digit; words that sound like or modify a
