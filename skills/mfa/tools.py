@@ -222,7 +222,10 @@ class MfaTools:
         """Send to ``target`` (the caller's number, or the number on file for ``account``)."""
         # From here on the number is known: even an unexpected failure names its last digits.
         last4 = last_digits(target)
-        request = {"to": target, "account": account, "language": language}
+        request = {"to": target, "account": account}
+        if len(self._policy.languages) > 1:
+            # A send in another language is another request (its replay record apart).
+            request["language"] = language
         return await _answering_errors(
             call.tool, last4, self._send_to(call, target, last4, state, request)
         )
@@ -295,7 +298,7 @@ class MfaTools:
                 state,
                 ticket,
                 account=request["account"],
-                message=self._policy.message_for(request["language"] or ""),
+                message=self._policy.message_for(request.get("language") or ""),
             )
         finally:
             self._replays.settle(claim, answer)
