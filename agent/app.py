@@ -17,11 +17,13 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from signalwire.skills.registry import skill_registry
 
 from agent.ingress import Dashboard, install_ingress, parse_trusted_proxies
+from agent.language_config import LanguageConfig
 from agent.mfa_agent import MfaAgent
 from agent.outcomes.counters import DailyCounters
 from agent.outcomes.dashboard import DASHBOARD_PATHS
@@ -46,6 +48,7 @@ from skills.mfa.directory.http_directory import HttpDirectory
 from skills.mfa.http_pool import new_shared_client
 from skills.mfa.limits import SendLimiter, SendLimits
 from skills.mfa.next_step import NextStep, Pacing
+from skills.mfa.number_words import primary_subtag
 from skills.mfa.phone import country_code_of, mask_number, region_of
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.breaker import CircuitBreakerProvider
@@ -150,7 +153,8 @@ def build_agent(
             ),
             "replay_pending_seconds": upstream.deadline_seconds + 5.0,
             "next_step": _next_step(settings, limiter),
-            "language_code": settings.file.language.code,
+            "language_code": settings.file.languages[0].code,
+            "languages": {lang.code: lang.name for lang in settings.file.languages},
             # Every final outcome is in the outbox before the tool answers.
             "recorder": outbox,
         },
@@ -253,8 +257,14 @@ def _code_policy(settings: Settings) -> CodePolicy:
     from_number = settings.signalwire.from_number if settings.signalwire else None
     default_region = (region_of(from_number) if from_number else None) or "US"
     home_country = (country_code_of(from_number) if from_number else None) or 1
+    company = settings.file.company_name
+    messages = tuple(
+        (language, render_message(template, company))
+        for language, template in settings.file.message_templates.items()
+    )
     return CodePolicy(
-        message=render_message(code.message, settings.file.company_name),
+        message=messages[0][1],
+        messages=messages,
         token_length=code.token_length,
         valid_for=code.valid_for,
         max_attempts=code.max_attempts,
@@ -303,6 +313,7 @@ def _account_recipients(
             caller_number_allowed=config.caller_number_allowed,
             unknown_accounts_per_call=config.unknown_accounts_per_call,
             neutral_answer_seconds=config.neutral_answer_seconds,
+            languages=policy.languages,
         ),
         try_lookup=limiter.try_lookup,
     )
@@ -395,10 +406,51 @@ def log_sandbox_text(text: SandboxText) -> None:
     )
 
 
+def _configure_languages(agent: MfaAgent, languages: list[LanguageConfig]) -> None:
+    """The SWML of the languages Jim speaks, as SignalWire's SWML reference describes it.
+
+    One language: one ``ai.languages`` entry. Several: ``ai.multilingual``, which the
+    reference (``swml/.../ai/multilingual``) names for a call that follows the caller's
+    language turn by turn (``ai.languages`` picks one per call; the two are mutually
+    exclusive): speech recognition in code-switching mode, a voice per language, the
+    first one opening the call, and the agent kept to the configured languages
+    (``allowed``). Entries are built here rather than with the SDK's ``add_language``,
+    which splits ``engine.voice:model`` into the deprecated ``engine`` key and writes a
+    lone filler list as the deprecated ``fillers``, which is never used for speech fillers.
+    """
+    if len(languages) == 1:
+        (only,) = languages
+        entry: dict[str, Any] = {"name": only.name, "code": only.code, "voice": only.voice}
+        if only.speech_fillers:
+            entry["speech_fillers"] = list(only.speech_fillers)
+        if only.function_fillers:
+            entry["function_fillers"] = list(only.function_fillers)
+        agent.set_languages([entry])
+        return
+    first = languages[0]
+    multilingual: dict[str, Any] = {
+        "start_language": primary_subtag(first.code),
+        "allowed": [primary_subtag(lang.code) for lang in languages],
+        "languages": [
+            {"language": "default", "voice": first.voice},
+            *({"language": primary_subtag(lang.code), "voice": lang.voice} for lang in languages),
+        ],
+    }
+    for key, attribute in (("fillers", "speech_fillers"), ("function_fillers", "function_fillers")):
+        per_language = {
+            primary_subtag(lang.code): list(getattr(lang, attribute))
+            for lang in languages
+            if getattr(lang, attribute)
+        }
+        if per_language:
+            multilingual[key] = per_language
+    agent.set_multilingual(multilingual)
+
+
 def _configure_conversation(agent: MfaAgent, settings: Settings) -> None:
     """Language, prompt, AI parameters, global data and post-prompt: what the SWML says."""
     file = settings.file
-    agent.add_language(name=file.language.name, code=file.language.code, voice=file.language.voice)
+    _configure_languages(agent, file.languages)
     for section in load_prompt_sections(settings):
         agent.prompt_add_section(**section)
     call = file.call

@@ -7,9 +7,17 @@ naming its key. The call's bounds and handoff live in ``agent/call_config.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.call_config import CallConfig, HandoffConfig, check_message_template
+from agent.call_config import CallConfig, HandoffConfig
+from agent.language_config import (
+    LanguageConfig,
+    check_languages,
+    check_templates,
+    templates_by_language,
+)
 
 # NIST SP 800-63B, out-of-band authenticators (5.1.3): at least 6 digits, valid at most
 # 10 minutes. A weaker policy is the operator's call, so it is a warning, not an error.
@@ -23,18 +31,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LanguageConfig(Strict):
-    name: str = "English"
-    code: str = "en-US"
-    voice: str = "rime.spore"
-
-
 class CodeConfig(Strict):
     """The one-time code's rules, sent to SignalWire and obeyed by the sandbox alike."""
 
-    # The text before the code; {company} is company_name. Checked at start-up to fit one
-    # SMS segment with the code (agent/call_config.py).
-    message: str = Field(
+    # The text before the code, per language code ({en: ..., es: ...}; a plain string is
+    # the English one); {company} is company_name. Each is checked at start-up to fit one
+    # SMS segment with the code (agent/language_config.py).
+    message: str | dict[str, str] = Field(
         "From {company}: only say this code on the call you made to us. We never call to ask "
         "for it. Your code:",
         min_length=1,
@@ -136,7 +139,12 @@ class FileConfig(Strict):
     agent_name: str = Field("mfa-agent", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     persona_name: str = Field("Jim", min_length=1, max_length=40)
     company_name: str = Field("our company", min_length=1, max_length=80)
-    language: LanguageConfig = LanguageConfig()
+    # The languages Jim speaks, the first one first (README "Languages"). ``language`` (one
+    # entry) is the key of earlier releases, read as a list of one.
+    languages: list[LanguageConfig] = Field(
+        default_factory=lambda: [LanguageConfig()], min_length=1, max_length=10
+    )
+    language: LanguageConfig | None = None
     code: CodeConfig = CodeConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     dtmf: DtmfConfig = DtmfConfig()
@@ -158,10 +166,25 @@ class FileConfig(Strict):
             raise ValueError("must be a file path")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_language_of_earlier_releases(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "language" in data and "languages" not in data:
+            data = {**data, "languages": [data["language"]]}
+        return data
+
     @model_validator(mode="after")
-    def _message_fits_one_segment(self) -> FileConfig:
-        check_message_template(self.code.message, self.company_name, self.code.token_length)
+    def _every_language_served_whole(self) -> FileConfig:
+        check_languages(self.languages)
+        check_templates(
+            self.code.message, self.languages, self.company_name, self.code.token_length
+        )
         return self
+
+    @property
+    def message_templates(self) -> dict[str, str]:
+        """``{language code: template}``, one for each of ``languages``."""
+        return templates_by_language(self.code.message, self.languages)
 
 
 def code_policy_warnings(code: CodeConfig) -> list[tuple[str, str]]:

@@ -82,6 +82,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "code goes to the number on file for it",
     )
     parser.add_argument(
+        "--lang",
+        help="the language the caller speaks (a configured languages code, e.g. es): "
+        "send_mfa names it, so the text message is in it, and {code_words} is read in it",
+    )
+    parser.add_argument(
         "--say",
         action="append",
         default=[],
@@ -129,6 +134,7 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
                     account=args.account,
                     signing_key=signing_key,
                     dashboard=dashboard,
+                    language=args.lang,
                 )
             )
         except httpx.HTTPStatusError as exc:
@@ -176,6 +182,7 @@ async def play_call(
     account: str | None = None,
     signing_key: str | None = None,
     dashboard: tuple[str, str] | None = None,
+    language: str | None = None,
 ) -> int:
     """``dashboard``: the pair that opens the agent's ``/events``, where a running
     sandbox agent shows the text it "sent"."""
@@ -187,6 +194,8 @@ async def play_call(
         print(f"call {call.call_id} from {caller} to the agent at {base_url}", file=out)
         sent_at = time.time()
         arguments = {"account_number": account} if account else {}
+        if language:
+            arguments["language"] = language
         _show(out, "send_mfa", arguments, await call.invoke("send_mfa", **arguments))
         _show_ending(out, call)
         # The number on file is the agent's business: the transcript shows its last digits.
@@ -201,7 +210,7 @@ async def play_call(
 
         texted = bodies[-1].rsplit(" ", 1)[-1] if bodies else ""
         while not call.global_data.get("mfa_verified") and call.ending is None:
-            said = fill_code(ask().strip(), texted)
+            said = fill_code(ask().strip(), texted, language)
             if not said:
                 break
             reply = await call.invoke("verify_mfa", token=said)
@@ -256,20 +265,26 @@ async def _sandbox_text_from_stream(
     return [(str(event["to"]), str(event["body"]))] if event else []
 
 
-_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGIT_WORDS = {
+    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    "es": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
+}
 
 
-def fill_code(said: str, code: str) -> str:
+def fill_code(said: str, code: str, language: str | None = None) -> str:
     """Scripts cannot know a sandbox code in advance: ``{code}`` in a ``--say`` answer
-    becomes the texted digits and ``{code_words}`` the same read out as words."""
+    becomes the texted digits and ``{code_words}`` the same read out as words, in
+    ``language`` (English unless it is Spanish)."""
     if not code.isdigit():
         return said
-    words = " ".join(_DIGIT_WORDS[int(digit)] for digit in code)
+    primary = (language or "en").split("-", 1)[0].lower()
+    digit_words = DIGIT_WORDS.get(primary, DIGIT_WORDS["en"])
+    words = " ".join(digit_words[int(digit)] for digit in code)
     return said.replace("{code_words}", words).replace("{code}", code)
 
 
 def _show(out: TextIO, tool: str, arguments: dict[str, str], reply: ToolReply) -> None:
-    print(f"> {tool}({json.dumps(arguments)[1:-1]})", file=out)
+    print(f"> {tool}({json.dumps(arguments, ensure_ascii=False)[1:-1]})", file=out)
     response = reply.body.get("response")
     if isinstance(response, dict):
         print(f"< {reply.status_code} [{response.get('tool_result', '')}]", file=out)

@@ -110,9 +110,13 @@ def test_every_default_the_security_table_states_is_the_real_default():
 
 
 def test_the_shipped_config_holds_the_defaults():
-    """Every key of agent/config.yaml exists, with the settings' own default."""
+    """Every key of agent/config.yaml exists, with the settings' own default. Except the
+    languages: the file ships English and Spanish (and a text for each), while a file that
+    names none keeps the one English entry and plain English text of earlier releases."""
     fields = config_fields()
     shipped = yaml.safe_load((REPO / "agent" / "config.yaml").read_text())
+    assert [entry["code"] for entry in shipped.pop("languages")] == ["en", "es"]
+    assert set(shipped["code"].pop("message")) == {"en", "es"}
     for name, value in shipped.items():
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for sub, sub_value in items:

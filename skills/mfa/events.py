@@ -75,11 +75,15 @@ class MfaEvent:
     # Which limit refused a send (``rate_limited``): call_sends, prefix_hour, conversion,
     # ... (``skills.mfa.limits.LimitKind``), so metrics can say which one.
     limit: str = ""
+    # The language code a send named for the caller (its text message's language); empty
+    # for a verify, whose call keeps the language of its send on the live page.
+    language: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        # Present only when set (the account path, a refusal), so others keep their shape.
-        for key in ("account", "lookup", "limit"):
+        # Present only when set (the account path, a refusal, a language), so others keep
+        # their shape.
+        for key in ("account", "lookup", "limit", "language"):
             if not data[key]:
                 del data[key]
         if self.account:

@@ -54,6 +54,8 @@ class AccountPolicy:
     caller_number_allowed: bool = False
     unknown_accounts_per_call: int = 3
     neutral_answer_seconds: float = 1.0
+    # The languages whose number words a spoken account number may use (English always).
+    languages: tuple[str, ...] = ("en",)
 
 
 #: The tools' usual send: to this E.164 number, for this account (sealed with the code).
@@ -89,7 +91,7 @@ class AccountRecipients:
         the tools' usual send to an E.164 number, with the account sealed to the code."""
         if said in (None, ""):
             return ToolAnswer(Outcome.ACCOUNT_REQUIRED, messages.account_required())
-        account = spoken_account(said)
+        account = spoken_account(said, self.policy.languages)
         if account is None:
             return ToolAnswer(Outcome.ACCOUNT_UNCLEAR, messages.account_unclear())
         started = self._clock()

@@ -16,6 +16,7 @@ from signalwire.core.skill_base import SkillBase
 from skills.mfa.events import EventPublisher
 from skills.mfa.limits import SendLimiter
 from skills.mfa.next_step import NextStep
+from skills.mfa.number_words import primary_subtag
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.recipient import AccountRecipients
 from skills.mfa.tools import CodePolicy, MfaTools
@@ -93,8 +94,14 @@ class MfaSkill(SkillBase):
                 },
                 "language_code": {
                     "type": "string",
-                    "description": "Language the spoken fillers are keyed by",
+                    "description": "Language the spoken fillers are keyed by (one language)",
                     "default": "en-US",
+                },
+                "languages": {
+                    "type": "object",
+                    "description": "{code: name} of every language the agent speaks, the "
+                    "first first; with several, send_mfa takes the caller's language",
+                    "required": False,
                 },
             }
         )
@@ -116,6 +123,13 @@ class MfaSkill(SkillBase):
             return False
         self.policy = policy
         self.language_code = str(self.params.get("language_code") or "en-US")
+        languages = self.params.get("languages") or {self.language_code: "English"}
+        if not isinstance(languages, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in languages.items()
+        ):
+            self.logger.error("mfa skill: params['languages'] must be {code: name}")
+            return False
+        self.languages: dict[str, str] = dict(languages)
         limiter = self.params.get("limiter")
         if limiter is not None and not isinstance(limiter, SendLimiter):
             self.logger.error("mfa skill: params['limiter'] must be a SendLimiter")
@@ -176,13 +190,21 @@ class MfaSkill(SkillBase):
             )
             if not self.accounts.policy.caller_number_allowed:
                 parameters = {"account_number": parameters["account_number"]}
+        if len(self.languages) > 1:
+            spoken = ", ".join(f"{code} ({name})" for code, name in self.languages.items())
+            parameters["language"] = {
+                "type": "string",
+                "enum": list(self.languages),
+                "description": f"The language the caller speaks: one of {spoken}. The text "
+                "message is written in it.",
+            }
         self.define_tool(
             name="send_mfa",
             description=description,
             parameters=parameters,
             handler=self.tools.send_mfa,
             secure=True,
-            fillers={self.language_code: SEND_FILLERS},
+            fillers=self._fillers("send_mfa"),
             meta_data_token=META_DATA_TOKEN,
         )
         self.define_tool(
@@ -200,9 +222,17 @@ class MfaSkill(SkillBase):
             required=["token"],
             handler=self.tools.verify_mfa,
             secure=True,
-            fillers={self.language_code: VERIFY_FILLERS},
+            fillers=self._fillers("verify_mfa"),
             meta_data_token=META_DATA_TOKEN,
         )
+
+    def _fillers(self, tool: str) -> dict[str, list[str]] | None:
+        """The tool's own fillers: English, for an English-only agent. A SWAIG function's
+        fillers hold one language (the SDK's SWML schema, ``FunctionFillers``), so with
+        several languages each language's ``function_fillers`` speak instead."""
+        if len(self.languages) > 1 or primary_subtag(self.language_code) != "en":
+            return None
+        return {self.language_code: SEND_FILLERS if tool == "send_mfa" else VERIFY_FILLERS}
 
     def get_hints(self) -> list[str]:
         return ["code", "verification", "oh", "double", "triple", "text me"]

@@ -34,6 +34,17 @@ Accepted inside a run, case-insensitive, in any mix:
 Outside the run, any conversation ("my code is", "thanks", "got it?"). A lone
 "oh" there ("oh, it's 529031") is an interjection, not a zero.
 
+With Spanish configured (``languages``), its words count too, mixed with English
+as callers mix them: digits ("cuatro ocho uno"), single words for 10 to 29
+("once", "veintiséis"), tens joined with "y" ("sesenta y dos"; "sesenta dos"
+without it is refused), hundreds words ("seiscientos cuatro", "ciento veinte",
+"cien"), one whole number with "mil" ("cuatrocientos ochenta y un mil quinientos
+dieciséis"; "mil quinientos" needs no count), accents dropped or not, and
+Spanish fillers and corrections ("eh", "este", "perdón", "digo"). Read by
+context: "o" is "or" in Spanish, so a run with Spanish words and "o" is refused;
+"un"/"una" are the number one only inside a number ("ochenta y un mil"),
+elsewhere an article ("tengo una clave"); a lone "once" is the English word.
+
 Refused on purpose: more or fewer digits than ``length``; digits outside the
 run; correction words ("no", "wait", "sorry", "I mean", "actually", "scratch
 that", "or", ...) after the first digit; words that sound like or modify a
@@ -52,6 +63,10 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from skills.mfa import number_words
 
 MAX_SPOKEN_INPUT = 500  # characters; longer input is refused without parsing
 
@@ -100,49 +115,131 @@ _TOKEN = re.compile(r"[a-z0-9']+|\S")
 _NEGATIVE = re.compile(r"(?:^|\s)-\d")  # "-481229": a sign, not a separator
 _SPELLED_OK = re.compile(r"\bo\.?\s*k\b")  # "O.K.", "o k": a word, not a zero
 
+ENGLISH_ONLY = ("en",)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lexicon:
+    """The words of the languages a reading may use, by what each does in a code.
+
+    English tens take a unit directly ("forty two"); Spanish tens take it after "y"
+    ("cuarenta y dos"); Spanish hundreds are one word ("seiscientos"); "mil" may open a
+    whole number on its own ("mil quinientos"). A word belongs to one language only, so
+    the two grammars never meet inside one pair.
+    """
+
+    spanish: bool
+    units: Mapping[str, int]
+    pairs: Mapping[str, int]  # one word for two digits: teens, "veintiseis"
+    tens: Mapping[str, int]  # English tens: "forty two"
+    tens_y: Mapping[str, int]  # Spanish tens: "cuarenta y dos"
+    hundreds: Mapping[str, int]  # Spanish hundreds words
+    thousands: frozenset[str]
+    zero_words: frozenset[str]
+    interjections: frozenset[str]
+    number_words: frozenset[str]
+    pauses: frozenset[str]
+    corrections: frozenset[str]
+    near_digits: frozenset[str]
+
+
+def _lexicon(languages: frozenset[str]) -> _Lexicon:
+    spanish = "es" in languages
+    es = number_words.SPANISH_WORDS
+    units = {**_UNITS, **(es.units if spanish else {})}
+    pairs = {**_TEENS, **(es.pairs if spanish else {})}
+    tens_y = dict(es.tens) if spanish else {}
+    hundreds = dict(es.hundreds) if spanish else {}
+    thousands = frozenset({"thousand", es.thousand} if spanish else {"thousand"})
+    zero_words = _ZERO_WORDS | (es.zero if spanish else frozenset())
+    return _Lexicon(
+        spanish=spanish,
+        units=units,
+        pairs=pairs,
+        tens=_TENS,
+        tens_y=tens_y,
+        hundreds=hundreds,
+        thousands=thousands,
+        zero_words=zero_words,
+        # "once" alone is the English word; next to other digits it is eleven.
+        interjections=_INTERJECTIONS | ({"once"} if spanish else frozenset()),
+        number_words=frozenset(
+            units.keys() | pairs.keys() | _TENS.keys() | tens_y.keys() | hundreds.keys()
+        )
+        | zero_words
+        | _REPEATS.keys()
+        | _SCALES
+        | thousands,
+        pauses=_PAUSES | (number_words.SPANISH_PAUSES if spanish else frozenset()),
+        corrections=_CORRECTIONS | (number_words.SPANISH_CORRECTIONS if spanish else frozenset()),
+        near_digits=_NEAR_DIGITS | (number_words.SPANISH_NEAR_DIGITS if spanish else frozenset()),
+    )
+
+
+_LEXICONS = {frozenset(chosen): _lexicon(frozenset(chosen)) for chosen in (("en",), ("en", "es"))}
+
+
+def lexicon_for(languages: Iterable[str]) -> _Lexicon:
+    """The words for ``languages`` (codes or primary subtags); English is always read."""
+    chosen = {number_words.primary_subtag(code) for code in languages} | {"en"}
+    unknown = chosen - set(number_words.READ_LANGUAGES)
+    if unknown:
+        raise ValueError(f"no number words for {sorted(unknown)}")
+    return _LEXICONS[frozenset(chosen)]
+
 
 class _Refused(Exception):
     """Internal: the utterance cannot be read safely."""
 
 
-def normalize_spoken_code(text: object, length: int) -> str | None:
+def normalize_spoken_code(
+    text: object, length: int, languages: Iterable[str] = ENGLISH_ONLY
+) -> str | None:
     """Turn what a caller said or typed into exactly `length` digits, or None.
 
     ``text`` is the model's ``token`` argument and may be any object: a string
     is read by the rule in the module docstring, a non-negative ``int`` counts
     as its decimal digits (so 12345 for a 6-digit code, whose leading zero is
-    lost, is refused), anything else is refused. Never raises for any
-    ``text``; raises ``ValueError`` only for a ``length`` below 1 (a
-    programming error, not caller input).
+    lost, is refused), anything else is refused. ``languages`` are the
+    configured languages whose number words count (English always does). Never
+    raises for any ``text``; raises ``ValueError`` only for a ``length`` below 1
+    or a language without number words (programming errors, not caller input).
     """
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a positive int, got {length!r}")
+    lexicon = lexicon_for(languages)
     if isinstance(text, bool):
         return None
     if isinstance(text, int):
         digits = str(int(text)) if 0 <= text < 10**length else None
     else:
-        digits = read_digits(text)
+        digits = _read(text, lexicon)
     return digits if digits is not None and len(digits) == length else None
 
 
-def read_digits(text: object) -> str | None:
+def read_digits(text: object, languages: Iterable[str] = ENGLISH_ONLY) -> str | None:
     """The one number a caller read out, as ASCII digits of any length, or None.
 
     The same rule as ``normalize_spoken_code`` without the length check, for
     spoken numbers whose length varies (an account number): "it's four oh
     seven, double two" -> "40722"; "I have 2 phones, code 529031" -> None.
     None for anything but a ``str`` of at most ``MAX_SPOKEN_INPUT``
-    characters. Never raises.
+    characters. Never raises for any ``text``.
     """
+    return _read(text, lexicon_for(languages))
+
+
+def _read(text: object, lexicon: _Lexicon) -> str | None:
     if not isinstance(text, str) or len(text) > MAX_SPOKEN_INPUT:
         return None
     try:
         tokens = _tokenize(text)
         if tokens is None:
             return None
-        run = _the_one_run(tokens)
-        return None if run is None else _read_run(run)
+        if lexicon.spanish:
+            tokens = _spanish_articles(tokens)
+        run = _the_one_run(tokens, lexicon)
+        return None if run is None else _read_run(run, lexicon)
     except _Refused:
         return None
     except Exception:  # pragma: no cover - a bug must cost a repeat, never the call
@@ -182,6 +279,7 @@ def _tokenize(text: str) -> list[str] | None:
 
 def _to_ascii(text: str) -> str | None:
     """Map each non-ASCII character to one ASCII one (offsets kept); None if not allowed."""
+    text = number_words.fold_spanish_letters(text)
     chars: list[str] = []
     for ch in text:
         if ch.isascii():
@@ -203,158 +301,251 @@ def _to_ascii(text: str) -> str | None:
     return "".join(chars)
 
 
-def _the_one_run(tokens: list[str]) -> list[str] | None:
+def _spanish_articles(tokens: list[str]) -> list[str]:
+    """ "un"/"una" are the number one only inside a number ("ochenta y un mil", "un mil");
+    elsewhere they are articles ("tengo una clave") and stay conversation."""
+    tens_y = number_words.SPANISH_WORDS.tens
+    out = list(tokens)
+    for i, token in enumerate(tokens):
+        if token not in number_words.SPANISH_ARTICLES:
+            continue
+        before_thousand = i + 1 < len(tokens) and tokens[i + 1] == "mil"
+        after_tens = i >= 2 and tokens[i - 1] == "y" and tokens[i - 2] in tens_y
+        if before_thousand or after_tens:
+            out[i] = "uno"
+    return out
+
+
+def _the_one_run(tokens: list[str], lex: _Lexicon) -> list[str] | None:
     """The single run of number words, digits and pauses in the utterance, or None."""
     runs: list[list[str]] = []
     run: list[str] | None = None
     previous_word = ""  # the last word outside a run
     digits_started = False
     for token in tokens:
-        if token.isdigit() or token in _NUMBER_WORDS:
+        if token.isdigit() or token in lex.number_words:
             if run is None:
-                if previous_word in _NEAR_DIGITS:
+                if previous_word in lex.near_digits:
                     return None
                 run = []
                 runs.append(run)
             # A lone "oh" may be an interjection; a second number word makes it digits.
-            starts_digits = token not in _INTERJECTIONS or any(t not in _PAUSES for t in run)
+            starts_digits = token not in lex.interjections or any(t not in lex.pauses for t in run)
             run.append(token)
             digits_started = digits_started or starts_digits
-        elif token in _PAUSES:
+        elif token in lex.pauses:
             if run is not None:
                 run.append(token)
         else:
-            if run is not None and token in _NEAR_DIGITS:
+            if run is not None and token in lex.near_digits:
                 return None
-            if digits_started and token in _CORRECTIONS:
+            if digits_started and token in lex.corrections:
                 return None
             run = None
             previous_word = token
-    runs = [r for r in runs if not _lone_interjection(r)]
+    runs = [r for r in runs if not _lone_interjection(r, lex)]
     return runs[0] if len(runs) == 1 else None
 
 
-def _lone_interjection(run: list[str]) -> bool:
+def _lone_interjection(run: list[str], lex: _Lexicon) -> bool:
     """ "oh, it's 529031": one "oh" and pauses is an interjection; "oh oh" is two zeros."""
-    words = [t for t in run if t not in _PAUSES]
-    return len(words) == 1 and words[0] in _INTERJECTIONS
+    words = [t for t in run if t not in lex.pauses]
+    return len(words) == 1 and words[0] in lex.interjections
 
 
-def _read_run(run: list[str]) -> str | None:
+def _read_run(run: list[str], lex: _Lexicon) -> str | None:
     """Digits for one run: "six hundred and four , two ninety" -> "604290"."""
+    if lex.spanish and "o" in run and any(t in number_words.SPANISH for t in run):
+        return None  # in Spanish "o" is "or": two readings, not a zero
     out: list[str] = []
     n = len(run)
     i = 0
     while i < n:
         token = run[i]
-        if token in _PAUSES:
+        if token in lex.pauses:
             i += 1
         elif token.isdigit():
             out.append(token)
             i += 1
-        elif token in _ZERO_WORDS:
+        elif token in lex.zero_words:
             out.append("0")
             i += 1
         elif token in _REPEATS:
-            digit = _single_digit(run[i + 1]) if i + 1 < n else None
+            digit = _single_digit(run[i + 1], lex) if i + 1 < n else None
             if digit is None:
                 return None
             out.append(digit * _REPEATS[token])
             i += 2
         else:
-            value, i = _below_thousand(run, i)
-            if i < n and run[i] == "thousand":
+            if token == number_words.SPANISH_WORDS.thousand:
+                value = 1  # "mil quinientos": a thousand needs no count in Spanish
+            else:
+                value, i = _below_thousand(run, i, lex)
+            if i < n and run[i] in lex.thousands:
                 # One whole number, alone in its run: "twenty nine thousand thirty one".
                 if out or not 1 <= value <= 999:
                     return None
                 rest = 0
                 i += 1
-                while i < n and run[i] in _PAUSES:  # nothing else may follow: no other reading
+                while i < n and run[i] in lex.pauses:  # nothing else may follow
                     i += 1
-                if i < n and _small_starts(run[i]):
-                    rest, i = _below_thousand(run, i)
-                if any(t not in _PAUSES for t in run[i:]):
+                if i < n and _small_starts(run[i], lex):
+                    rest, i = _below_thousand(run, i, lex)
+                if any(t not in lex.pauses for t in run[i:]):
                     return None
                 return str(value * 1000 + rest)
             out.append(str(value))
     return "".join(out)
 
 
-def _below_thousand(run: list[str], i: int) -> tuple[int, int]:
-    """1..9999 from run[i]: "forty two", "six hundred and four", "nineteen hundred"."""
-    value, i = _small(run, i)
+def _below_thousand(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
+    """1..9999 from run[i]: "forty two", "six hundred and four", "seiscientos cuatro"."""
+    if run[i] in lex.hundreds:
+        return _spanish_hundreds(run, i, lex)
+    value, i = _small(run, i, lex)
     if i < len(run) and run[i] == "hundred":
         value *= 100
-        i = _skip_and(run, i + 1)
+        i = _skip_and(run, i + 1, lex)
         if i < len(run):
             following = run[i]
-            if _small_starts(following):
-                rest, i = _small(run, i)
+            if _small_starts(following, lex):
+                rest, i = _small(run, i, lex)
                 value += rest
-            elif following.isdigit() or following in _ZERO_WORDS or following in _REPEATS:
+            elif following.isdigit() or following in lex.zero_words or following in _REPEATS:
                 raise _Refused  # "six hundred oh four": 604 or 6004?
     return value, i
 
 
-def _skip_and(run: list[str], i: int) -> int:
+def _spanish_hundreds(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
+    """ "seiscientos cuatro" -> 604, "ciento veinte" -> 120, "cien" -> 100.
+
+    "cien" stands alone and "ciento" never does; a digit, a zero or "y" right after a
+    hundreds word ("seiscientos cero cuatro", "seiscientos y cuatro") has two readings.
+    """
+    word = run[i]
+    value = lex.hundreds[word]
+    i += 1
+    following = run[i] if i < len(run) else ""
+    if following == "y" and i + 1 < len(run) and run[i + 1] in lex.number_words:
+        raise _Refused
+    if _small_starts(following, lex) and following not in lex.hundreds:
+        if word == "cien":
+            raise _Refused  # "cien cuatro": 104 ("ciento cuatro") or 100 then 4?
+        rest, i = _small(run, i, lex)
+        return value + rest, i
+    if word == "ciento" or following.isdigit() or following in lex.zero_words:
+        raise _Refused
+    return value, i
+
+
+def _skip_and(run: list[str], i: int, lex: _Lexicon) -> int:
     """After a scale word, "and" belongs to the number when a number word follows it."""
-    if i + 1 < len(run) and run[i] == "and" and _small_starts(run[i + 1]):
+    if i + 1 < len(run) and run[i] == "and" and _small_starts(run[i + 1], lex):
         return i + 1
     return i
 
 
-def _small_starts(token: str) -> bool:
-    return token in _UNITS or token in _TEENS or token in _TENS
+def _small_starts(token: str, lex: _Lexicon) -> bool:
+    return (
+        token in lex.units
+        or token in lex.pairs
+        or token in lex.tens
+        or token in lex.tens_y
+        or token in lex.hundreds
+    )
 
 
-def _small(run: list[str], i: int) -> tuple[int, int]:
-    """1..99 from run[i] ("seven", "twelve", "forty", "forty two"), else refused."""
+def _small(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
+    """1..99 from run[i] ("seven", "twelve", "forty two", "sesenta y dos"), else refused."""
     token = run[i]
-    if token in _UNITS:
-        return _UNITS[token], i + 1
-    if token in _TEENS:
-        return _TEENS[token], i + 1
-    if token in _TENS:
-        value = _TENS[token]
-        if i + 1 < len(run) and run[i + 1] in _UNITS:
-            return value + _UNITS[run[i + 1]], i + 2
+    following = run[i + 1] if i + 1 < len(run) else ""
+    if token in lex.units:
+        return lex.units[token], i + 1
+    if token in lex.pairs:
+        return lex.pairs[token], i + 1
+    if token in lex.tens:
+        value = lex.tens[token]
+        if following in _UNITS:
+            return value + _UNITS[following], i + 2
+        if following in lex.units:
+            raise _Refused  # "forty dos": 42 or 40 then 2?
+        return value, i + 1
+    if token in lex.tens_y:
+        value = lex.tens_y[token]
+        if following in lex.units:
+            raise _Refused  # "sesenta dos" (no "y"): 62 or 60 then 2?
+        if following == "y" and i + 2 < len(run):
+            unit = run[i + 2]
+            if unit in number_words.SPANISH_WORDS.units:
+                return value + lex.units[unit], i + 3
+            if unit.isdigit() or unit in lex.number_words:
+                raise _Refused  # "sesenta y once", "sesenta y 2"
         return value, i + 1
     raise _Refused  # a dangling "hundred" / "thousand"
 
 
-def _single_digit(token: str) -> str | None:
+def _single_digit(token: str, lex: _Lexicon) -> str | None:
     """The one digit a token stands for ("4", "four", "oh"), for "double"/"triple"."""
     if len(token) == 1 and token.isdigit():
         return token
-    if token in _ZERO_WORDS:
+    if token in lex.zero_words:
         return "0"
-    unit = _UNITS.get(token)
+    unit = lex.units.get(token)
     return None if unit is None else str(unit)
 
 
 # -- redaction -----------------------------------------------------------------------------
 
 _SPAN_TOKEN = re.compile(r"[^\W\d_]+|\d+|\S")
-_SCALE_DIGITS = {"hundred": 2, "thousand": 3}
+_CAMEL_PARTS = re.compile(r"[A-Z]?[^\W\d_A-Z]+|[A-Z]+(?![^\W\d_A-Z])")
+# German fillers and joiners inside a run, beside the English and Spanish ones.
+_GERMAN_PAUSES = frozenset({"und", "ah", "ahm", "ahem", "also"})
+_REDACTION_PAUSES = _PAUSES | number_words.SPANISH_PAUSES | _GERMAN_PAUSES
+_JOINERS = frozenset({"and", "y", "und"})  # may join the words of one run-together token
+
+
+def _digit_count(value: int) -> int:
+    """How many digits a number word may stand for: a scale word counts its zeros."""
+    if value in (100, 1000):
+        return len(str(value)) - 1
+    return len(str(value))
+
+
+_MASKED_WORDS: dict[str, int] = {
+    **{w: 1 for w in (*_UNITS, *_ZERO_WORDS)},
+    **{w: 2 for w in (*_TEENS, *_TENS)},
+    **{w: _REPEATS[w] - 1 for w in _REPEATS},  # the digit that follows counts once
+    "hundred": 2,
+    "thousand": 3,
+    **{number_words.fold_any(w): _digit_count(v) for w, v in number_words.SPANISH.items()},
+    **{w: 1 for w in number_words.SPANISH_ARTICLES},
+    **{number_words.fold_any(w): _digit_count(v) for w, v in number_words.GERMAN.items()},
+    "eine": 1,
+}
+_LONGEST_WORD = max(map(len, _MASKED_WORDS))
 
 
 def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") -> str:
     """``text`` with every run that could read as ``min_digits`` or more digits masked.
 
-    For free text the model wrote (a post-prompt summary) that must not carry a
-    code or a phone number, however it was written: "739155", "7, 3, 9, 1, 5, 5",
-    "seven three nine one five five", "seven thirty nine, one fifty five". A run is
-    what ``normalize_spoken_code`` would read as one (digits, number words,
-    "double"/"triple", "hundred"/"thousand", with pauses and punctuation between);
-    its digits are counted generously (a tens word counts two), because here a
-    miss leaks a code and an extra mask costs nothing.
+    For free text the model wrote (a post-prompt summary) or a provider's error text,
+    which must not carry a code or a phone number, however it was written: "739155",
+    "7, 3, 9, 1, 5, 5", "seven three nine one five five", "seven thirty nine, one
+    fifty five", "cuatro ocho uno dos dos nueve", "vier acht eins zwei zwei neun",
+    "fourEightOne", "four-eight-one". A run is what ``normalize_spoken_code`` would
+    read as one (digits, number words, "double"/"triple", scale words, with pauses and
+    punctuation between), in every language whose number words we ship (German
+    included, which the agent does not speak: speech recognition may transcribe it),
+    and a word made of number words run together counts as those words. Digits are
+    counted generously (a tens word counts two), because here a miss leaks a code and
+    an extra mask costs nothing.
     """
     pieces: list[str] = []
     kept_until = 0
     run_start = run_end = -1
     digits = 0
     for match in _SPAN_TOKEN.finditer(text):
-        token = match.group().lower()
+        token = match.group()
         counted = _loose_digit_count(token)
         if counted:
             if run_start < 0:
@@ -362,7 +553,8 @@ def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") 
             digits += counted
             run_end = match.end()
             continue
-        if run_start >= 0 and (token in _PAUSES or not token.isalnum()):
+        folded = number_words.fold_any(token)
+        if run_start >= 0 and (folded in _REDACTION_PAUSES or not token.isalnum()):
             continue  # a pause or punctuation inside a run
         if run_start >= 0 and digits >= min_digits:
             pieces += [text[kept_until:run_start], mask]
@@ -379,10 +571,35 @@ def _loose_digit_count(token: str) -> int:
     """How many digits a token may stand for in a spoken number; 0 for other words."""
     if token.isdigit():
         return len(token)
-    if token in _UNITS or token in _ZERO_WORDS:
-        return 1
-    if token in _TEENS or token in _TENS:
-        return 2
-    if token in _REPEATS:
-        return _REPEATS[token] - 1  # the digit that follows counts once
-    return _SCALE_DIGITS.get(token, 0)
+    word = number_words.fold_any(token)
+    counted = _MASKED_WORDS.get(word)
+    if counted is not None:
+        return counted
+    if not token.isalpha():
+        return 0
+    parts = _CAMEL_PARTS.findall(token)  # "fourEightOne"
+    if len(parts) > 1:
+        counts = [_MASKED_WORDS.get(number_words.fold_any(p), 0) for p in parts]
+        if all(counts):
+            return sum(counts)
+    return _run_together(word)
+
+
+def _run_together(word: str) -> int:
+    """Digits of a word that is number words run together ("foureightone",
+    "vierhundertachtzig", "einundzwanzig"), or 0 when it is not made of them whole."""
+    if len(word) < 6:
+        return 0
+    # best[i]: the digits of word[:i] split into number words (joiners between), or -1.
+    best = [-1] * (len(word) + 1)
+    best[0] = 0
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - _LONGEST_WORD), end):
+            if best[start] < 0:
+                continue
+            piece = word[start:end]
+            if piece in _JOINERS and start > 0 and end < len(word):
+                best[end] = max(best[end], best[start])
+            elif piece in _MASKED_WORDS:
+                best[end] = max(best[end], best[start] + _MASKED_WORDS[piece])
+    return max(best[-1], 0)

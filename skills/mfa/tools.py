@@ -191,15 +191,20 @@ class MfaTools:
 
     async def send_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
         call = _Call.of("send_mfa", raw_data)
-        answer = await _answering_errors(call.tool, "", self._send(call, args))
-        return await self._reply(call, answer)
+        language = self._policy.language_of(
+            args.get("language") if isinstance(args, dict) else None
+        )
+        answer = await _answering_errors(call.tool, "", self._send(call, args, language))
+        # The event names the language only where there is a choice (live page, outcomes).
+        shown = language if len(self._policy.languages) > 1 else ""
+        return await self._reply(call, answer, shown)
 
     async def verify_mfa(self, args: dict[str, Any], raw_data: dict[str, Any]) -> FunctionResult:
         call = _Call.of("verify_mfa", raw_data)
         answer = await _answering_errors(call.tool, "", self._verify(call, args))
         return await self._reply(call, answer)
 
-    async def _reply(self, call: _Call, answer: ToolAnswer) -> FunctionResult:
+    async def _reply(self, call: _Call, answer: ToolAnswer, language: str = "") -> FunctionResult:
         """The one place an outcome is recorded, published and turned into the SDK's reply."""
         if self._next_step is not None:
             answer = await self._next_step.shape(call.tool, call.id, answer)
@@ -215,6 +220,7 @@ class MfaTools:
             account=answer.account,
             lookup=answer.lookup,
             limit=answer.limit,
+            language=language,
             handoff=answer.handoff.describe() if answer.handoff else None,
         )
         if self._recorder is not None and event.outcome in FINAL_OUTCOMES:
@@ -224,7 +230,7 @@ class MfaTools:
 
     # -- send_mfa ---------------------------------------------------------------------------
 
-    async def _send(self, call: _Call, args: Any) -> ToolAnswer:
+    async def _send(self, call: _Call, args: Any, language: str) -> ToolAnswer:
         state = self._binder.open(call.id, call.meta_data)
         if isinstance(state, Refused):
             return _refused(call, state)
@@ -233,20 +239,28 @@ class MfaTools:
             return await self._accounts.send(
                 call.id,
                 args.get("account_number"),
-                lambda number, account: self._send_checked(call, number, state, account),
+                lambda number, account: self._send_checked(call, number, state, account, language),
             )
         target = self._recipient(call, args)
         if isinstance(target, ToolAnswer):
             return target
-        return await self._send_checked(call, target, state, None)
+        return await self._send_checked(call, target, state, None, language)
 
     async def _send_checked(
-        self, call: _Call, target: str, state: Pending | Closed, account: str | None
+        self,
+        call: _Call,
+        target: str,
+        state: Pending | Closed,
+        account: str | None,
+        language: str,
     ) -> ToolAnswer:
         """Send to ``target`` (the caller's number, or the number on file for ``account``)."""
         # From here on the number is known: even an unexpected failure names its last digits.
         last4 = last_digits(target)
         request = {"to": target, "account": account}
+        if len(self._policy.languages) > 1:
+            # A send in another language is another request (its replay record apart).
+            request["language"] = language
         return await _answering_errors(
             call.tool, last4, self._send_to(call, target, last4, state, request)
         )
@@ -318,7 +332,13 @@ class MfaTools:
         answer: ToolAnswer | None = None
         try:
             answer = await self._upstream.send(
-                call.id, target, last4, state, ticket, account=request["account"]
+                call.id,
+                target,
+                last4,
+                state,
+                ticket,
+                account=request["account"],
+                message=self._policy.message_for(request.get("language") or ""),
             )
             answer = await self._after_send(call, answer, request["account"])
         finally:
@@ -361,7 +381,9 @@ class MfaTools:
         self, call: _Call, args: Mapping[str, Any], pending: Pending
     ) -> ToolAnswer:
         last4 = pending.last4
-        code = normalize_spoken_code(args.get("token"), self._policy.token_length)
+        code = normalize_spoken_code(
+            args.get("token"), self._policy.token_length, self._policy.languages
+        )
         if code is None:
             # Not sent upstream: a mishearing must not cost the caller a try.
             text = messages.malformed_code(self._policy.token_length)

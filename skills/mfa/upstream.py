@@ -72,12 +72,14 @@ class Upstream:
         ticket: SendTicket | None,
         *,
         account: str | None = None,
+        message: str | None = None,
     ) -> ToolAnswer:
         """Text ``target``; ``account`` (the directory's, when it named the number) is
-        sealed with the pending code, so the verified caller's account comes from it."""
+        sealed with the pending code, so the verified caller's account comes from it.
+        ``message`` is the text in the caller's language (the policy's first by default)."""
         request = SendRequest(
             to=target,
-            message=self._policy.message,
+            message=message or self._policy.message,
             token_length=self._policy.token_length,
             valid_for=self._policy.valid_for,
             max_attempts=self._policy.max_attempts,

@@ -173,6 +173,11 @@ def test_unknown_placeholders_are_refused(tmp_path):
 
 def test_the_shipped_message_fits_and_warns_against_phishing():
     settings = load_settings({"MFA_PROVIDER": "sandbox"})
-    message = settings.file.code.message
-    assert "{company}" in message
-    assert "only say this code on the call you made to us" in message
+    templates = settings.file.message_templates
+    assert set(templates) == {"en", "es"}
+    assert "only say this code on the call you made to us" in templates["en"]
+    assert "We never call to ask for it" in templates["en"]
+    # The same warning in Spanish: say it only on the call you made; we never call for it.
+    assert "diga este codigo solo en la llamada que usted nos hizo" in templates["es"]
+    assert "Nunca llamamos para pedirlo" in templates["es"]
+    assert all("{company}" in template for template in templates.values())

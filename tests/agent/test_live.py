@@ -388,6 +388,30 @@ async def test_the_summary_is_published_with_its_safe_fields_only(live_agent):
         assert normalize_spoken_code(summary["outcome"], 6) is None
 
 
+@pytest.mark.parametrize(
+    ("spoken", "code"),
+    [
+        ("fourEightOneTwoTwoNine", "481229"),
+        ("four-eight-one-two-two-nine", "481229"),
+        ("cuatro ocho uno dos dos nueve", "481229"),
+        ("vier acht eins zwei zwei neun", "481229"),
+        ("veintiséis once sesenta y dos", "261162"),
+    ],
+)
+async def test_a_code_in_the_summary_is_masked_in_any_language(live_agent, spoken, code):
+    """Issue 19's findings: a code the model wrote in words of any language we ship, or
+    run together, reaches /events masked."""
+    _, url = live_agent()
+    async with httpx.AsyncClient(timeout=15) as http, subscribe(http, url) as stream:
+        call = await new_call(http, url)
+        said = f"El cliente leyó {spoken} y fue verificado."
+        assert await call.post_summary({"verified": True, "outcome": said}) == 200
+        _, summary = await stream.event()
+        assert summary["outcome"] == "El cliente leyó [redacted] y fue verificado."
+        assert normalize_spoken_code(summary["outcome"], 6, ("en", "es")) != code
+        assert spoken not in "\n".join(stream.raw)
+
+
 # -- the hub on its own --------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ Every test passes an explicit environment dict; ``os.environ`` is never read.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from types import NoneType
 from typing import Any, get_args
@@ -449,9 +450,20 @@ def _assert_keys_are_fields(data: dict[str, Any], model: type[BaseModel], where:
     for key, value in data.items():
         assert key in model.model_fields, f"{where}{key} is not a field of {model.__name__}"
         annotation = model.model_fields[key].annotation
-        if isinstance(value, dict):
-            assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if isinstance(value, dict) and not _is_model(annotation):
+            # A mapping of free keys (code.message: a template per language code).
+            origins = [typing.get_origin(arg) for arg in typing.get_args(annotation)]
+            assert dict in origins, f"{where}{key} takes no mapping"
+        elif isinstance(value, dict):
             _assert_keys_are_fields(value, annotation, f"{where}{key}.")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            (item,) = typing.get_args(annotation)  # languages: a list of models
+            for index, entry in enumerate(value):
+                _assert_keys_are_fields(entry, item, f"{where}{key}[{index}].")
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def test_shipped_config_loads_and_every_key_is_a_field() -> None:
@@ -462,13 +474,19 @@ def test_shipped_config_loads_and_every_key_is_a_field() -> None:
     settings = load_settings({"MFA_AGENT_CONFIG": str(DEFAULT_CONFIG_PATH)})
     assert isinstance(settings, Settings)
     # What the file says is what was loaded (no key silently ignored).
-    assert settings.file.model_dump(include=set(data)) == data
+    assert settings.file.model_dump(include=set(data), exclude_unset=True) == data
 
 
 def test_shipped_config_matches_the_model_defaults() -> None:
     """The file documents the defaults: it and the model must not drift apart."""
     data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
     defaults = FileConfig().model_dump()
+    # Except the languages: the file ships English and Spanish, while a file that names no
+    # languages keeps the one English entry (and plain English text) of earlier releases.
+    shipped_languages = data.pop("languages")
+    assert [entry["code"] for entry in shipped_languages] == ["en", "es"]
+    assert set(data["code"].pop("message")) == {"en", "es"}
+    assert defaults["code"].pop("message") == FileConfig().message_templates["en-US"]
     for key, value in data.items():
         assert defaults[key] == value, key
 

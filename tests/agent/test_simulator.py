@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+from agent.settings import DEFAULT_CONFIG_PATH
 from tests.support.agent_process import AgentProcess, sandbox_env
 from tests.support.calls import wrong_code
 
@@ -238,3 +240,54 @@ def test_call_help_names_the_environment_variables_it_reads(tmp_path):
     ):
         assert name in text
     assert "--signing-key" in text
+
+
+# -- a caller who speaks Spanish --------------------------------------------------------------
+
+SPANISH_COMMAND = 'python -m agent call --lang es --say "mi código es {code_words}"'
+SPANISH_DIGITS = ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"]
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
+def test_the_readme_shows_a_spanish_call():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"$ {SPANISH_COMMAND}\n" in readme
+
+
+def test_a_spanish_call_ends_verified_with_a_spanish_text_in_one_segment(tmp_path):
+    """The README's command, on the shipped YAML file (English and Spanish)."""
+    env = sandbox_env(tmp_path)
+    env["MFA_AGENT_CONFIG"] = str(DEFAULT_CONFIG_PATH)  # its sandbox db lands in tmp_path/var
+    result = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m {SPANISH_COMMAND.removeprefix('python -m ')}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name in (
+        "AGENT_URL",
+        "SWML_BASIC_AUTH_USER",
+        "SWML_BASIC_AUTH_PASSWORD",
+        "SIGNALWIRE_SIGNING_KEY",
+    ):
+        assert name in text
+    assert "--signing-key" in text
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '> send_mfa("language": "es")' in out
+    text = re.search(r"\[sandbox text to \+\d+\] (.*)$", out, flags=re.MULTILINE).group(1)  # type: ignore[union-attr]
+    assert text.startswith("De our company: diga este codigo solo en la llamada que usted")
+    assert "Nunca llamamos para pedirlo" in text
+    assert set(text) <= GSM7 and len(text) <= 160  # one GSM-7 segment
+    code = text.rsplit(" ", 1)[1]
+    words = " ".join(SPANISH_DIGITS[int(d)] for d in code)
+    assert f'> verify_mfa("token": "mi código es {words}")' in out
+    assert "caller is verified" in out
+    assert "global_data.mfa_verified = true" in out

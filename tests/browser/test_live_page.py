@@ -314,3 +314,32 @@ async def test_the_history_finds_final_outcomes_by_call_id_or_last_four(
     finally:
         assert agent.live_hub is not None
         agent.live_hub.end_streams()
+
+
+async def test_each_call_shows_its_language(make_settings, serve_agent, browser):
+    """With English and Spanish, a call's card names the language send_mfa was given."""
+    config = {
+        "languages": [
+            {"code": "en", "name": "English", "voice": "rime.spore"},
+            {"code": "es", "name": "Spanish", "voice": "rime.luna"},
+        ],
+        "code": {
+            "message": {
+                "en": "From {company}: your code:",
+                "es": "De {company}: su codigo:",
+            }
+        },
+    }
+    agent = build_agent(make_settings(config=config))
+    url = serve_agent(agent)
+    live = await open_live(browser, url)
+    async with httpx.AsyncClient(timeout=15) as http:
+        spanish = await new_call(http, url)
+        await spanish.invoke("send_mfa", language="es")
+        english = await new_call(http, url, caller=OTHER_CALLER)
+        await english.invoke("send_mfa")
+        await spanish.invoke("verify_mfa", token="cero cero cero cero cero cero")
+    await expect(live.card(spanish).locator(".lang")).to_have_text("es")
+    await expect(live.card(spanish)).to_have_attribute("data-language", "es")
+    await expect(live.card(english).locator(".lang")).to_have_text("en")
+    assert live.errors == []

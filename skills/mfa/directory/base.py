@@ -18,6 +18,7 @@ personal data: logs and events show ``mask_account`` of one, never the whole.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from skills.mfa.providers.base import MfaError
@@ -57,13 +58,14 @@ class Directory(Protocol):
         ...
 
 
-def spoken_account(value: object) -> str | None:
-    """The account number the model heard ("four oh seven, double two", "4072-2", 40722),
-    as digits, or None when it does not read as one number of a sensible length."""
+def spoken_account(value: object, languages: Iterable[str] = ("en",)) -> str | None:
+    """The account number the model heard ("four oh seven, double two", "4072-2", 40722,
+    "cuatro cero siete, veintidós" with Spanish in ``languages``), as digits, or None when
+    it does not read as one number of a sensible length."""
     if isinstance(value, int) and not isinstance(value, bool):
         digits: str | None = str(value) if value >= 0 else None
     else:
-        digits = read_digits(value)
+        digits = read_digits(value, languages)
     return digits if digits and len(digits) <= MAX_ACCOUNT_DIGITS else None
 
 

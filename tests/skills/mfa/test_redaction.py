@@ -16,6 +16,7 @@ from hypothesis import given, settings
 
 from skills.mfa.spoken_code import normalize_spoken_code, redact_spoken_numbers
 from tests.skills.mfa.test_spoken_code import ACCEPTED, spoken_codes
+from tests.skills.mfa.test_spoken_code_es import ACCEPTED_ES, BOTH, spanish_codes
 
 MASK = "[redacted]"
 FOUR_DIGITS = re.compile(r"\d(?:\D{0,3}\d){3}")
@@ -69,3 +70,70 @@ def test_any_spoken_code_is_redacted(case: tuple[str, str]) -> None:
     code, spoken = case
     redacted = redact_spoken_numbers(f"summary: {spoken} (verified)", 4, MASK)
     assert not _leaks(redacted, code)
+
+
+# -- every language whose number words we ship, and words run together ---------------------
+# Issue 19's findings, and their neighbours: each must be masked whole.
+IN_ANY_LANGUAGE = [
+    "fourEightOneTwoTwoNine",
+    "FourEightOneTwoTwoNine",
+    "four-eight-one-two-two-nine",
+    "foureightonetwotwonine",
+    "cuatro ocho uno dos dos nueve",
+    "cuatroOchoUnoDosDosNueve",
+    "veintiséis once sesenta y dos",
+    "cuatrocientos ochenta y un mil quinientos dieciséis",
+    # German: the agent does not speak it, but recognition may transcribe it.
+    "vier acht eins zwei zwei neun",
+    "vier, acht, eins, zwei, zwei, neun",
+    "VIER ACHT EINS ZWEI ZWEI NEUN",
+    "vierhundertachtzigtausendfünfhundertsechzehn",
+    "zweiundzwanzig elf dreiundvierzig",
+    "fünf zwo neun null drei eins",
+]
+
+
+@pytest.mark.parametrize("spoken", IN_ANY_LANGUAGE)
+def test_numbers_in_any_shipped_language_are_masked(spoken: str) -> None:
+    assert redact_spoken_numbers(f"The caller said {spoken}. Verified.", 4, MASK) == (
+        f"The caller said {MASK}. Verified."
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The caller once again asked for a new code and was verified.",
+        "El cliente fue verificado en un intento, tras dos minutos.",
+        "Der Anrufer wurde nach einem Versuch verifiziert.",
+        "Caller was often attentive; tension eased, tendons fine.",
+    ],
+)
+def test_conversation_in_any_language_is_kept(text: str) -> None:
+    assert redact_spoken_numbers(text, 4, MASK) == text
+
+
+@pytest.mark.parametrize(("text", "code"), ACCEPTED_ES)
+def test_every_spanish_reading_is_redacted(text: str, code: str) -> None:
+    redacted = redact_spoken_numbers(f"Resumen: {text}. Fin.", 4, MASK)
+    assert MASK in redacted
+    assert normalize_spoken_code(redacted, len(code), BOTH) != code
+    assert not FOUR_DIGITS.search(redacted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spanish_codes())
+def test_any_spanish_code_is_redacted(case: tuple[str, str]) -> None:
+    code, spoken = case
+    redacted = redact_spoken_numbers(f"resumen: {spoken} (verificado)", 4, MASK)
+    assert normalize_spoken_code(redacted, len(code), BOTH) != code
+    assert not FOUR_DIGITS.search(redacted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spoken_codes())
+def test_any_code_run_together_in_camel_case_is_redacted(case: tuple[str, str]) -> None:
+    code, _ = case
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    camel = words[int(code[0])] + "".join(words[int(d)].title() for d in code[1:])
+    assert redact_spoken_numbers(f"code {camel} ok", 4, MASK) == f"code {MASK} ok"
