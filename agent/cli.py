@@ -42,6 +42,7 @@ Environment (secrets and deployment facts; README "Configuration" lists them all
   SIGNALWIRE_SIGNING_KEY          refuse webhooks SignalWire did not sign
   SIGNALWIRE_SWAIG_SECRET         signs per-call tool tokens (same on every replica)
   MFA_PROVIDER                    signalwire or sandbox (default: from the account)
+  MFA_SANDBOX_WITH_ACCOUNT=1      run the sandbox beside account variables on purpose
   REDIS_URL                       state shared by replicas
   MFA_OUTCOME_WEBHOOK_URL, MFA_OUTCOME_WEBHOOK_SECRET
                                   signed POST of each final outcome

@@ -269,16 +269,6 @@ def test_a_spanish_call_ends_verified_with_a_spanish_text_in_one_segment(tmp_pat
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0
-    text = " ".join(result.stdout.split())
-    for name in (
-        "AGENT_URL",
-        "SWML_BASIC_AUTH_USER",
-        "SWML_BASIC_AUTH_PASSWORD",
-        "SIGNALWIRE_SIGNING_KEY",
-    ):
-        assert name in text
-    assert "--signing-key" in text
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '> send_mfa("language": "es")' in out

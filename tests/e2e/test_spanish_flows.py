@@ -14,7 +14,7 @@ from tests.support.calls import new_call
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 CALLER = "+15557770001"
-ON_FILE = "+15551230199"
+ON_FILE = "+12025550199"
 EN_TEXT = "From {company}: only say this code on the call you made to us. Your code:"
 ES_TEXT = "De {company}: diga este codigo solo en la llamada que usted nos hizo. Su codigo:"
 SPANISH_DIGITS = ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"]
