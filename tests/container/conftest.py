@@ -1,0 +1,52 @@
+"""The image built once per session from the shipped Containerfile, by the README's commands.
+
+Skipped where podman is missing; a failure instead with ``MFA_REQUIRE_TEST_SERVERS=1``
+(CI installs podman, runc and debootstrap). The base image stays in podman's store and
+``wheels/`` (gitignored) in the repository between runs: the dependencies are downloaded
+again only when ``pyproject.toml``'s list changes; the project's wheel is rebuilt every time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from testkit import container
+from tests.support.agent_container import README_DIR, readme_command, run_shell
+from tests.support.required_servers import missing_test_server
+
+REPO = README_DIR
+TEST_IMAGE = "localhost/mfa-agent:test"
+
+
+def require_podman() -> None:
+    if not container.podman_available():
+        missing_test_server("podman and runc are not installed (apt-get install podman runc)")
+    if not container.image_exists(container.BASE_IMAGE) and not container.debootstrap_available():
+        missing_test_server("debootstrap is not installed (apt-get install debootstrap)")
+
+
+@pytest.fixture(scope="session")
+def agent_image() -> Iterator[str]:
+    """The image's name, built by the README's commands (tagged for the tests)."""
+    require_podman()
+    run_shell(readme_command(".venv/bin/python -m testkit.container base"))
+    wheels = REPO / "wheels"
+    if not container.wheelhouse_is_current(wheels, REPO):
+        run_shell(readme_command(".venv/bin/pip download "))
+        container.mark_wheelhouse_current(wheels, REPO)
+    run_shell(readme_command(".venv/bin/pip wheel "))
+    build = readme_command("podman --runtime runc build ")
+    run_shell(build.replace("-t localhost/mfa-agent ", f"-t {TEST_IMAGE} "))
+    container.remove_build_stages()
+    yield TEST_IMAGE
+
+
+@pytest.fixture
+def volume_name() -> Iterator[str]:
+    """A podman volume of this test's own, removed afterwards."""
+    name = f"mfa-test-{secrets.token_hex(4)}"
+    yield name
+    container.podman("volume", "rm", "--force", name, check=False)
