@@ -15,17 +15,10 @@ import pytest
 
 from testkit import container
 from tests.support.agent_container import README_DIR, readme_command, run_shell
-from tests.support.required_servers import missing_test_server
+from tests.support.required_servers import require_podman
 
 REPO = README_DIR
 TEST_IMAGE = "localhost/mfa-agent:test"
-
-
-def require_podman() -> None:
-    if not container.podman_available():
-        missing_test_server("podman and runc are not installed (apt-get install podman runc)")
-    if not container.image_exists(container.BASE_IMAGE) and not container.debootstrap_available():
-        missing_test_server("debootstrap is not installed (apt-get install debootstrap)")
 
 
 @pytest.fixture(scope="session")
