@@ -116,9 +116,11 @@ def image_size_bytes(name: str) -> int:
     return int(podman("image", "inspect", name, "--format", "{{.Size}}").stdout.strip())
 
 
-def remove_build_stages() -> None:
-    """The build stage's image is left untagged after each build: drop those of ours."""
-    podman("image", "prune", "--force", "--filter", "label=mfa-agent.stage=build", check=False)
+def remove_untagged_images() -> None:
+    """Each build leaves the build stage's image untagged, and the previous image of the
+    tag it reuses: drop those of ours (``prune`` spares tagged images)."""
+    for label in ("mfa-agent.stage=build", "org.opencontainers.image.title=mfa-agent"):
+        podman("image", "prune", "--force", "--filter", f"label={label}", check=False)
 
 
 def _run(command: list[str], *, timeout: float, check: bool = True) -> subprocess.CompletedProcess:

@@ -33,7 +33,7 @@ def agent_image() -> Iterator[str]:
     run_shell(readme_command(".venv/bin/pip wheel "))
     build = readme_command("podman --runtime runc build ")
     run_shell(build.replace("-t localhost/mfa-agent ", f"-t {TEST_IMAGE} "))
-    container.remove_build_stages()
+    container.remove_untagged_images()
     yield TEST_IMAGE
 
 

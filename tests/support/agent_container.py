@@ -129,4 +129,5 @@ class AgentContainer:
         container.podman("stop", "--time", str(grace_seconds), self.name, timeout=120)
 
     def remove(self) -> None:
-        container.podman("rm", "--force", "--time", "0", self.name, check=False)
+        # --volumes: the anonymous volume podman made for the image's VOLUME (named ones stay).
+        container.podman("rm", "--force", "--volumes", "--time", "0", self.name, check=False)
