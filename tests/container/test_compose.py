@@ -210,3 +210,23 @@ def test_the_compose_caddyfile_is_deploy_caddyfile_but_for_the_upstreams():
     assert added["upstreams"] == [{"dial": "agent-a:3000"}, {"dial": "agent-b:3000"}]
     assert added["health_checks"] == {"active": {"interval": 10_000_000_000, "uri": "/health"}}
     assert compose == single
+
+
+def test_the_containerfile_reaches_python_through_path_on_either_base():
+    """python:3.13-slim has Python in /usr/local/bin, Debian's python3 is in /usr/bin."""
+    assert "/usr/bin/python" not in CONTAINERFILE
+    assert "/usr/local/bin/python" not in CONTAINERFILE
+    assert re.search(r"^ARG BASE=python:3\.13-slim$", CONTAINERFILE, flags=re.MULTILINE)
+    assert CONTAINERFILE.count("FROM ${BASE}") == 2
+
+
+def test_the_build_context_admits_the_sources_and_never_the_operators_secrets():
+    """.dockerignore is an allow-list: .env (secrets), .venv and .git stay out of images."""
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"
+    admitted = {p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")}
+    assert admitted == {"pyproject.toml", "README.md", "agent", "skills", "prompts", "wheels"}
