@@ -9,6 +9,7 @@ again only when ``pyproject.toml``'s list changes; the project's wheel is rebuil
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,9 @@ def agent_image() -> Iterator[str]:
     if not container.wheelhouse_is_current(wheels, REPO):
         run_shell(readme_command(".venv/bin/pip download "))
         container.mark_wheelhouse_current(wheels, REPO)
+    # setuptools builds in build/ and never deletes there: a module removed from the tree
+    # would still be packaged from a previous build's copy.
+    shutil.rmtree(REPO / "build", ignore_errors=True)
     run_shell(readme_command(".venv/bin/pip wheel "))
     build = readme_command("podman --runtime runc build ")
     run_shell(build.replace("-t localhost/mfa-agent ", f"-t {TEST_IMAGE} "))
