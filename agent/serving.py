@@ -43,6 +43,12 @@ MAX_BACKLOG = 2048  # uvicorn's default
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE_TIMEOUT = 5
 THROTTLED_LOGGERS = ("asyncio", "uvicorn.error")
+# On SIGTERM uvicorn stops accepting and waits for in-flight requests, then runs the stop
+# hooks (outcome deliveries kept). A tool request ends within its upstream deadline (at most
+# 9.5 s, config_file.UpstreamConfig); past this bound what is left is cancelled so that the
+# stop hooks still run before an orchestrator's SIGKILL (compose.yaml's stop_grace_period
+# leaves them 10 s more).
+SHUTDOWN_DRAIN_SECONDS = 20
 
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
@@ -172,6 +178,7 @@ def server_config(
         port=port,
         http=guarded_protocol(max_connections=cap, header_timeout=header_timeout),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        timeout_graceful_shutdown=SHUTDOWN_DRAIN_SECONDS,
         **options,
     )
     # After uvicorn.Config, which applies its logging config: the filters stay.

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import pytest
 
+from testkit import container
 from testkit.redis_server import RedisServer
 
 REQUIRE_TEST_SERVERS = "MFA_REQUIRE_TEST_SERVERS"
@@ -28,6 +29,14 @@ def missing_test_server(reason: str) -> NoReturn:
 def require_redis_server() -> None:
     if not RedisServer.available():
         missing_test_server("redis-server is not installed (apt-get install redis-server)")
+
+
+def require_podman() -> None:
+    """podman and runc to build and run the image, and debootstrap unless the base exists."""
+    if not container.podman_available():
+        missing_test_server("podman and runc are not installed (apt-get install podman runc)")
+    if not container.image_exists(container.BASE_IMAGE) and not container.debootstrap_available():
+        missing_test_server("debootstrap is not installed (apt-get install debootstrap)")
 
 
 def find_chromium() -> str:
