@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -86,7 +88,7 @@ def main(
     lines = asyncio.run(run_checks(settings, transport=transport, out=out))
     failed = sum(1 for line in lines if line.status == FAIL)
     warned = sum(1 for line in lines if line.status == WARN)
-    summary = f"{len(lines)} checks: {failed} failed, {warned} warnings"
+    summary = f"{len(lines)} checks: {failed} failed, {warned} warning{'' if warned == 1 else 's'}"
     print(summary if failed else f"{summary}; ready for a call", file=out, flush=True)
     return 1 if failed else 0
 
@@ -107,7 +109,11 @@ async def run_checks(
 
     emit(check_configuration(settings))
     async with httpx.AsyncClient(
-        timeout=TIMEOUT, transport=transport, trust_env=False, follow_redirects=False
+        timeout=TIMEOUT,
+        transport=transport,
+        trust_env=False,
+        follow_redirects=False,
+        verify=_tls_context(),
     ) as http:
         checks: list[Callable[[], Awaitable[list[CheckLine]]]] = [
             lambda: check_space(settings, http),
@@ -259,6 +265,16 @@ async def check_public_url(settings: Settings, http: httpx.AsyncClient) -> list[
     try:
         health = await http.get(f"{base}/health")
     except httpx.HTTPError as exc:
+        if _is_certificate_problem(exc):
+            return [
+                CheckLine(
+                    FAIL,
+                    "public URL",
+                    f"{base} answers, but its TLS certificate is not trusted here",
+                    "SignalWire needs a certificate a public CA issued; for a certificate you "
+                    "manage, point SSL_CERT_FILE at its CA (PEM) when you run check",
+                )
+            ]
         return [
             CheckLine(
                 WARN,
@@ -301,8 +317,9 @@ async def check_public_url(settings: Settings, http: httpx.AsyncClient) -> list[
                 "public URL",
                 f"the agent at {base} refuses this configuration's credentials "
                 f"(HTTP {swml.status_code}): it runs with another configuration",
-                "give every replica the same SWML_BASIC_AUTH_USER/PASSWORD and "
-                "SIGNALWIRE_SIGNING_KEY as this shell, or restart it with them",
+                "give every replica the same SWML_BASIC_AUTH_USER/PASSWORD, "
+                "SIGNALWIRE_SIGNING_KEY and SWML_PROXY_URL_BASE as this shell (a signature "
+                "covers the URL: check through the public URL the agents were started with)",
             )
         ]
     if swml.status_code != 200:
@@ -408,6 +425,25 @@ async def check_outcome_receiver(settings: Settings, http: httpx.AsyncClient) ->
             )
         ]
     return [_bad_status("outcome receiver", host, answer.status_code)]
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The system's CAs, plus ``SSL_CERT_FILE`` when set (a certificate you manage): the
+    client ignores the environment otherwise (``trust_env=False``: no proxies)."""
+    context = ssl.create_default_context()
+    extra = os.environ.get("SSL_CERT_FILE")
+    if extra and os.path.isfile(extra):
+        context.load_verify_locations(cafile=extra)
+    return context
+
+
+def _is_certificate_problem(exc: Exception) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _unreachable(name: str, host: str, exc: Exception, fix: str) -> CheckLine:

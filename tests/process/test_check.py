@@ -155,7 +155,7 @@ def test_nothing_at_the_public_url_yet_is_a_warning_not_a_failure(world):
     assert line_for(lines, "public URL").startswith(
         f"warn  public URL: nothing answers at http://127.0.0.1:{world['agent_port']} yet"
     )
-    assert lines[-1] == "9 checks: 0 failed, 1 warnings; ready for a call"
+    assert lines[-1] == "9 checks: 0 failed, 1 warning; ready for a call"
 
 
 def test_another_agent_at_the_public_url_fails(world, serve_at):
@@ -286,3 +286,21 @@ def test_check_as_a_process_exits_0_and_1(world, tmp_path):
     )
     assert broken.returncode == 1
     assert any(line.startswith("FAIL  redis:") for line in broken.stdout.splitlines())
+
+
+def test_an_untrusted_certificate_is_named_not_taken_for_nothing_answering():
+    """A ConnectError whose cause is a certificate the client cannot verify."""
+    import ssl
+
+    import httpx
+
+    from agent.preflight import _is_certificate_problem
+
+    try:
+        try:
+            raise ssl.SSLCertVerificationError(1, "self-signed certificate")
+        except ssl.SSLError as cause:
+            raise httpx.ConnectError("handshake failed") from cause
+    except httpx.ConnectError as exc:
+        assert _is_certificate_problem(exc)
+    assert not _is_certificate_problem(httpx.ConnectError("connection refused"))
