@@ -20,7 +20,7 @@ from testkit import container
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread
 from tests.support.agent_container import AgentContainer, readme_command, run_shell
-from tests.support.defaults import AUTH
+from tests.support.defaults import AUTH, DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.container]
 
@@ -32,7 +32,7 @@ async def sandbox_code(http: httpx.AsyncClient, url: str, caller: str) -> str:
     event = await first_event(
         http,
         url,
-        AUTH,
+        DASHBOARD,
         lambda e: e.get("kind") == "sandbox_text" and e.get("to") == f"***{caller[-4:]}",
         within=15,
     )

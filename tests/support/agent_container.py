@@ -18,7 +18,7 @@ import httpx
 
 from testkit import container
 from testkit.servers import free_port
-from tests.support.defaults import AUTH
+from tests.support.defaults import AUTH, DASHBOARD
 
 README_DIR = Path(__file__).resolve().parents[2]
 README = (README_DIR / "README.md").read_text(encoding="utf-8")
@@ -76,6 +76,8 @@ class AgentContainer:
             "PORT": str(self.port),
             "SWML_BASIC_AUTH_USER": AUTH[0],
             "SWML_BASIC_AUTH_PASSWORD": AUTH[1],
+            "MFA_DASHBOARD_USER": DASHBOARD[0],
+            "MFA_DASHBOARD_PASSWORD": DASHBOARD[1],
             "SIGNALWIRE_SWAIG_SECRET": swaig_secret,
             "MFA_PROVIDER": "sandbox",
             **env,
