@@ -146,12 +146,13 @@ def serve() -> None:
                 "variables; codes go to the log and the live page, never to callers' phones"
             },
         )
-    if settings.signing_key_optional:
+    if settings.signing_key is None:
         log.warning(
             "unsigned_webhooks_accepted",
             extra={
-                "why": "no SIGNALWIRE_SIGNING_KEY: allowed only because the space is on this "
-                "machine (a test server); a real space requires it"
+                "why": "no SIGNALWIRE_SIGNING_KEY: webhooks are not checked for SignalWire's "
+                "signature; allowed only in the sandbox or with a space on this machine (a "
+                "test server): a real space requires it"
             },
         )
     if settings.redis_url and settings.swaig_secret is None:

@@ -108,7 +108,7 @@ def configure_logging(level: str = "INFO") -> None:
         # filters set on the logger itself: the access log stays redacted.
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
-    _adopt_sdk_logging(handler)
+    _adopt_sdk_logging()
 
 
 def json_handler() -> logging.Handler:
@@ -119,16 +119,31 @@ def json_handler() -> logging.Handler:
     return handler
 
 
-def _adopt_sdk_logging(handler: logging.Handler) -> None:
+def _adopt_sdk_logging() -> None:
     """The SDK's lines in our format. Its ``configure_logging`` runs once per process (it
     keeps a flag): run it now, so ``serve()`` calling it later changes nothing, then give
-    its ``signalwire`` logger our handler instead of structlog's own renderer."""
+    its ``signalwire`` logger a handler of ours instead of structlog's own renderer."""
     from signalwire.core.logging_config import configure_logging as configure_sdk_logging
 
     configure_sdk_logging()
     sdk = logging.getLogger("signalwire")
-    sdk.handlers[:] = [handler]
+    # On the handler: a logger's own filters never see its children's records.
+    sdk_handler = json_handler()
+    sdk_handler.addFilter(_DropSdkSigningWarning())
+    sdk.handlers[:] = [sdk_handler]
     sdk.propagate = False
+
+
+class _DropSdkSigningWarning(logging.Filter):
+    """The SDK warns at construction that webhooks are unsigned, before start-up has
+    decided anything: a start-up that then stops would print two lines, not one. The
+    agent says it itself, once configured (``unsigned_webhooks_accepted``), and an account
+    on a real space cannot start without the key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        event = msg.get("event") if isinstance(msg, dict) else msg
+        return event != "webhook_signature_validation_disabled"
 
 
 def print_json_line(logger: str, msg: str, level: str = "warning", **fields: Any) -> None:

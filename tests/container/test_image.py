@@ -79,6 +79,7 @@ def test_a_simulated_call_verifies_through_the_container(agent_image):
             [
                 *(sys.executable, "-m", "agent", "call", "--url", agent.url),
                 *("--user", AUTH[0], "--password", AUTH[1], "--say", "my code is {code}"),
+                *("--dashboard-password", DASHBOARD[1]),
             ],
             capture_output=True,
             text=True,
