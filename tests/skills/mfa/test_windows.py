@@ -71,7 +71,7 @@ async def test_a_replay_record_outlives_the_platforms_retries_in_redis(redis_url
 
 async def test_account_misses_last_a_day_in_redis(redis_url):
     redis = connect(redis_url)
-    await RedisMissCounter(redis).add_miss("call-1")
+    assert await RedisMissCounter(redis).take("call-1", 3) is True
     (key,) = await redis.keys("mfa:dir:miss:*")
     assert ms(DAY) * 0.9 <= await redis.pttl(key) <= ms(DAY)
 
@@ -102,7 +102,7 @@ async def test_advancing_the_rigs_clock_ages_replay_records():
 async def test_the_state_backends_clock_reaches_every_in_process_store(tmp_path: Path):
     clock = FakeClock()
     state = StateBackend(tmp_path / "sandbox.db", clock=clock)
-    await state.account_misses.add_miss("call-1")
+    assert await state.account_misses.take("call-1", 1) is True
     await state.counters.ledger.sent("call-1", "r2", 60.0)
     answers = state.counters.answers
     claim = ReplayClaim("replay:k", "t", 15.0)
@@ -110,10 +110,10 @@ async def test_the_state_backends_clock_reaches_every_in_process_store(tmp_path:
     answers.record(claim, "{}", 600.0)
     clock.advance(599)
     assert await answers.peek("replay:k") is not None
-    assert await state.account_misses.misses("call-1") == 1
+    assert await state.account_misses.take("call-1", 1) is False  # still counted
     clock.advance(2)
     assert await answers.peek("replay:k") is None
     # The ledger's latest send (60 s) is gone too: an older code is not superseded.
     assert await state.counters.ledger.begin("call-1", "r1", 3, 60.0) == Check(1)
     clock.advance(DAY)
-    assert await state.account_misses.misses("call-1") == 0
+    assert await state.account_misses.take("call-1", 1) is True  # a day later: forgotten
