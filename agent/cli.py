@@ -174,12 +174,14 @@ def serve() -> None:
             password=settings.basic_auth_password.get_secret_value(),
         )
     if settings.dashboard_password_generated and settings.dashboard_password is not None:
-        print(
-            "mfa-agent: no MFA_DASHBOARD_PASSWORD set; generated dashboard credentials for "
-            f"this run (/live, /outcomes, /metrics): {settings.dashboard_user}:"
-            f"{settings.dashboard_password.get_secret_value()}",
-            file=sys.stderr,
-            flush=True,
+        # The same one-time JSON line as the platform's generated pair: never logged.
+        print_json_line(
+            "mfa.agent",
+            "generated_dashboard_credentials",
+            why="no MFA_DASHBOARD_PASSWORD set; these open /live, /events, /outcomes and "
+            "/metrics for this run only",
+            user=settings.dashboard_user,
+            password=settings.dashboard_password.get_secret_value(),
         )
     elif settings.dashboard_credentials is None:
         log.warning(

@@ -237,7 +237,13 @@ def test_weak_code_policy_starts_with_a_warning_naming_key_and_rule(tmp_path):
 def test_stdout_stays_empty_and_every_log_line_is_json_on_stderr(tmp_path):
     """No SDK banner claiming a "provided" password for a generated one; no mixed formats."""
     port = free_port()
-    environ = sandbox_env(tmp_path, HOST="127.0.0.1", PORT=str(port), SWML_BASIC_AUTH_PASSWORD="")
+    environ = sandbox_env(
+        tmp_path,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        SWML_BASIC_AUTH_PASSWORD="",
+        MFA_DASHBOARD_PASSWORD="",
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "agent"],
         env=environ,
@@ -270,6 +276,8 @@ def test_stdout_stays_empty_and_every_log_line_is_json_on_stderr(tmp_path):
     (unsigned,) = [e for e in entries if e["msg"] == "unsigned_webhooks_accepted"]
     assert unsigned["logger"] == "mfa.agent" and unsigned["level"] == "warning"
     assert any(e["msg"] == "generated_credentials" for e in entries)
+    (board,) = [e for e in entries if e["msg"] == "generated_dashboard_credentials"]
+    assert board["user"] == "admin" and len(board["password"]) >= 16
 
 
 def test_simulator_says_401_means_credentials(tmp_path):
