@@ -1,4 +1,5 @@
-"""The commands README.md and the docs it points to show, found by name, so a test runs what a reader reads.
+"""The commands README.md and the docs it points to show, found by name: tests run what a
+reader reads.
 
 A code block that shows commands is preceded by one marker line naming it and the test that
 runs it::
