@@ -45,7 +45,7 @@ def readme_security_defaults() -> dict[str, str]:
     """``section.key: value`` pairs from the Security table (a bare ``key: value`` right
     after one belongs to the same section, as in ``per_recipient_per_day: 10``)."""
     readme = (REPO / "README.md").read_text()
-    table = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
+    table = readme.split("### Security\n", 1)[1].split("\n#", 1)[0]
     found: dict[str, str] = {}
     for row in table.splitlines():
         section = None

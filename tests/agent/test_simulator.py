@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from agent.settings import DEFAULT_CONFIG_PATH
 from tests.support.agent_process import AgentProcess, sandbox_env
 from tests.support.calls import wrong_code
+from tests.support.shown import shown_block
 
 CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] From our company: .* Your code: (\d{6})$")
 
@@ -245,6 +245,7 @@ def test_call_help_names_the_environment_variables_it_reads(tmp_path):
 # -- a caller who speaks Spanish --------------------------------------------------------------
 
 SPANISH_COMMAND = 'python -m agent call --lang es --say "mi código es {code_words}"'
+SHOWN_SPANISH_COMMAND = f"MFA_AGENT_CONFIG=agent/config.yaml .venv/bin/{SPANISH_COMMAND}"
 SPANISH_DIGITS = ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"]
 GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -252,13 +253,12 @@ GSM7 = set(
 )
 
 
-def test_the_readme_shows_a_spanish_call():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert f"$ {SPANISH_COMMAND}\n" in readme
+def test_docs_calls_shows_this_spanish_call():
+    assert shown_block("spanish-call").commands == [SHOWN_SPANISH_COMMAND]
 
 
 def test_a_spanish_call_ends_verified_with_a_spanish_text_in_one_segment(tmp_path):
-    """The README's command, on the shipped YAML file (English and Spanish)."""
+    """docs/calls.md's command, on the shipped YAML file (English and Spanish)."""
     env = sandbox_env(tmp_path)
     env["MFA_AGENT_CONFIG"] = str(DEFAULT_CONFIG_PATH)  # its sandbox db lands in tmp_path/var
     result = subprocess.run(
