@@ -2,16 +2,19 @@
 
 Every dependency is real on loopback: the fake SignalWire (its number list and MFA API),
 a redis-server, a directory server and an outcome receiver, and the agent itself at its
-public URL. Each test breaks one thing the way an operator would and reads the line.
+public URL. Each test breaks one thing the way an operator would and reads the line; the
+process test runs README.md's ``check-run`` transcript and must print what it shows.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,7 @@ from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
 from testkit.servers import ServerThread, free_port
 from tests.support.defaults import AUTH, SWAIG_SECRET
+from tests.support.shown import shown_block
 
 DIRECTORY_SECRET = "directory-secret-0123456789"
 OUTCOME_SECRET = "outcome-secret-0123456789abc"
@@ -56,6 +60,8 @@ class SignedEndpoint:
         self.received.append({"body": json.loads(body), "headers": dict(request.headers)})
         if not ok:
             return JSONResponse({"error": "bad signature"}, status_code=401)
+        if self.status == 204:  # no content: a body would break the HTTP response
+            return Response(status_code=204)
         return JSONResponse({}, status_code=self.status)
 
 
@@ -264,26 +270,41 @@ def test_no_signing_key_on_a_loopback_space_is_a_warning(world):
     assert line_for(lines, "signing key").startswith("warn  signing key: not set")
 
 
-def test_check_as_a_process_exits_0_and_1(world, tmp_path):
-    """The command as the README runs it: ``python -m agent check``."""
-    ok = subprocess.run(
-        [sys.executable, "-m", "agent", "check"],
-        env={**world["env"], "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
+def run_shown_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The README's ``check-run`` command in bash, the venv running the tests standing for
+    the clone's ``.venv``."""
+    (command, _), *more = shown_block("check-run").transcript
+    assert not more, "the check-run transcript shows one command"
+    command = re.sub(r"^\.venv/bin/", str(Path(sys.executable).parent) + "/", command)
+    return subprocess.run(
+        ["bash", "-c", command],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def without_ports(lines: list[str]) -> list[str]:
+    """Each run serves on free ports: the shown transcript's ports are another run's."""
+    return [re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", line) for line in lines]
+
+
+def test_check_as_a_process_prints_the_readme_transcript_and_exits_0_and_1(
+    world, serve_at, tmp_path
+):
+    """The command as the README shows it (``.venv/bin/python -m agent check``), against
+    everything healthy and the agent answering at its public URL: the output is the README's
+    transcript line for line, ports aside. With Redis down it exits 1 naming Redis."""
+    serve_at(world["env"], world["agent_port"])
+    ok = run_shown_check(world["env"], tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.splitlines()[-1].startswith("9 checks: 0 failed")
-    broken = subprocess.run(
-        [sys.executable, "-m", "agent", "check"],
-        env={**world["env"], "PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:9/0"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    ((_, shown),) = shown_block("check-run").transcript
+    assert without_ports(ok.stdout.splitlines()) == without_ports(shown), (
+        "README.md's check-run transcript no longer matches the program's output:\n" + ok.stdout
     )
+    broken = run_shown_check({**world["env"], "REDIS_URL": "redis://127.0.0.1:9/0"}, tmp_path)
     assert broken.returncode == 1
     assert any(line.startswith("FAIL  redis:") for line in broken.stdout.splitlines())
 
