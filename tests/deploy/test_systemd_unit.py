@@ -22,12 +22,11 @@ import pytest
 
 from agent.local_server import free_port
 from tests.support.required_servers import missing_test_server
+from tests.support.shown import shown_block
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "mfa-agent.service"
-INSTALL = re.search(
-    r"<!-- systemd-recipe[^\n]*\n```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.S
-)
+INSTALL = shown_block("systemd-recipe").body
 MAX_EXPOSURE = 2.0  # systemd-analyze security: 0 locked down ... 10 fully exposed
 
 
@@ -125,11 +124,10 @@ def test_the_readme_install_block_runs_and_the_unit_starts_the_agent(tmp_path):
     stands for it), the venv (the tests' venv) and ``systemctl``, under a scratch root; then
     the unit's ExecStart, run as systemd would (its Environment=, the EnvironmentFile the
     block wrote, the state directory as working directory), serves ``/health``."""
-    assert INSTALL is not None
     root = tmp_path / "root"
     scratch_install(root)
     (root / "etc" / "systemd" / "system").mkdir(parents=True)
-    lines = INSTALL.group(1).replace("\\\n", "").splitlines()
+    lines = INSTALL.replace("\\\n", "").splitlines()
     skipped = ("git clone ", "python3 -m venv ", "systemctl ")
     assert [line.split(" ")[0] for line in lines if line.startswith(skipped)] == [
         "git",

@@ -1,5 +1,9 @@
-"""Every ``swaig-test`` command the README shows runs, as written, from a fresh clone after
-``make run`` (the venv is not activated: the README calls ``.venv/bin/swaig-test``)."""
+"""Every ``swaig-test`` command docs/swaig-test.md shows runs, as written, from a fresh clone
+after ``make run`` (the venv is not activated: the page calls ``.venv/bin/swaig-test``).
+
+The page shows two blocks: ``swaig-test-send`` (the ``export`` of a sandbox environment, then
+three commands) and ``swaig-test-verify`` (the verify that follows, with the send's meta data
+and code, which a reader replaces with their own)."""
 
 from __future__ import annotations
 
@@ -13,16 +17,18 @@ from pathlib import Path
 import pytest
 
 from testkit.agent_env import write_config
+from tests.support.shown import shown_block
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text(encoding="utf-8")
 VENV_BIN = ".venv/bin/"
-COMMANDS = re.findall(r"^\$ (.*swaig-test .*)$", README, flags=re.MULTILINE)
-EXPORTS = re.findall(r"^\$ (export .*)$", README, flags=re.MULTILINE)
+SHOWN = shown_block("swaig-test-send").commands + shown_block("swaig-test-verify").commands
+COMMANDS = [command for command in SHOWN if "swaig-test " in command]
+EXPORTS = [command for command in SHOWN if command.startswith("export ")]
 
 
 def test_the_readme_shows_swaig_test_and_its_environment():
-    assert len(COMMANDS) >= 4
+    assert len(COMMANDS) == 4
+    assert [*EXPORTS, *COMMANDS] == SHOWN, "only the export and swaig-test commands"
     assert EXPORTS == [
         "export MFA_PROVIDER=sandbox SWML_BASIC_AUTH_USER=demo SWML_BASIC_AUTH_PASSWORD=demo-pass "
         "SIGNALWIRE_SWAIG_SECRET=demo-swaig-secret"

@@ -7,7 +7,6 @@ it reaches the test's own loopback servers (Redis, a fake SignalWire) and they r
 
 from __future__ import annotations
 
-import re
 import secrets
 import subprocess
 import sys
@@ -19,17 +18,17 @@ import httpx
 from testkit import container
 from testkit.servers import free_port
 from tests.support.defaults import AUTH, DASHBOARD
+from tests.support.shown import shown_block
 
 README_DIR = Path(__file__).resolve().parents[2]
-README = (README_DIR / "README.md").read_text(encoding="utf-8")
-SECTION = README.split("## With containers", 1)[1].split("\n## ", 1)[0]
-COMMANDS = re.findall(r"^\$ (.*)$", SECTION, flags=re.MULTILINE)
+# The commands of the block README.md marks ``container-commands``, in the order shown.
+COMMANDS = shown_block("container-commands").commands
 
 
 def readme_command(starts: str) -> str:
-    """The one command of the README's container section that starts with ``starts``."""
+    """The one command of the README's container block that starts with ``starts``."""
     found = [c for c in COMMANDS if c.startswith(starts)]
-    assert len(found) == 1, f"README 'With containers' shows {len(found)} commands {starts!r}"
+    assert len(found) == 1, f"README 'container-commands' shows {len(found)} commands {starts!r}"
     return found[0]
 
 
