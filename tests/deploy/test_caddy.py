@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import resource
-import shutil
 import socket
 import ssl
 import subprocess
@@ -27,39 +25,25 @@ import pytest
 
 from agent.local_server import free_port
 from agent.platform import PlatformCall
+from tests.support.caddy import (
+    CADDYFILE,
+    SANDBOX_CODE,
+    make_certificate,
+    next_code,
+    require_caddy_and_openssl,
+)
 from tests.support.defaults import AUTH
 from tests.support.limited_agent import LimitedAgent
-from tests.support.required_servers import missing_test_server
 
 pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)
 def _proxy_installed() -> None:
-    """Skipped without Caddy or openssl; a failure on CI, which installs both."""
-    for tool, package in (("caddy", "caddy"), ("openssl", "openssl")):
-        if not shutil.which(tool):
-            missing_test_server(f"{tool} is not installed (apt-get install {package})")
+    require_caddy_and_openssl()
 
 
-CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
-SANDBOX_CODE = re.compile(r"Your code: (\d{6})")
 IDLE_CONNECTIONS = 3000
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
 
 
 class Caddy:
@@ -151,11 +135,8 @@ async def verified_call(url: str, tls: ssl.SSLContext, agent: LimitedAgent, n: i
         before = len(SANDBOX_CODE.findall(agent.log_text()))
         sent = await call.invoke("send_mfa")
         assert sent.status_code == 200, sent.body
-        deadline = time.monotonic() + 5
-        while len(codes := SANDBOX_CODE.findall(agent.log_text())) == before:
-            assert time.monotonic() < deadline, "no sandbox text in the agent's log"
-            await asyncio.sleep(0.05)
-        verified = await call.invoke("verify_mfa", token=" ".join(codes[-1]))
+        code = await next_code(agent.log_text, before)
+        verified = await call.invoke("verify_mfa", token=" ".join(code))
         assert verified.status_code == 200, verified.body
         assert call.global_data["mfa_verified"] is True, verified.body
 

@@ -1,6 +1,6 @@
 """The README's replicas recipe, run as written: two agents on one Redis behind one Caddy.
 
-The test takes the shell block under ``<!-- replicas-recipe`` in README.md and runs it with
+The test takes the shell block marked ``replicas-recipe`` in README.md and runs it with
 bash, changing only what cannot be the same on a test machine: the host name and ports
 (free loopback ports), the certificate (made at test time), the env file (this test's
 sandbox secrets and Redis) and ``.venv/bin`` (the venv running the tests). Then calls play
@@ -15,8 +15,6 @@ import os
 import re
 import signal
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,35 +22,34 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.local_server import free_port
 from agent.platform import PlatformCall
-from tests.deploy.test_caddy import SANDBOX_CODE, make_certificate
+from tests.support.caddy import (
+    CADDYFILE,
+    SANDBOX_CODE,
+    ShellRun,
+    answers,
+    distinct_free_ports,
+    make_certificate,
+    proxy_environ,
+    substituted,
+    venv_bin,
+    wait_until,
+)
 from tests.support.defaults import AUTH
+from tests.support.shown import shown_block
 
 pytestmark = [pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPE = re.search(
-    r"<!-- replicas-recipe[^\n]*\n```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.S
-)
+RECIPE = shown_block("replicas-recipe").body
 SHARED_SECRET = "replicas-behind-caddy-share-this"
 TOOL_REQUEST = re.compile(r'"POST /swaig/\?__token=\[redacted\] HTTP/1\.1\\?" 200')
 
 
 def test_the_readme_shows_the_replicas_recipe():
-    assert RECIPE is not None
-    recipe = RECIPE.group(1)
-    assert 'MFA_AGENT_UPSTREAMS="127.0.0.1:3000 127.0.0.1:3001"' in recipe
-    assert "caddy run --config deploy/Caddyfile" in recipe
-    assert recipe.count(".venv/bin/python -m agent") == 2
-
-
-def distinct_free_ports(count: int) -> list[int]:
-    """Free loopback ports, no two alike (the kernel may hand the same one out twice)."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return list(ports)
+    assert 'MFA_AGENT_UPSTREAMS="127.0.0.1:3000 127.0.0.1:3001"' in RECIPE
+    assert "caddy run --config deploy/Caddyfile" in RECIPE
+    assert RECIPE.count(".venv/bin/python -m agent") == 2
 
 
 def process_state(pid: int) -> str:
@@ -76,46 +73,24 @@ class Deployment:
             f"SIGNALWIRE_SWAIG_SECRET={SHARED_SECRET}\nREDIS_URL={redis_url}\n"
             f"MFA_AGENT_CONFIG={REPO / 'agent' / 'config.yaml'}\n"
         )
-        assert RECIPE is not None
-        script = RECIPE.group(1)
-        mine = {
-            "/etc/mfa-agent/env": str(env_file),
-            "/etc/ssl/mfa/cert.pem": str(cert),
-            "/etc/ssl/mfa/key.pem": str(key),
-            "agent.example.com": "127.0.0.1",
-            "8443": str(self.https_port),
-            "8080": str(http_port),
-            "3000": str(replica_a),
-            "3001": str(replica_b),
-            ".venv/bin/": str(Path(sys.executable).parent) + "/",
-            "deploy/Caddyfile": str(REPO / "deploy" / "Caddyfile"),
-        }
-        for shown in mine:
-            assert shown in script, shown
-        # One pass, so that no replacement is itself replaced.
-        script = re.sub("|".join(map(re.escape, mine)), lambda m: mine[m.group(0)], script)
-        environ = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SIGNALWIRE_", "MFA_", "SWML_", "CADDY_")) and k != "REDIS_URL"
-        }
-        environ |= {
-            "HOME": str(tmp_path),  # Caddy keeps its state under $HOME
-            "XDG_DATA_HOME": str(tmp_path / "data"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "CADDY_ADMIN": "off",  # other test runs may hold Caddy's default admin port
-        }
-        self.dir = tmp_path
-        self.caddy_log = tmp_path / "caddy.log"
-        self._caddy_out = self.caddy_log.open("w")
-        self.shell = subprocess.Popen(
-            ["bash", "-c", script],
-            cwd=tmp_path,
-            env=environ,
-            stdout=self._caddy_out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        script = substituted(
+            RECIPE,
+            {
+                "/etc/mfa-agent/env": str(env_file),
+                "/etc/ssl/mfa/cert.pem": str(cert),
+                "/etc/ssl/mfa/key.pem": str(key),
+                "agent.example.com": "127.0.0.1",
+                "8443": str(self.https_port),
+                "8080": str(http_port),
+                "3000": str(replica_a),
+                "3001": str(replica_b),
+                ".venv/bin/": venv_bin(),
+                "deploy/Caddyfile": str(CADDYFILE),
+            },
         )
+        self.dir = tmp_path
+        self.run = ShellRun(script, tmp_path, proxy_environ(tmp_path), tmp_path / "caddy.log")
+        self.shell = self.run.process
 
     def log(self, shown_port: str) -> str:
         path = self.dir / f"agent-{self.ports[shown_port]}.log"
@@ -140,41 +115,15 @@ class Deployment:
             time.sleep(0.05)
 
     def wait_ready(self, tls: ssl.SSLContext, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.shell.poll() is None, self.caddy_log.read_text()[-2000:]
-            ready = []
-            for port in self.ports.values():
-                try:
-                    ready.append(httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).is_success)
-                except httpx.TransportError:
-                    ready.append(False)
-            try:
-                through = httpx.get(self.url + "/health", verify=tls, timeout=2).is_success
-            except httpx.TransportError:
-                through = False
-            if all(ready) and through:
-                return
-            time.sleep(0.2)
-        raise AssertionError(
-            "the recipe did not come up: "
-            + self.caddy_log.read_text()[-2000:]
-            + self.log("3000")[-1000:]
-            + self.log("3001")[-1000:]
-        )
+        def ready() -> bool:
+            replicas = [answers(f"http://127.0.0.1:{port}/ready") for port in self.ports.values()]
+            return all(replicas) and answers(self.url + "/health", verify=tls)
+
+        logs = [self.dir / f"agent-{port}.log" for port in self.ports.values()]
+        wait_until(ready, [self.run], logs, timeout)
 
     def stop(self) -> None:
-        """SIGTERM to the whole group, as an operator's Ctrl-C would; SIGKILL if it lingers."""
-        try:
-            os.killpg(self.shell.pid, signal.SIGTERM)
-            self.shell.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.shell.pid, signal.SIGKILL)
-            self.shell.wait()
-        finally:
-            self._caddy_out.close()
+        self.run.stop()
 
 
 @pytest.fixture
