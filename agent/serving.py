@@ -179,6 +179,9 @@ def server_config(
         http=guarded_protocol(max_connections=cap, header_timeout=header_timeout),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
         timeout_graceful_shutdown=SHUTDOWN_DRAIN_SECONDS,
+        # Ingress owns forwarded headers (MFA_TRUSTED_PROXIES). uvicorn's own handling
+        # would apply X-Forwarded-Proto/-For from 127.0.0.1 before Ingress sees the peer.
+        proxy_headers=False,
         **options,
     )
     # After uvicorn.Config, which applies its logging config: the filters stay.

@@ -8,6 +8,7 @@ from a peer the operator did not name, changes the webhook URLs the SWML names.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from agent.app import build_agent
 from agent.platform import PlatformCall
+from tests.support.agent_process import AgentProcess
 from tests.support.defaults import AUTH, CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -188,10 +190,27 @@ async def test_an_unauthenticated_request_cannot_poison_later_urls(
 
 
 async def test_forwarded_headers_from_an_unnamed_peer_are_ignored(agent_url):
-    """Even with credentials: only a proxy named in MFA_TRUSTED_PROXIES may name the host."""
-    urls = await render(agent_url, SPOOFED)
+    """Even with credentials, and from loopback (where uvicorn's own proxy-header handling
+    would trust them): only a proxy named in MFA_TRUSTED_PROXIES may name the host or the
+    scheme."""
+    urls = await render(agent_url, {**SPOOFED, "X-Forwarded-For": "203.0.113.7"})
+    assert urls and all(u.startswith("http://") for u in urls), urls
     assert not any("evil.example" in u for u in urls), urls
     urls = await render(agent_url)
+    assert not any("evil.example" in u for u in urls), urls
+
+
+def test_python_m_agent_ignores_forwarded_headers_from_an_unnamed_loopback_peer(tmp_path):
+    """The production server (``agent.serving``), not only the test one: uvicorn trusts
+    ``X-Forwarded-Proto``/``-For`` from 127.0.0.1 by default, before the ingress sees the
+    peer. Ingress is the one owner of forwarded headers, so uvicorn's is off."""
+    agent = AgentProcess(tmp_path)
+    try:
+        agent.wait_ready("/health")
+        urls = asyncio.run(render(agent.url, {**SPOOFED, "X-Forwarded-For": "203.0.113.7"}))
+    finally:
+        agent.stop()
+    assert urls and all(u.startswith("http://") for u in urls), urls
     assert not any("evil.example" in u for u in urls), urls
 
 
