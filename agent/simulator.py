@@ -209,8 +209,15 @@ async def play_call(
         bodies = [body for _, body in texts]
 
         texted = bodies[-1].rsplit(" ", 1)[-1] if bodies else ""
+        if not texted:
+            print(NO_SANDBOX_TEXT, file=out)
         while not call.global_data.get("mfa_verified") and call.ending is None:
-            said = fill_code(ask().strip(), texted, language)
+            answer = ask().strip()
+            if not texted and ("{code}" in answer or "{code_words}" in answer):
+                # Sent as written, the placeholder would only be "not a 6-digit code".
+                print(f"call: {CODE_PLACEHOLDER_UNKNOWN}", file=sys.stderr)
+                return 2
+            said = fill_code(answer, texted, language)
             if not said:
                 break
             reply = await call.invoke("verify_mfa", token=said)
@@ -264,6 +271,16 @@ async def _sandbox_text_from_stream(
     )
     return [(str(event["to"]), str(event["body"]))] if event else []
 
+
+NO_SANDBOX_TEXT = (
+    "  (no sandbox text seen: the agent texted a real phone, or its live stream did not open"
+    " with the dashboard's pair; type the code that arrived)"
+)
+CODE_PLACEHOLDER_UNKNOWN = (
+    "{code} and {code_words} stand for a sandbox text's code, and no sandbox text was seen:"
+    " against an agent that sends real texts, type the code the phone got (leave --say out);"
+    " against a sandbox agent, give --dashboard-password (MFA_DASHBOARD_PASSWORD)"
+)
 
 DIGIT_WORDS = {
     "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),

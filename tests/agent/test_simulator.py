@@ -222,6 +222,26 @@ def test_an_unsigned_simulator_is_told_the_signing_key_is_the_likely_cause(tmp_p
         agent.stop()
 
 
+def test_a_code_placeholder_without_a_sandbox_text_is_refused_with_the_reason(tmp_path):
+    """Against an agent whose text the simulator cannot see (a real phone, or a closed live
+    stream), ``{code}`` would go out as the literal word and come back "not a 6-digit code":
+    the simulator says why instead, and sends no verify."""
+    agent = AgentProcess(tmp_path, capture=True)
+    try:
+        agent.wait_ready()
+        process = _simulator_against(
+            tmp_path, agent, "--say", "my code is {code}", MFA_DASHBOARD_PASSWORD=""
+        )
+        out, err = process.communicate(timeout=60)
+    finally:
+        log = agent.stop()
+    assert process.returncode == 2, out + err
+    assert "(no sandbox text seen: the agent texted a real phone" in out
+    assert "call: {code} and {code_words} stand for a sandbox text's code" in err
+    assert "> verify_mfa" not in out
+    assert '"tool": "verify_mfa"' not in log
+
+
 def test_call_help_names_the_environment_variables_it_reads(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "agent", "call", "--help"],
