@@ -15,14 +15,14 @@ What each check asks, and why that question:
   project id and token are accepted, and whether the number is the project's. That
   endpoint needs the token's *Numbers* scope; the MFA API needs *Management* (the ``mfa``
   spec in signalwire/docs: ``tokenPermissions<"_Management_">`` on ``/mfa/sms`` and
-  ``/mfa/{id}/verify``). When the read is refused, a verify of a random, unknown request
-  id tells the two apart: a 404 means the token reaches the MFA API (only the number
-  cannot be checked), a 401/403 means it does not. That verify changes nothing: an
-  unknown id has no code to use up.
+  ``/mfa/{id}/verify``). So a verify of a random, unknown request id follows, whatever
+  the read answered: a 404 means the token reaches the MFA API, a 401/403 means it does
+  not (and, when the read was refused too, tells a wrong token from a missing scope).
+  That verify changes nothing: an unknown id has no code to use up.
 - **signing key**: set wherever it is required (a real space).
 - **public URL**: ``SWML_PROXY_URL_BASE/health`` names this agent and ``POST /`` there
   takes this configuration's credentials; nothing answering is a warning, since ``check``
-  may run before the agent starts.
+  may run before the agent starts, but a name that does not resolve is a failure.
 - **redis**: a write, a read and a delete of a key that expires on its own.
 - **directory**: a signed lookup of an account no one has (a 404 is the right answer).
 - **outcome receiver**: a signed test delivery, ``{"outcome": "test"}``.
@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import ssl
 import time
 import uuid
@@ -275,6 +276,18 @@ async def check_public_url(settings: Settings, http: httpx.AsyncClient) -> list[
                     "manage, point SSL_CERT_FILE at its CA (PEM) when you run check",
                 )
             ]
+        if _caused_by(exc, socket.gaierror):
+            # Not "not started yet": SignalWire cannot find the host either.
+            host = urlsplit(base).hostname
+            return [
+                CheckLine(
+                    FAIL,
+                    "public URL",
+                    f"the name {host} does not resolve here (DNS)",
+                    "point SWML_PROXY_URL_BASE at the name your DNS, tunnel or proxy "
+                    "publishes, or create its DNS record",
+                )
+            ]
         return [
             CheckLine(
                 WARN,
@@ -437,13 +450,19 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-def _is_certificate_problem(exc: Exception) -> bool:
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in the chain httpx raises from (httpcore's error, then the
+    socket's or ssl's own)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
+        if isinstance(seen, kind):
             return True
         seen = seen.__cause__ or seen.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    return False
+
+
+def _is_certificate_problem(exc: Exception) -> bool:
+    return _caused_by(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _unreachable(name: str, host: str, exc: Exception, fix: str) -> CheckLine:

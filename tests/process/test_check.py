@@ -325,3 +325,33 @@ def test_an_untrusted_certificate_is_named_not_taken_for_nothing_answering():
     except httpx.ConnectError as exc:
         assert _is_certificate_problem(exc)
     assert not _is_certificate_problem(httpx.ConnectError("connection refused"))
+
+
+@pytest.mark.anyio
+async def test_a_public_name_that_does_not_resolve_fails_rather_than_waits(world):
+    """ "Nothing answers yet" is a warning because the agent may not be up; a name DNS does
+    not know is a mistake SignalWire would hit too. The resolver's failure is raised at the
+    transport, as httpx raises it (a ConnectError caused by socket.gaierror)."""
+    import socket
+
+    import httpx
+
+    from agent.preflight import check_public_url
+
+    def unresolvable(request: httpx.Request) -> httpx.Response:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as cause:
+            raise httpx.ConnectError("[Errno -2] Name or service not known") from cause
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    settings = load_settings({**world["env"], "SWML_PROXY_URL_BASE": "https://agent.example.com"})
+    for handler, status, text in (
+        (unresolvable, "FAIL", "the name agent.example.com does not resolve here (DNS)"),
+        (refused, "warn", "nothing answers at https://agent.example.com yet"),
+    ):
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            (line,) = await check_public_url(settings, http)
+        assert line.status == status and line.detail.startswith(text), line
