@@ -34,6 +34,19 @@ def test_every_env_var_the_settings_read_is_in_the_readme():
     assert env_vars_read_by_settings() <= readme_env_table()
 
 
+def test_the_readmes_configuration_file_names_settings_each_single_quoted():
+    """The one file replicas, systemd and ``check`` read: every line a variable the
+    settings read, written ``NAME='value'`` as the README asks."""
+    readme = (REPO / "README.md").read_text()
+    after = readme.split("**One file for the configuration.**", 1)[1]
+    block = after.split("```\n", 2)[1]
+    pairs = [line.split("=", 1) for line in block.splitlines()]
+    assert len(pairs) >= 10
+    assert {name for name, _ in pairs} <= env_vars_read_by_settings()
+    assert all(value.startswith("'") and value.endswith("'") for _, value in pairs), pairs
+    assert {"SIGNALWIRE_SIGNING_KEY", "MFA_DASHBOARD_PASSWORD", "REDIS_URL"} <= dict(pairs).keys()
+
+
 def readme_yaml_keys() -> set[str]:
     """Every key the README's YAML paragraph names, ``limits.*`` and ``breaker.*`` included."""
     readme = (REPO / "README.md").read_text()

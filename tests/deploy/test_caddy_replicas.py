@@ -68,10 +68,11 @@ class Deployment:
         self.ports = {"3000": replica_a, "3001": replica_b}
         self.url = f"https://127.0.0.1:{self.https_port}"
         env_file = tmp_path / "env"
+        # As the README writes it: NAME='value', one a line.
         env_file.write_text(
-            f"SWML_BASIC_AUTH_USER={AUTH[0]}\nSWML_BASIC_AUTH_PASSWORD={AUTH[1]}\n"
-            f"SIGNALWIRE_SWAIG_SECRET={SHARED_SECRET}\nREDIS_URL={redis_url}\n"
-            f"MFA_AGENT_CONFIG={REPO / 'agent' / 'config.yaml'}\n"
+            f"SWML_BASIC_AUTH_USER='{AUTH[0]}'\nSWML_BASIC_AUTH_PASSWORD='{AUTH[1]}'\n"
+            f"SIGNALWIRE_SWAIG_SECRET='{SHARED_SECRET}'\nREDIS_URL='{redis_url}'\n"
+            f"MFA_AGENT_CONFIG='{REPO / 'agent' / 'config.yaml'}'\n"
         )
         script = substituted(
             RECIPE,

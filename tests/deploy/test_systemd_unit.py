@@ -156,10 +156,15 @@ def test_the_readme_install_block_runs_and_the_unit_starts_the_agent(tmp_path):
 
     unit = directives(installed)
     environment = dict(pair.split("=", 1) for pair in unit["Environment"][0].split())
-    environment |= dict(
-        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-    )
-    assert {"SWML_BASIC_AUTH_PASSWORD", "SIGNALWIRE_SWAIG_SECRET"} <= environment.keys()
+    written = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    # Single-quoted, as the README asks; EnvironmentFile takes the quotes off.
+    assert all(len(v) > 2 and v[0] == v[-1] == "'" for v in written.values()), written
+    environment |= {name: value[1:-1] for name, value in written.items()}
+    assert {
+        "SWML_BASIC_AUTH_PASSWORD",
+        "SIGNALWIRE_SWAIG_SECRET",
+        "MFA_DASHBOARD_PASSWORD",
+    } <= environment.keys()
     port = free_port()
     environment |= {"PORT": str(port), "PATH": "/usr/bin:/bin"}
     state = tmp_path / "var" / "lib" / "mfa-agent"

@@ -2,9 +2,10 @@
 
 Only what a reader fills in is replaced: the recipe's ``…`` placeholders and
 ``example.signalwire.com`` by the fake space's credentials and loopback URL, the public URL
-``https://agent.example.com`` by the loopback address the agent listens on (HOST and PORT are
-set before the block), the tunnel's ``https://<random>.trycloudflare.com`` by a made-up name,
-and ``.venv/bin/`` by the bin directory of the venv running the tests. The ``$(openssl rand
+``https://agent.example.com`` and the shown ``PORT=3000`` by the loopback address and free
+port the agent listens on (the tunnel's block runs with HOST and PORT set as the recipe would
+have), the tunnel's ``https://<random>.trycloudflare.com`` by a made-up name, and
+``.venv/bin/`` by the bin directory of the venv running the tests. The ``$(openssl rand
 ...)`` lines run as written, so the agent runs with a password nobody chose.
 
 The recipe's exports must start the agent on the real provider (not the sandbox), refusing
@@ -182,7 +183,11 @@ def test_the_recipe_starts_an_agent_on_the_space_and_a_call_verifies(tmp_path, s
             "SIGNALWIRE_API_TOKEN": API_TOKEN,
             "SIGNALWIRE_SIGNING_KEY": SIGNING_KEY,
         },
-        {"example.signalwire.com": space_url, "https://agent.example.com": public},
+        {
+            "example.signalwire.com": space_url,
+            "https://agent.example.com": public,
+            "PORT=3000": f"PORT={port}",
+        },
     )
     # The generated password, written out just before the agent starts (the last line).
     *exports, start = script.splitlines()
