@@ -19,7 +19,6 @@ The environment is a reader's without an account: no ``SIGNALWIRE_*``, ``MFA_*``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,7 +26,6 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +34,7 @@ import pytest
 import yaml
 
 from testkit.servers import free_port
+from tests.support.process_group import stop_group, wait_for_health
 from tests.support.shown import REPO, shown_block
 
 STAMP = ".venv/.installed"
@@ -75,35 +74,6 @@ def make_argv(command: str, env: dict[str, str]) -> list[str]:
     return argv
 
 
-def stop_group(process: subprocess.Popen[Any]) -> None:
-    """Stop make and the python it started (make does not pass SIGTERM on to its child)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)  # the agent, if make went first
-
-
-def wait_for_health(url: str, process: subprocess.Popen[Any], stderr: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(
-                f"make exited ({process.returncode}) during start-up:\n{stderr.read_text()}"
-            )
-        time.sleep(0.1)
-    pytest.fail(f"no {url}/health within 60 s:\n{stderr.read_text()}")
-
-
 def json_lines(text: str) -> list[dict[str, Any]]:
     """The log's JSON lines, make's own lines (``make: *** ... Terminated``) aside."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -130,7 +100,7 @@ def test_make_run_serves_the_sandbox_with_generated_credentials(tmp_path):
             start_new_session=True,  # its own process group: make and the python it runs
         )
     try:
-        wait_for_health(url, process, tmp_path / "stderr")
+        wait_for_health(url, process, (tmp_path / "stderr").read_text)
         logged = json_lines((tmp_path / "stderr").read_text())
         (generated,) = [line for line in logged if line["msg"] == "generated_credentials"]
         swml = httpx.post(

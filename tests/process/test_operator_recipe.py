@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from testkit.agent_env import write_config
 from testkit.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
 from testkit.servers import ServerThread, free_port
 from tests.support.defaults import CALLER
+from tests.support.process_group import stop_group, wait_for_health
 from tests.support.shown import shown_block
 
 VENV_BIN = str(Path(sys.executable).parent) + "/"
@@ -80,33 +80,6 @@ def run_in_bash(script: str, env: dict[str, str], tmp_path: Path) -> subprocess.
             text=True,
             start_new_session=True,
         )
-
-
-def stop_group(process: subprocess.Popen[str]) -> None:
-    """bash and the agent it started, however far they got."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def wait_for_health(url: str, process: subprocess.Popen[str], tmp_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"the block ended ({process.returncode}):\n{stderr_of(tmp_path)}")
-        time.sleep(0.1)
-    pytest.fail(f"no {url}/health within 60 s:\n{stderr_of(tmp_path)}")
 
 
 def stderr_of(tmp_path: Path) -> str:
@@ -195,7 +168,7 @@ def test_the_recipe_starts_an_agent_on_the_space_and_a_call_verifies(tmp_path, s
     script = "\n".join([*exports, f"printf '%s' \"$SWML_BASIC_AUTH_PASSWORD\" > {secret}", start])
     process = run_in_bash(script, reader_env(tmp_path, port), tmp_path)
     try:
-        wait_for_health(public, process, tmp_path)
+        wait_for_health(public, process, lambda: stderr_of(tmp_path))
         password = secret.read_text()
         unsigned = httpx.post(public + "/", json=CALL, auth=("mfa", password), timeout=10)
         body = json.dumps(CALL).encode()
@@ -237,7 +210,7 @@ def test_the_tunnel_address_is_the_one_the_swml_names(tmp_path):
     script = filled(shown_block("tunnel").body, {}, {"https://<random>.trycloudflare.com": TUNNEL})
     process = run_in_bash(script, reader_env(tmp_path, port), tmp_path)
     try:
-        wait_for_health(f"http://127.0.0.1:{port}", process, tmp_path)
+        wait_for_health(f"http://127.0.0.1:{port}", process, lambda: stderr_of(tmp_path))
         generated = logged(tmp_path)["generated_credentials"]
         swml = httpx.post(
             f"http://127.0.0.1:{port}/",
