@@ -159,7 +159,9 @@ class ListsFile:
         self._stamp = self._stat()
         self.lists = read_lists_file(path)
         self._checked_at = clock()
-        self._logged: tuple[int, int, int] | None = None
+        # The last (version, reason) logged: a file first seen moving and then found bad is
+        # one version with two reasons, and a missing file (no version) one reason.
+        self._logged: tuple[tuple[int, int, int] | None, str] | None = None
 
     def _stat(self) -> tuple[int, int, int]:
         try:
@@ -201,8 +203,8 @@ class ListsFile:
             return None
 
     def _log_once(self, stamp: tuple[int, int, int] | None, why: str) -> None:
-        if stamp is None or stamp != self._logged:
-            self._logged = stamp
+        if (stamp, why) != self._logged:
+            self._logged = (stamp, why)
             log.warning("pumping_lists_kept", extra={"why": why})
 
 

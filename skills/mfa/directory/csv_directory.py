@@ -125,6 +125,7 @@ class CsvDirectory:
         self._clock = clock
         self._wall_clock = wall_clock
         self._waiting_for: Stamp | None = None  # a moving version, logged once
+        self._unreadable: str | None = None  # why the file cannot be stat'd, logged once
         try:
             self._stamp: Stamp | None = _stamp(path)
         except OSError as exc:
@@ -151,8 +152,12 @@ class CsvDirectory:
         try:
             stamp = _stamp(self.path)
         except OSError as exc:
-            log.error("directory_reload_failed", extra={"why": exc.strerror})
+            # Once, not at every check (once a second): the table stays until it is back.
+            if exc.strerror != self._unreadable:
+                self._unreadable = exc.strerror
+                log.error("directory_reload_failed", extra={"why": exc.strerror, "kept": len(self)})
             return
+        self._unreadable = None
         if stamp == self._stamp:
             return
         if self._wall_clock() - stamp[0] / 1e9 < self._settle:

@@ -426,14 +426,35 @@ def test_a_file_that_changes_while_it_is_read_is_not_taken_until_it_holds_still(
     assert watched.file.current().allow == {"+44", "+1"}
 
 
-def test_a_removed_file_keeps_the_lists(tmp_path, caplog):
+def test_a_removed_file_keeps_the_lists_and_is_logged_once(tmp_path, caplog):
     watched = Watched(tmp_path)
     watched.path.unlink()
-    watched.mono.now = 1.0
     with caplog.at_level(logging.WARNING, logger="mfa.pumping"):
-        assert watched.file.current().block == {"+44"}
+        for second in range(1, 5):
+            watched.mono.now = float(second)
+            assert watched.file.current().block == {"+44"}
     kept = [r.why for r in caplog.records if r.getMessage() == "pumping_lists_kept"]
     assert kept == ["cannot read the file (No such file or directory)"]
+
+
+def test_a_bad_edit_first_seen_unsettled_still_names_its_line(tmp_path, caplog):
+    """One version of the file, two reasons: "not settled yet", then, once it settled, the
+    line at fault. The operator must learn the second."""
+    watched = Watched(tmp_path)
+    watched.edit("block +44\npermit +1\n", MTIME + 10)
+    watched.wall.now = MTIME + 10.5
+    with caplog.at_level(logging.WARNING, logger="mfa.pumping"):
+        watched.mono.now = 1.0
+        watched.file.current()
+        watched.wall.now = MTIME + 12
+        for second in range(2, 5):
+            watched.mono.now = float(second)
+            assert watched.file.current().block == {"+44"}
+    kept = [r.why for r in caplog.records if r.getMessage() == "pumping_lists_kept"]
+    assert kept == [
+        "the file changed less than settle_seconds ago",
+        "line 2: expected 'allow +PREFIX' or 'block +PREFIX'",
+    ]
 
 
 # -- velocity rules -----------------------------------------------------------------------

@@ -116,12 +116,16 @@ async def test_a_bad_reload_keeps_the_old_table_and_logs_the_line(tmp_path, capl
     assert await book.lookup("2") == "+12025550288"
 
 
-async def test_a_deleted_file_keeps_the_old_table(tmp_path):
+async def test_a_deleted_file_keeps_the_old_table_and_is_logged_once(tmp_path, caplog):
     clock = FakeClock(0.0)
     book = directory(tmp_path, "1,+12025550199", clock=clock)
     book.path.unlink()
-    clock.advance(2.0)
-    assert await book.lookup("1") == "+12025550199"
+    with caplog.at_level(logging.ERROR, logger="mfa.directory"):
+        for _ in range(4):
+            clock.advance(2.0)
+            assert await book.lookup("1") == "+12025550199"
+    failed = [r for r in caplog.records if r.getMessage() == "directory_reload_failed"]
+    assert [r.why for r in failed] == ["No such file or directory"]
 
 
 def age(path: Path, seconds: float) -> None:
