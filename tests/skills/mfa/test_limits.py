@@ -403,3 +403,22 @@ def test_store_never_exceeds_a_limit_within_any_window(steps):
         for to in range(3):
             assert len([s for s in within(3600) if s[2] == to]) <= LIMITS.per_recipient_per_hour
             assert len([s for s in within(86400) if s[2] == to]) <= LIMITS.per_recipient_per_day
+
+
+async def test_a_refund_goes_on_past_a_rule_with_no_hits_left():
+    """A refund walks every rule of the send: one whose hits are gone (swept, or another
+    replica's refund) must not stop the ones after it."""
+    store = InProcessCounterStore()
+    gone = Rule(LimitKind.RECIPIENT_HOUR, "to:gone", 5, 3600.0)
+    kept = Rule(LimitKind.AGENT_RATE, "agent", 5, 60.0)
+    await store.acquire([kept], 10.0, member="m")
+    await store.refund([gone, kept], 10.0, "m")
+    assert await store.count("agent", 60.0, 10.0) == 0
+
+
+async def test_a_refund_at_a_time_after_every_hit_removes_nothing():
+    store = InProcessCounterStore()
+    rule = Rule(LimitKind.AGENT_RATE, "agent", 5, 60.0)
+    await store.acquire([rule], 10.0, member="m")
+    await store.refund([rule], 11.0, "m")  # no hit at 11.0: nothing to take back
+    assert await store.count("agent", 60.0, 11.0) == 1
