@@ -137,3 +137,13 @@ def test_any_code_run_together_in_camel_case_is_redacted(case: tuple[str, str]) 
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     camel = words[int(code[0])] + "".join(words[int(d)].title() for d in code[1:])
     assert redact_spoken_numbers(f"code {camel} ok", 4, MASK) == f"code {MASK} ok"
+
+
+def test_a_providers_error_text_is_logged_without_numbers_or_codes():
+    """A 422's detail may repeat the ``to`` number or the code; the log gets it masked."""
+    from skills.mfa.upstream import _loggable
+
+    said = _loggable("'to' +14155550123 is not mobile; code 123456, four eight one two two nine")
+    assert said.startswith("'to' +[redacted] is not mobile; code [redacted]")
+    assert not any(word in said for word in ("4155550123", "123456", "four", "nine"))
+    assert _loggable("unsupported region 44") == "unsupported region 44"  # short runs stay
