@@ -34,7 +34,6 @@ from tests.support.caddy import (
     SANDBOX_CODE,
     AsyncLoopbackTransport,
     LoopbackTransport,
-    ShellRun,
     answers,
     distinct_free_ports,
     make_certificate,
@@ -42,11 +41,11 @@ from tests.support.caddy import (
     proxy_environ,
     require_caddy_and_openssl,
     substituted,
-    venv_bin,
     wait_until,
 )
 from tests.support.defaults import AUTH, CALLER, SWAIG_SECRET
-from tests.support.shown import shown_block
+from tests.support.process_group import ShellRun
+from tests.support.shown import shown_block, venv_bin
 
 pytestmark = [pytest.mark.slow]
 

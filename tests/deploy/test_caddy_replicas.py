@@ -26,17 +26,16 @@ from agent.platform import PlatformCall
 from tests.support.caddy import (
     CADDYFILE,
     SANDBOX_CODE,
-    ShellRun,
     answers,
     distinct_free_ports,
     make_certificate,
     proxy_environ,
     substituted,
-    venv_bin,
     wait_until,
 )
 from tests.support.defaults import AUTH
-from tests.support.shown import shown_block
+from tests.support.process_group import ShellRun
+from tests.support.shown import shown_block, venv_bin
 
 pytestmark = [pytest.mark.slow]
 

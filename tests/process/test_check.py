@@ -12,7 +12,6 @@ import io
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
 from testkit.servers import ServerThread, free_port
 from tests.support.defaults import AUTH, SWAIG_SECRET
-from tests.support.shown import shown_block
+from tests.support.shown import shown_block, venv_bin
 
 DIRECTORY_SECRET = "directory-secret-0123456789"
 OUTCOME_SECRET = "outcome-secret-0123456789abc"
@@ -275,7 +274,7 @@ def run_shown_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
     the clone's ``.venv``."""
     (command, _), *more = shown_block("check-run").transcript
     assert not more, "the check-run transcript shows one command"
-    command = re.sub(r"^\.venv/bin/", str(Path(sys.executable).parent) + "/", command)
+    command = re.sub(r"^\.venv/bin/", venv_bin(), command)
     return subprocess.run(
         ["bash", "-c", command],
         env={**env, "PATH": "/usr/bin:/bin"},

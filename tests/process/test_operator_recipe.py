@@ -3,10 +3,11 @@
 Only what a reader fills in is replaced: the recipe's ``…`` placeholders and
 ``example.signalwire.com`` by the fake space's credentials and loopback URL, the public URL
 ``https://agent.example.com`` and the shown ``PORT=3000`` by the loopback address and free
-port the agent listens on (the tunnel's block runs with HOST and PORT set as the recipe would
-have), the tunnel's ``https://<random>.trycloudflare.com`` by a made-up name, and
-``.venv/bin/`` by the bin directory of the venv running the tests. The ``$(openssl rand
-...)`` lines run as written, so the agent runs with a password nobody chose.
+port the agent listens on (the recipe exports HOST and PORT itself; the tunnel's block runs
+with them exported, as after the recipe), the tunnel's
+``https://<random>.trycloudflare.com`` by a made-up name, and ``.venv/bin/`` by the bin
+directory of the venv running the tests. The ``$(openssl rand ...)`` lines run as written, so
+the agent runs with a password nobody chose.
 
 The recipe's exports must start the agent on the real provider (not the sandbox), refusing
 unsigned webhooks, with SWML that names the public URL, and a whole call played by the
@@ -36,24 +37,24 @@ from testkit.agent_env import write_config
 from testkit.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
 from testkit.servers import ServerThread, free_port
 from tests.support.defaults import CALLER
-from tests.support.process_group import stop_group, wait_for_health
-from tests.support.shown import shown_block
+from tests.support.process_group import ShellRun, wait_for_health
+from tests.support.shown import shown_block, venv_bin
 
-VENV_BIN = str(Path(sys.executable).parent) + "/"
 SIGNING_KEY = "PSKrecipe0123456789abcdef"
 TUNNEL = "https://tunnel-name.invalid"
 CALL = {"call": {"call_id": "recipe-call", "from": CALLER, "to": "+15559870000"}, "vars": {}}
 
 
-def reader_env(tmp_path: Path, port: int) -> dict[str, str]:
-    """A shell with no account exported, HOST and PORT set, a sandbox database of the test's."""
+def reader_env(tmp_path: Path, **exported: str) -> dict[str, str]:
+    """A shell with no account, HOST or PORT exported (unless given), a sandbox database of
+    the test's."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SIGNALWIRE_", "MFA_", "SWML_")) and k != "REDIS_URL"
+        if not k.startswith(("SIGNALWIRE_", "MFA_", "SWML_"))
+        and k not in ("REDIS_URL", "HOST", "PORT")
     }
-    env.update(HOST="127.0.0.1", PORT=str(port), MFA_AGENT_CONFIG=str(write_config(tmp_path)))
-    return env
+    return env | {"MFA_AGENT_CONFIG": str(write_config(tmp_path)), **exported}
 
 
 def filled(body: str, placeholders: dict[str, str], replacements: dict[str, str]) -> str:
@@ -64,31 +65,21 @@ def filled(body: str, placeholders: dict[str, str], replacements: dict[str, str]
         assert shown in text, f"the block no longer shows {shown!r}"
         text = text.replace(shown, ours)
     assert "…" not in text and "<random>" not in text, text
-    return re.sub(r"^\.venv/bin/", VENV_BIN, text, flags=re.MULTILINE)
+    return re.sub(r"^\.venv/bin/", venv_bin(), text, flags=re.MULTILINE)
 
 
-def run_in_bash(script: str, env: dict[str, str], tmp_path: Path) -> subprocess.Popen[str]:
-    """``script`` in bash, in a process group of its own, stderr to ``tmp_path/stderr``."""
-    with open(tmp_path / "stderr", "w") as err:
-        return subprocess.Popen(
-            ["bash", "-c", script],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-            start_new_session=True,
-        )
+def answers_on(url: str) -> bool:
+    """Whether anything answers ``url``; refused or unreachable is a no."""
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
 
 
-def stderr_of(tmp_path: Path) -> str:
-    return (tmp_path / "stderr").read_text()
-
-
-def logged(tmp_path: Path) -> dict[str, dict[str, Any]]:
+def logged(run: ShellRun) -> dict[str, dict[str, Any]]:
     """The agent's JSON log lines by message (the last of each)."""
-    lines = [json.loads(line) for line in stderr_of(tmp_path).splitlines() if line[:1] == "{"]
+    lines = [json.loads(line) for line in run.log_text().splitlines() if line[:1] == "{"]
     return {line["msg"]: line for line in lines}
 
 
@@ -162,14 +153,23 @@ def test_the_recipe_starts_an_agent_on_the_space_and_a_call_verifies(tmp_path, s
             "PORT=3000": f"PORT={port}",
         },
     )
-    # The generated password, written out just before the agent starts (the last line).
+    # The generated passwords, written out just before the agent starts (the last line).
     *exports, start = script.splitlines()
-    secret = tmp_path / "password"
-    script = "\n".join([*exports, f"printf '%s' \"$SWML_BASIC_AUTH_PASSWORD\" > {secret}", start])
-    process = run_in_bash(script, reader_env(tmp_path, port), tmp_path)
+    secret, board = tmp_path / "password", tmp_path / "dashboard"
+    script = "\n".join(
+        [
+            *exports,
+            f"printf '%s' \"$SWML_BASIC_AUTH_PASSWORD\" > {secret}",
+            f"printf '%s' \"$MFA_DASHBOARD_PASSWORD\" > {board}",
+            start,
+        ]
+    )
+    run = ShellRun(script, tmp_path, reader_env(tmp_path), tmp_path / "log")
     try:
-        wait_for_health(public, process, lambda: stderr_of(tmp_path))
-        password = secret.read_text()
+        wait_for_health(public, run.process, run.log_text)
+        password, dashboard = secret.read_text(), board.read_text()
+        metrics = httpx.get(public + "/metrics", auth=("admin", dashboard), timeout=10)
+        elsewhere = answers_on(f"http://127.0.0.2:{port}/health")
         unsigned = httpx.post(public + "/", json=CALL, auth=("mfa", password), timeout=10)
         body = json.dumps(CALL).encode()
         signed = httpx.post(
@@ -184,10 +184,14 @@ def test_the_recipe_starts_an_agent_on_the_space_and_a_call_verifies(tmp_path, s
         )
         status, transcript = play_call(public, password, fake)
     finally:
-        stop_group(process)
+        run.stop()
     assert re.fullmatch(r"[0-9a-f]{32}", password), "openssl rand -hex 16 did not run"
-    assert logged(tmp_path)["agent_started"]["provider"] == "signalwire"
-    assert "unsigned_webhooks_accepted" not in logged(tmp_path)
+    assert logged(run)["agent_started"]["provider"] == "signalwire"
+    assert "unsigned_webhooks_accepted" not in logged(run)
+    # The recipe's dashboard password opens the dashboard; HOST keeps the agent on loopback.
+    assert "dashboard_closed" not in logged(run)
+    assert metrics.status_code == 200 and "mfa_sends_total" in metrics.text, metrics.text
+    assert not elsewhere, "the recipe's agent answers on another address than 127.0.0.1"
     assert unsigned.status_code == 403, unsigned.text
     assert signed.status_code == 200, signed.text
     hook = webhook_origin(signed.json())
@@ -200,7 +204,7 @@ def test_the_recipe_starts_an_agent_on_the_space_and_a_call_verifies(tmp_path, s
     paths = [request["path"] for request in fake.requests]
     assert "/api/relay/rest/mfa/sms" in paths, paths
     assert any(path.endswith("/verify") for path in paths), paths
-    assert password not in stderr_of(tmp_path)
+    assert password not in run.log_text()
 
 
 def test_the_tunnel_address_is_the_one_the_swml_names(tmp_path):
@@ -208,10 +212,12 @@ def test_the_tunnel_address_is_the_one_the_swml_names(tmp_path):
     the tunnel, where SignalWire would reach the agent."""
     port = free_port()
     script = filled(shown_block("tunnel").body, {}, {"https://<random>.trycloudflare.com": TUNNEL})
-    process = run_in_bash(script, reader_env(tmp_path, port), tmp_path)
+    run = ShellRun(
+        script, tmp_path, reader_env(tmp_path, HOST="127.0.0.1", PORT=str(port)), tmp_path / "log"
+    )
     try:
-        wait_for_health(f"http://127.0.0.1:{port}", process, lambda: stderr_of(tmp_path))
-        generated = logged(tmp_path)["generated_credentials"]
+        wait_for_health(f"http://127.0.0.1:{port}", run.process, run.log_text)
+        generated = logged(run)["generated_credentials"]
         swml = httpx.post(
             f"http://127.0.0.1:{port}/",
             json=CALL,
@@ -219,8 +225,8 @@ def test_the_tunnel_address_is_the_one_the_swml_names(tmp_path):
             timeout=10,
         )
     finally:
-        stop_group(process)
-    assert logged(tmp_path)["agent_started"]["provider"] == "sandbox"
+        run.stop()
+    assert logged(run)["agent_started"]["provider"] == "sandbox"
     assert swml.status_code == 200, swml.text
     hook = webhook_origin(swml.json())
     assert f"{hook.scheme}://{hook.hostname}" == TUNNEL and hook.port is None

@@ -11,13 +11,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from testkit.agent_env import write_config
-from tests.support.shown import shown_block
+from tests.support.shown import shown_block, venv_bin
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = ".venv/bin/"
@@ -43,14 +42,13 @@ def test_every_swaig_test_command_uses_the_venv(command):
 def run_readme_command(tmp_path: Path, command: str) -> subprocess.CompletedProcess[str]:
     """``command`` after the README's export, with the venv running the tests standing for
     the clone's ``.venv``, on a sandbox database of this test's own."""
-    venv_bin = str(Path(sys.executable).parent) + "/"
     environ = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("SIGNALWIRE_", "MFA_", "SWML_")) and k != "REDIS_URL"
     }
     environ["MFA_AGENT_CONFIG"] = str(write_config(tmp_path))
-    script = f"{EXPORTS[0]}\n{venv_bin}{command.removeprefix(VENV_BIN)}"
+    script = f"{EXPORTS[0]}\n{venv_bin()}{command.removeprefix(VENV_BIN)}"
     return subprocess.run(
         ["bash", "-c", script], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60
     )

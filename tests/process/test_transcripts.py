@@ -35,7 +35,6 @@ import difflib
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,14 @@ import yaml
 
 from agent.prompts import DEFAULT_PROMPTS_DIR
 from agent.settings import DEFAULT_CONFIG_PATH
-from tests.support.shown import REPO, ShownBlock, all_blocks, preceding_block, shown_block
+from tests.support.shown import (
+    REPO,
+    ShownBlock,
+    all_blocks,
+    preceding_block,
+    shown_block,
+    venv_bin,
+)
 
 TRANSCRIPTS = [
     shown_block("quick-start-call"),
@@ -118,8 +124,7 @@ def assert_just_above(above: ShownBlock, block: ShownBlock) -> None:
 def as_run_here(command: str) -> str:
     """``command`` with this venv for the clone's ``.venv`` and the repository's shipped
     config for ``agent/config.yaml``."""
-    venv_bin = str(Path(sys.executable).parent) + "/"
-    command = VENV_BIN.sub(lambda _: venv_bin, command)
+    command = VENV_BIN.sub(lambda _: venv_bin(), command)
     return command.replace(f"={SHIPPED_CONFIG}", f"={REPO / SHIPPED_CONFIG}")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 from testkit import container
 from testkit.servers import free_port
 from tests.support.defaults import AUTH, DASHBOARD
-from tests.support.shown import shown_block
+from tests.support.shown import shown_block, venv_bin
 
 README_DIR = Path(__file__).resolve().parents[2]
 # The commands of the block README.md marks ``container-commands``, in the order shown.
@@ -35,8 +34,7 @@ def readme_command(starts: str) -> str:
 def run_shell(command: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """A README command as a shell runs it from the repository's root, with the venv that
     runs the tests standing for the clone's ``.venv``."""
-    venv_bin = str(Path(sys.executable).parent) + "/"
-    command = command.replace(".venv/bin/", venv_bin)
+    command = command.replace(".venv/bin/", venv_bin())
     result = subprocess.run(
         ["bash", "-c", command], cwd=README_DIR, capture_output=True, text=True, timeout=timeout
     )

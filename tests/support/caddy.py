@@ -14,10 +14,8 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from agent.local_server import free_port
+from tests.support.process_group import ShellRun
 from tests.support.required_servers import missing_test_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,11 +73,6 @@ def substituted(script: str, mine: Mapping[str, str]) -> str:
     return re.sub("|".join(map(re.escape, mine)), lambda m: mine[m.group(0)], script)
 
 
-def venv_bin() -> str:
-    """What stands for a fresh clone's ``.venv/bin/``: the bin directory of this venv."""
-    return str(Path(sys.executable).parent) + "/"
-
-
 def proxy_environ(tmp_path: Path) -> dict[str, str]:
     """This process's environment without the agent's and Caddy's variables (only the block
     and the test set those), with Caddy's state under ``tmp_path`` and its admin endpoint off
@@ -94,41 +88,6 @@ def proxy_environ(tmp_path: Path) -> dict[str, str]:
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "CADDY_ADMIN": "off",
     }
-
-
-class ShellRun:
-    """One shown script run by bash in its own process group, its output in ``log_path``."""
-
-    def __init__(self, script: str, cwd: Path, env: Mapping[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            ["bash", "-c", script],
-            cwd=cwd,
-            env=dict(env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def assert_running(self) -> None:
-        assert self.process.poll() is None, self.log_text()[-2000:]
-
-    def stop(self) -> None:
-        """SIGTERM to the whole group, as an operator's Ctrl-C would; SIGKILL if it lingers."""
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        finally:
-            self._log.close()
 
 
 def wait_until(

@@ -19,6 +19,7 @@ what the command printed under each ``$`` line).
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,12 @@ _BLOCK = re.compile(
     r"^```(?P<lang>[\w-]*)\n(?P<body>.*?)^```$",
     re.MULTILINE | re.DOTALL,
 )
+
+
+def venv_bin() -> str:
+    """What stands for a fresh clone's ``.venv/bin/`` when a test runs a shown command: the
+    bin directory of the venv running the tests (in CI, the clone's own ``.venv``)."""
+    return str(Path(sys.executable).parent) + "/"
 
 
 @dataclass(frozen=True)
