@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 Key = tuple[str, int, str]
 
@@ -92,3 +92,25 @@ def throttled_alerts(name: str = "mfa.alerts", interval: float = 60.0) -> loggin
     if not any(isinstance(f, RateLimitedLog) for f in logger.filters):
         logger.addFilter(RateLimitedLog(interval, min_level=logging.WARNING, suffix=False))
     return logger
+
+
+class SaidOnce:
+    """What was last said about a watched thing (a file's version and why it was not
+    taken), so a line repeats when that changes, not at every check of the thing: the
+    time-based ``RateLimitedLog`` would say a file that stays bad once a minute forever."""
+
+    _NOTHING: Hashable = object()
+
+    def __init__(self) -> None:
+        self._last: Hashable = self._NOTHING
+
+    def first_time(self, what: Hashable) -> bool:
+        """True when ``what`` differs from what was last said (and is now said)."""
+        if what == self._last:
+            return False
+        self._last = what
+        return True
+
+    def forget(self) -> None:
+        """The thing is fine again: the next problem is said, even one said before."""
+        self._last = self._NOTHING

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.limits import CounterStore, CounterStoreUnavailable, LimitKind, Refusal, Rule
-from skills.mfa.log_throttle import throttled_alerts
+from skills.mfa.log_throttle import SaidOnce, throttled_alerts
 from skills.mfa.phone import country_code_of
 
 if TYPE_CHECKING:
@@ -159,9 +159,9 @@ class ListsFile:
         self._stamp = self._stat()
         self.lists = read_lists_file(path)
         self._checked_at = clock()
-        # The last (version, reason) logged: a file first seen moving and then found bad is
-        # one version with two reasons, and a missing file (no version) one reason.
-        self._logged: tuple[tuple[int, int, int] | None, str] | None = None
+        # Said once per (version, reason): a file first seen moving and then found bad is one
+        # version with two reasons, and a missing file (no version) one reason.
+        self._said = SaidOnce()
 
     def _stat(self) -> tuple[int, int, int]:
         try:
@@ -203,8 +203,7 @@ class ListsFile:
             return None
 
     def _log_once(self, stamp: tuple[int, int, int] | None, why: str) -> None:
-        if (stamp, why) != self._logged:
-            self._logged = (stamp, why)
+        if self._said.first_time((stamp, why)):
             log.warning("pumping_lists_kept", extra={"why": why})
 
 

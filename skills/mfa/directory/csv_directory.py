@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from skills.mfa.directory.base import file_account
+from skills.mfa.log_throttle import SaidOnce
 from skills.mfa.phone import is_valid_e164, to_e164
 
 log = logging.getLogger("mfa.directory")
@@ -124,8 +125,8 @@ class CsvDirectory:
         self._settle = settle_seconds
         self._clock = clock
         self._wall_clock = wall_clock
-        self._waiting_for: Stamp | None = None  # a moving version, logged once
-        self._unreadable: str | None = None  # why the file cannot be stat'd, logged once
+        self._moving = SaidOnce()  # a version still changing, said once
+        self._unreadable = SaidOnce()  # why the file cannot be stat'd, said once
         try:
             self._stamp: Stamp | None = _stamp(path)
         except OSError as exc:
@@ -153,11 +154,10 @@ class CsvDirectory:
             stamp = _stamp(self.path)
         except OSError as exc:
             # Once, not at every check (once a second): the table stays until it is back.
-            if exc.strerror != self._unreadable:
-                self._unreadable = exc.strerror
+            if self._unreadable.first_time(exc.strerror):
                 log.error("directory_reload_failed", extra={"why": exc.strerror, "kept": len(self)})
             return
-        self._unreadable = None
+        self._unreadable.forget()
         if stamp == self._stamp:
             return
         if self._wall_clock() - stamp[0] / 1e9 < self._settle:
@@ -180,11 +180,11 @@ class CsvDirectory:
         if after != stamp:
             self._still_moving(after, "the file changed while it was read")
             return
-        self._table, self._stamp, self._waiting_for = table, stamp, None
+        self._table, self._stamp = table, stamp
+        self._moving.forget()
         log.info("directory_reloaded", extra={"kind": self.name, "accounts": len(table)})
 
     def _still_moving(self, stamp: Stamp, why: str) -> None:
         """The old table stays; said once per version of the file, not once per lookup."""
-        if stamp != self._waiting_for:
-            self._waiting_for = stamp
+        if self._moving.first_time(stamp):
             log.warning("directory_reload_waiting", extra={"why": why, "kept": len(self)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from skills.mfa.log_throttle import RateLimitedLog
+from skills.mfa.log_throttle import RateLimitedLog, SaidOnce
 
 
 class FakeClock:
@@ -88,3 +88,14 @@ def test_lower_levels_pass_untouched_and_memory_is_bounded():
     for number in range(1000):
         logger.warning(f"distinct {number}")
     assert len(throttle._seen) <= 10
+
+
+def test_said_once_repeats_only_what_changed_and_after_forget():
+    said = SaidOnce()
+    assert said.first_time(("v1", "moving")) is True
+    assert said.first_time(("v1", "moving")) is False
+    assert said.first_time(("v1", "line 2: bad")) is True  # same version, another reason
+    assert said.first_time(None) is True
+    assert said.first_time(None) is False
+    said.forget()
+    assert said.first_time(None) is True
