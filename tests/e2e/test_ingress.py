@@ -105,6 +105,12 @@ def test_401_is_the_sdks(signed_agent_url):
 def test_health_and_ready_stay_open(signed_agent_url):
     assert httpx.get(signed_agent_url + "/health").status_code == 200
     assert httpx.get(signed_agent_url + "/ready").status_code == 200
+    # The README's in-process body (no REDIS_URL: the one dependency is the state store).
+    assert httpx.get(signed_agent_url + "/ready").json() == {
+        "ready": True,
+        "status": "ready",
+        "checks": {"state": "ok"},
+    }
 
 
 def test_declared_length_over_the_limit_is_refused_unread(signed_agent_url):
