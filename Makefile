@@ -36,7 +36,7 @@ bench: $(STAMP)
 check: lint test
 
 # Mutation testing of skills/mfa/ against the in-process tests (tests/skills/, tests/agent/):
-# about two hours on 2 cores, not in CI. Settings in pyproject.toml [tool.mutmut]; it ends by
+# most of a day on 2 cores (docs/mutation.md), not in CI. Settings in pyproject.toml; it ends by
 # listing the survivors (`.venv/bin/mutmut show NAME` shows one mutant's diff).
 mutmut: $(STAMP)
 	$(PY) -m pip install -q 'mutmut>=3.2,<4'
