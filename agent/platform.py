@@ -19,6 +19,10 @@ a failed handoff: the AI stays on the call beside the destination, so ``ending``
 A per-turn ``end_of_speech_timeout`` action is kept in ``end_of_speech_timeouts``.
 The end-to-end tests, the benchmarks and the ``python -m agent call`` simulator
 all drive the agent through it.
+
+``watch(watcher)`` shows every SWML document fetched and every 200 SWAIG reply, as
+received, to ``watcher(kind, body)`` (``kind`` is ``"swml"`` or ``"reply"``): the tests
+check each against SignalWire's own JSON schema for SWML (``tests/support/swml_schema.py``).
 """
 
 from __future__ import annotations
@@ -27,11 +31,29 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpx
+
+#: ``watcher(kind, body)``: ``kind`` is ``"swml"`` (a SWML document) or ``"reply"`` (a SWAIG
+#: reply answered 200).
+Watcher = Callable[[str, dict[str, Any]], None]
+_watchers: list[Watcher] = []
+
+
+def watch(watcher: Watcher) -> Callable[[], None]:
+    """Show ``watcher`` what every ``PlatformCall`` receives; returns the function that stops
+    it."""
+    _watchers.append(watcher)
+    return lambda: _watchers.remove(watcher)
+
+
+def _show(kind: str, body: dict[str, Any]) -> None:
+    for watcher in list(_watchers):
+        watcher(kind, body)
 
 
 @dataclass
@@ -111,6 +133,7 @@ class PlatformCall:
         response = await self._post_json(self.base_url + "/", payload, self.auth)
         response.raise_for_status()
         self.swml = response.json()
+        _show("swml", self.swml)
         ai = _ai_section(self.swml)
         self.global_data = dict(ai.get("global_data") or {})
         self.functions = {f["function"]: f for f in ai.get("SWAIG", {}).get("functions", [])}
@@ -162,6 +185,8 @@ class PlatformCall:
             data = response.json()
         except ValueError:
             data = {}
+        if response.status_code == 200:
+            _show("reply", data)
         return ToolReply(response.status_code, data if isinstance(data, dict) else {})
 
     def apply_actions(

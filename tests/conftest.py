@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from agent import platform
 from agent.app import MfaAgent, build_agent
 from agent.settings import Settings, load_settings
 from testkit.agent_env import agent_env, write_config
@@ -17,11 +19,35 @@ from testkit.redis_server import RedisServer
 from testkit.servers import ServerThread
 from tests.support.defaults import AUTH, DASHBOARD, SWAIG_SECRET
 from tests.support.required_servers import require_redis_server
+from tests.support.swml_schema import reply_problems, swml_problems
 
 # Property tests judge answers, not speed: no per-example deadline, which a stall on a busy
 # 2-core machine would break. Tests' own @settings inherit this profile.
 hypothesis_settings.register_profile("mfa", deadline=None)
 hypothesis_settings.load_profile("mfa")
+
+
+@pytest.fixture(scope="session")
+def _schema_findings() -> Iterator[list[str]]:
+    findings: list[str] = []
+
+    def check(kind: str, body: dict[str, Any]) -> None:
+        problems = swml_problems(body) if kind == "swml" else reply_problems(body)
+        findings.extend(f"{kind} {json.dumps(body)[:400]}\n    {p}" for p in problems)
+
+    stop = platform.watch(check)
+    yield findings
+    stop()
+
+
+@pytest.fixture(autouse=True)
+def swml_conforms(_schema_findings: list[str]) -> Iterator[None]:
+    """Every SWML document and SWAIG reply a test receives through ``PlatformCall`` passes
+    SignalWire's JSON schema for SWML (``tests/support/swml_schema.py``), or the test fails."""
+    _schema_findings.clear()
+    yield
+    found, _schema_findings[:] = list(_schema_findings), []
+    assert not found, "SignalWire's SWML schema refuses:\n" + "\n".join(found[:10])
 
 
 @pytest.fixture

@@ -80,14 +80,23 @@ def function_result(answer: ToolAnswer) -> FunctionResult:
         result = FunctionResult(tool_result=answer.status, tool_prompt=answer.text)
     else:
         result = FunctionResult(answer.text)
-    if answer.unset_global_data:
-        result.remove_global_data(list(answer.unset_global_data))
+    # One ``unset_*`` action per key: SWML's schema and its action reference type the value
+    # as a string (or an object that resets everything), not the list the SDK accepts
+    # (signalwire/docs fern/snippets/swml/_actions.mdx, ``action[].unset_meta_data``;
+    # specs/swml/calling/.../SWMLObject.json ``$defs/UnsetMetaDataAction``).
+    for key in answer.unset_global_data:
+        result.remove_global_data(key)
     if answer.global_data:
         result.update_global_data(dict(answer.global_data))
     if answer.set_meta_data:
         result.set_metadata(dict(answer.set_meta_data))
-    if answer.unset_meta_data:
-        result.remove_metadata(list(answer.unset_meta_data))
+    for key in answer.unset_meta_data:
+        result.remove_metadata(key)
+    # The two actions below are documented on the SDK's FunctionResult reference pages
+    # (signalwire/docs fern/products/server-sdks/pages/reference/python/agents/function-result/
+    # set-end-of-speech-timeout.mdx and replace-in-history.mdx) but are in no alternative of
+    # SWML's ``$defs/Action``: the schema lags the reference there (tests/support/swml_schema.py
+    # lists both, with these citations).
     if answer.end_of_speech_ms is not None:
         result.set_end_of_speech_timeout(answer.end_of_speech_ms)
     if answer.history_note:

@@ -280,6 +280,6 @@ async def test_verified_account_goes_to_global_data_and_the_event():
     assert global_data["mfa_verified_account"] == ACCOUNT
     assert global_data["mfa_verified_number_last4"] == "0199"
     # The pending code is gone, and its account with it (a closed marker stays instead).
-    (unset,) = [a["unset_meta_data"] for a in reply["action"] if "unset_meta_data" in a]
+    unset = [a["unset_meta_data"] for a in reply["action"] if "unset_meta_data" in a]
     assert {"mfa_request_id", "mfa_account", "mfa_binding"} <= set(unset)
     assert rig.events[-1]["account"] == "***5678"

@@ -96,16 +96,18 @@ def closing(reply: dict[str, object], call_id: str = "call-1") -> dict[str, obje
 
 PENDING = sealed()
 CLOSED = {"set_meta_data": {"mfa_closed": "<sealed>"}}
-UNSET_ALL = {
-    "unset_meta_data": [
+# One action per key: SWML's schema types ``unset_meta_data`` as a string, not a list.
+UNSET_ALL = [
+    {"unset_meta_data": key}
+    for key in (
         "mfa_request_id",
         "mfa_attempts_left",
         "mfa_number_last4",
         "mfa_sent_at",
         "mfa_account",
         "mfa_binding",
-    ]
-}
+    )
+]
 
 SENT = (
     "A code was texted to the phone number ending in 0 0 0 1. It is good for 10 minutes. "
@@ -445,7 +447,7 @@ async def test_right_code_verifies_and_ends_the_pending_request():
                 }
             },
             CLOSED,
-            UNSET_ALL,
+            *UNSET_ALL,
         ],
     }
     assert rig.only_event() == event("verify_mfa", "verified", "***0001")
@@ -482,7 +484,7 @@ async def test_wrong_code_on_the_last_try_exhausts_the_request():
     assert reply == {
         "response": "That code is not correct and there are no tries left for it. Offer to text "
         "a new code.",
-        "action": [CLOSED, UNSET_ALL],
+        "action": [CLOSED, *UNSET_ALL],
     }
     assert rig.only_event() == event("verify_mfa", "exhausted", "***0001", 0)
 
@@ -493,7 +495,7 @@ async def test_expired_or_used_request():
     assert await verify(rig, RIGHT_CODE) == {
         "response": "That code has expired, was already used, or ran out of tries. Nothing was "
         "verified. Offer to text a new code.",
-        "action": [CLOSED, UNSET_ALL],
+        "action": [CLOSED, *UNSET_ALL],
     }
     assert rig.only_event() == event("verify_mfa", "expired", "***0001")
 
@@ -582,7 +584,7 @@ async def test_send_then_verify_with_the_stored_meta_data():
     rig.events.clear()
     right = await verify(rig, RIGHT_CODE, meta)
     assert right["action"][0]["set_global_data"]["mfa_verified"] is True
-    assert right["action"][1:] == [CLOSED, UNSET_ALL]
+    assert right["action"][1:] == [CLOSED, *UNSET_ALL]
     assert rig.only_event() == event("verify_mfa", "verified", "***0001")
 
 
