@@ -378,7 +378,12 @@ async def check_directory(settings: Settings, http: httpx.AsyncClient) -> list[C
         return []
     host = urlsplit(settings.directory_url).netloc
     body = json.dumps({"account_number": UNKNOWN_ACCOUNT}, separators=(",", ":")).encode()
-    headers = signed_headers(settings.directory_secret.get_secret_value(), body, time.time())
+    headers = signed_headers(
+        settings.directory_secret.get_secret_value(),
+        body,
+        time.time(),
+        message_id=f"preflight-{uuid.uuid4()}",
+    )
     try:
         answer = await http.post(settings.directory_url, content=body, headers=headers)
     except httpx.HTTPError as exc:
@@ -413,7 +418,11 @@ async def check_outcome_receiver(settings: Settings, http: httpx.AsyncClient) ->
     }
     body = json.dumps(payload, separators=(",", ":")).encode()
     secret = settings.outcome_webhook_secret.get_secret_value()
-    headers = {**signed_headers(secret, body, time.time()), "X-MFA-Delivery": str(uuid.uuid4())}
+    delivery = str(uuid.uuid4())
+    headers = {
+        **signed_headers(secret, body, time.time(), message_id=delivery),
+        "X-MFA-Delivery": delivery,
+    }
     try:
         answer = await http.post(settings.outcome_webhook_url, content=body, headers=headers)
     except httpx.HTTPError as exc:

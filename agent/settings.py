@@ -31,6 +31,7 @@ from pydantic import (
 from agent.config_file import FileConfig, Strict
 from agent.ingress import parse_trusted_proxies
 from skills.mfa.providers.signalwire import is_loopback_host, normalize_space_url
+from skills.mfa.signing import secret_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -205,8 +206,9 @@ class Settings(Strict):
     @field_validator("outcome_webhook_secret", "directory_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (use a random string)")
+        problem = None if value is None else secret_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("proxy_url_base")

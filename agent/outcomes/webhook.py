@@ -15,26 +15,24 @@ which the business needs; logs and the live page show it masked.)
 "to": "sip:desk@example.com"}``, ``"hangup"``, or ``null`` when the call stayed with the
 agent. A number's destination learns the outcome here: match on ``call_id``.
 
-with the headers::
+with the headers of Standard Webhooks (https://www.standardwebhooks.com/; the scheme and the
+secret's forms are in ``skills/mfa/signing.py``)::
 
     Content-Type: application/json
-    X-MFA-Timestamp: 1764072001                 (unix seconds, when this attempt was signed)
-    X-MFA-Signature: sha256=<hex HMAC-SHA256 of f"{timestamp}.{body}" under the secret>
-    X-MFA-Delivery: <uuid>                      (the same on every retry of one outcome)
+    webhook-id: <uuid>                  (the same on every retry of one outcome: deduplicate)
+    webhook-timestamp: 1764072001       (unix seconds, when this attempt was signed)
+    webhook-signature: v1,<base64 HMAC-SHA256 of f"{id}.{timestamp}.{body}">
+
+and, for one release, the earlier ones beside them: ``X-MFA-Delivery`` (the same id),
+``X-MFA-Timestamp`` and ``X-MFA-Signature: sha256=<hex HMAC-SHA256 of f"{timestamp}.{body}">``.
 
 The body never holds a code, a request id or a full phone number.
 
-Receiving: compute the HMAC over the raw body bytes exactly as received (not a re-serialised
-copy), compare in constant time, and reject a timestamp more than ``REPLAY_WINDOW_SECONDS``
-(300 s) away from your clock, so a captured request cannot be replayed later. Retries are
-signed again with a fresh timestamp and keep their ``X-MFA-Delivery`` id: deduplicate on it,
-since a retry after a timeout may repeat a POST that did arrive. ``verify_signature`` does
-the checks::
-
-    from skills.mfa.signing import verify_signature   # also verifies directory lookups
-
-    ok = verify_signature(secret, request.headers["X-MFA-Timestamp"], raw_body,
-                          request.headers["X-MFA-Signature"])
+Receiving: any Standard Webhooks library checks a delivery (``Webhook(secret).verify(raw_body,
+headers)`` in Python's ``standardwebhooks``): over the raw body bytes as received, in
+constant time, refusing a timestamp more than 5 minutes away. Retries are signed again
+with a fresh timestamp and keep their id. ``verify_signature`` still checks the earlier
+``X-MFA-Signature``.
 
 This module makes one attempt (``WebhookSender.attempt``): sign, POST with a short
 timeout through the agent's shared ``httpx.AsyncClient``, read at most
@@ -111,7 +109,9 @@ class WebhookSender:
     async def attempt(self, delivery_id: str, body: bytes) -> Attempt:
         """One POST, signed now, with the delivery's id; never raises for the network."""
         headers = {
-            **signed_headers(self._secret, body, self._clock()),
+            **signed_headers(self._secret, body, self._clock(), message_id=delivery_id),
+            # The earlier name of webhook-id, kept for one release (not signed: dedupe on
+            # webhook-id, which is).
             "X-MFA-Delivery": delivery_id,
         }
         timeout = httpx.Timeout(self.request_timeout, connect=min(2.0, self.request_timeout))

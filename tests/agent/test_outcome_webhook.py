@@ -1,8 +1,10 @@
 """The outcome webhook: final outcomes POSTed, signed, to a receiver served on loopback.
 
-The receiver checks every request two ways that do not trust the product's ``sign()``:
-the README's own receiver snippet (extracted from README.md and executed), and the
-documented formula computed here with ``hmac`` directly. Retries are shortened in the YAML
+The receiver checks every request three ways that do not trust the product's signing code:
+the README's own receiver snippet (extracted from README.md and executed; it calls the
+PyPI ``standardwebhooks`` library, which nobody here wrote), the Standard Webhooks formula
+computed here with ``hmac`` directly, and the earlier ``X-MFA-Signature`` formula (still
+sent for one release). Retries are shortened in the YAML
 file (``webhook.retry_base_seconds``); what happened to each outcome is read from
 ``/outcomes``, as an operator would.
 """
@@ -10,6 +12,7 @@ file (``webhook.retry_base_seconds``); what happened to each outcome is read fro
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -39,7 +42,8 @@ from tests.support.defaults import CALLER, DASHBOARD
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-SECRET = "whsec-test-0123456789abcdef"
+#: Standard Webhooks' form: whsec_ and the base64 of 32 bytes.
+SECRET = "whsec_" + base64.b64encode(b"outcome-webhook-test-key-0123456").decode()
 TOOL_ANSWER_BOUND = 2.0
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -52,6 +56,14 @@ def readme_receiver() -> Callable[..., bool]:
     namespace: dict[str, Any] = {}
     exec(compile(snippet, "README.md:mfa_webhook_ok", "exec"), namespace)
     return namespace["mfa_webhook_ok"]
+
+
+def standard_signature(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
+    """Standard Webhooks' formula, computed without the product: v1,base64(HMAC(id.ts.body))
+    under the base64-decoded key after ``whsec_``."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 def documented_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -83,6 +95,10 @@ class Receiver:
                     "timestamp": request.headers.get("x-mfa-timestamp"),
                     "signature": request.headers.get("x-mfa-signature"),
                     "delivery": request.headers.get("x-mfa-delivery"),
+                    "webhook_id": request.headers.get("webhook-id"),
+                    "webhook_timestamp": request.headers.get("webhook-timestamp"),
+                    "webhook_signature": request.headers.get("webhook-signature"),
+                    "headers": dict(request.headers),
                     "content_type": request.headers.get("content-type"),
                     "valid": verify_signature(
                         SECRET,
@@ -90,7 +106,7 @@ class Receiver:
                         body,
                         request.headers.get("x-mfa-signature"),
                     ),
-                    "readme_ok": self.readme_ok(SECRET.encode(), request.headers, body),
+                    "readme_ok": self.readme_ok(SECRET, request.headers, body),
                 }
             )
         if answer == "hang":
@@ -178,9 +194,17 @@ async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receive
     await asyncio.sleep(0.3)  # nothing else follows: code_sent and wrong_code are not final
     assert hook.count() == 1
     got = hook.received[0]
-    # The README's snippet, run on the real delivery, accepts it...
+    # The README's snippet (the standardwebhooks library), run on the real delivery, accepts
+    # it...
     assert got["readme_ok"] is True
-    # ...and the header is the documented formula, computed here without the product.
+    # ...the headers are Standard Webhooks' formula, computed here without the product, the
+    # id being the delivery's...
+    assert got["webhook_id"] == got["delivery"]
+    assert got["webhook_timestamp"] == got["timestamp"]
+    assert got["webhook_signature"] == standard_signature(
+        SECRET, got["webhook_id"], got["webhook_timestamp"], got["body"]
+    )
+    # ...and the earlier pair is still there for one release.
     assert got["signature"] == documented_signature(SECRET, got["timestamp"], got["body"])
     assert got["valid"] is True
     assert got["content_type"] == "application/json"
@@ -336,18 +360,34 @@ def test_sign_is_the_documented_formula():
     )
 
 
-def test_the_readme_receiver_and_verify_signature_agree():
-    """Both accept the documented signature of now, and both refuse a colon-joined one."""
+def test_the_readme_receiver_takes_the_standard_formula_and_refuses_others():
+    """The README's receiver accepts Standard Webhooks' signature of now, computed here, and
+    refuses a colon-joined one, another id and a signature without its version."""
     readme_ok = readme_receiver()
     body = b'{"call_id":"c","outcome":"verified"}'
     stamp = str(int(time.time()))
-    good = {"X-MFA-Timestamp": stamp, "X-MFA-Signature": documented_signature(SECRET, stamp, body)}
-    assert readme_ok(SECRET.encode(), good, body)
-    assert verify_signature(SECRET, stamp, body, good["X-MFA-Signature"])
+    good = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": stamp,
+        "webhook-signature": standard_signature(SECRET, "msg_1", stamp, body),
+    }
+    assert readme_ok(SECRET, good, body)
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    colon = hmac.new(key, f"msg_1:{stamp}:".encode() + body, hashlib.sha256).digest()
+    assert not readme_ok(
+        SECRET, {**good, "webhook-signature": "v1," + base64.b64encode(colon).decode()}, body
+    )
+    assert not readme_ok(SECRET, {**good, "webhook-id": "msg_2"}, body)
+    unversioned = good["webhook-signature"].removeprefix("v1,")
+    assert not readme_ok(SECRET, {**good, "webhook-signature": unversioned}, body)
+
+
+def test_verify_signature_still_checks_the_earlier_headers():
+    body = b'{"call_id":"c","outcome":"verified"}'
+    stamp = str(int(time.time()))
+    assert verify_signature(SECRET, stamp, body, documented_signature(SECRET, stamp, body))
     mac = hmac.new(SECRET.encode(), stamp.encode() + b":" + body, hashlib.sha256)
-    colon = "sha256=" + mac.hexdigest()
-    assert not readme_ok(SECRET.encode(), {**good, "X-MFA-Signature": colon}, body)
-    assert not verify_signature(SECRET, stamp, body, colon)
+    assert not verify_signature(SECRET, stamp, body, "sha256=" + mac.hexdigest())
 
 
 def test_verify_signature_accepts_the_real_thing_and_rejects_tampering():

@@ -4,7 +4,9 @@ One signed POST per lookup, over the process's one shared ``httpx.AsyncClient``:
 
     POST {MFA_DIRECTORY_URL}
     Content-Type: application/json
-    X-MFA-Timestamp / X-MFA-Signature      (the outcome webhook's scheme: skills/mfa/signing.py)
+    webhook-id / webhook-timestamp / webhook-signature   (Standard Webhooks, as the outcome
+                                                          webhook: skills/mfa/signing.py)
+    X-MFA-Timestamp / X-MFA-Signature                    (the earlier pair, for one release)
 
     {"account_number": "12345678"}
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -63,7 +66,8 @@ class HttpDirectory:
 
     async def lookup(self, account: str) -> str | None:
         body = json.dumps({"account_number": account}, separators=(",", ":")).encode()
-        headers = signed_headers(self._secret, body, self._clock())
+        # A fresh webhook-id per lookup: the business may log or deduplicate on it.
+        headers = signed_headers(self._secret, body, self._clock(), message_id=str(uuid.uuid4()))
         try:
             async with asyncio.timeout(self._deadline):
                 response = await self._post_retrying_unsent(body, headers)
