@@ -60,132 +60,15 @@ never raise on any ``text``.
 
 from __future__ import annotations
 
-import re
-import string
-import unicodedata
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from skills.mfa import number_words
+from skills.mfa.spoken_lexicon import ENGLISH_ONLY, REPEATS, UNITS, Lexicon, lexicon_for
+from skills.mfa.spoken_tokens import spanish_articles, tokenize
+
+__all__ = ["ENGLISH_ONLY", "MAX_SPOKEN_INPUT", "normalize_spoken_code", "read_digits"]
 
 MAX_SPOKEN_INPUT = 500  # characters; longer input is refused without parsing
-
-_UNITS = {
-    w: i
-    for i, w in enumerate("one two three four five six seven eight nine".split(), 1)  # noqa: SIM905
-}
-_TEENS = {
-    w: i
-    for i, w in enumerate(
-        "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split(),  # noqa: SIM905
-        10,
-    )
-}
-_TENS = {
-    w: i * 10
-    for i, w in enumerate(
-        "twenty thirty forty fifty sixty seventy eighty ninety".split(),  # noqa: SIM905
-        2,
-    )
-}
-_ZERO_WORDS = frozenset({"oh", "o", "nought", "naught", "zero"})
-_INTERJECTIONS = frozenset({"oh", "o"})  # alone between other words: "oh, it's ..."
-_REPEATS = {"double": 2, "triple": 3}
-_SCALES = frozenset({"hundred", "thousand"})
-_NUMBER_WORDS = frozenset(
-    _UNITS.keys() | _TEENS.keys() | _TENS.keys() | _ZERO_WORDS | _REPEATS.keys() | _SCALES
-)
-_PAUSE = ","  # what any punctuation becomes
-# Words that may sit between digit groups without ending the run.
-_PAUSES = frozenset({_PAUSE, "um", "umm", "uh", "uhh", "er", "erm", "ah", "hmm", "mm"})
-_PAUSES |= {"and", "so", "then"}
-# After the first digit, these words mean the caller is taking something back.
-_CORRECTIONS = frozenset(
-    "no nope nah wait sorry mean actually scratch correction oops rather instead or not wrong "  # noqa: SIM905
-    "hang hold".split()
-)
-# Next to the run, these could be a digit misheard or change the number's meaning.
-_NEAR_DIGITS = frozenset(
-    "to too for fore won ate minus negative plus point dot million billion trillion "  # noqa: SIM905
-    "dozen hundreds thousands".split()
-)
-_APOSTROPHES = frozenset("'\u2019\u02bc")  # "it's" -> "its"
-_ASCII_PUNCTUATION = frozenset(string.punctuation) - frozenset("$+<=>^`|~")  # those are symbols
-_TOKEN = re.compile(r"[a-z0-9']+|\S")
-_NEGATIVE = re.compile(r"(?:^|\s)-\d")  # "-481229": a sign, not a separator
-_SPELLED_OK = re.compile(r"\bo\.?\s*k\b")  # "O.K.", "o k": a word, not a zero
-
-ENGLISH_ONLY = ("en",)
-
-
-@dataclass(frozen=True, slots=True)
-class _Lexicon:
-    """The words of the languages a reading may use, by what each does in a code.
-
-    English tens take a unit directly ("forty two"); Spanish tens take it after "y"
-    ("cuarenta y dos"); Spanish hundreds are one word ("seiscientos"); "mil" may open a
-    whole number on its own ("mil quinientos"). A word belongs to one language only, so
-    the two grammars never meet inside one pair.
-    """
-
-    spanish: bool
-    units: Mapping[str, int]
-    pairs: Mapping[str, int]  # one word for two digits: teens, "veintiseis"
-    tens: Mapping[str, int]  # English tens: "forty two"
-    tens_y: Mapping[str, int]  # Spanish tens: "cuarenta y dos"
-    hundreds: Mapping[str, int]  # Spanish hundreds words
-    thousands: frozenset[str]
-    zero_words: frozenset[str]
-    interjections: frozenset[str]
-    number_words: frozenset[str]
-    pauses: frozenset[str]
-    corrections: frozenset[str]
-    near_digits: frozenset[str]
-
-
-def _lexicon(languages: frozenset[str]) -> _Lexicon:
-    spanish = "es" in languages
-    es = number_words.SPANISH_WORDS
-    units = {**_UNITS, **(es.units if spanish else {})}
-    pairs = {**_TEENS, **(es.pairs if spanish else {})}
-    tens_y = dict(es.tens) if spanish else {}
-    hundreds = dict(es.hundreds) if spanish else {}
-    thousands = frozenset({"thousand", es.thousand} if spanish else {"thousand"})
-    zero_words = _ZERO_WORDS | (es.zero if spanish else frozenset())
-    return _Lexicon(
-        spanish=spanish,
-        units=units,
-        pairs=pairs,
-        tens=_TENS,
-        tens_y=tens_y,
-        hundreds=hundreds,
-        thousands=thousands,
-        zero_words=zero_words,
-        # "once" alone is the English word; next to other digits it is eleven.
-        interjections=_INTERJECTIONS | ({"once"} if spanish else frozenset()),
-        number_words=frozenset(
-            units.keys() | pairs.keys() | _TENS.keys() | tens_y.keys() | hundreds.keys()
-        )
-        | zero_words
-        | _REPEATS.keys()
-        | _SCALES
-        | thousands,
-        pauses=_PAUSES | (number_words.SPANISH_PAUSES if spanish else frozenset()),
-        corrections=_CORRECTIONS | (number_words.SPANISH_CORRECTIONS if spanish else frozenset()),
-        near_digits=_NEAR_DIGITS | (number_words.SPANISH_NEAR_DIGITS if spanish else frozenset()),
-    )
-
-
-_LEXICONS = {frozenset(chosen): _lexicon(frozenset(chosen)) for chosen in (("en",), ("en", "es"))}
-
-
-def lexicon_for(languages: Iterable[str]) -> _Lexicon:
-    """The words for ``languages`` (codes or primary subtags); English is always read."""
-    chosen = {number_words.primary_subtag(code) for code in languages} | {"en"}
-    unknown = chosen - set(number_words.READ_LANGUAGES)
-    if unknown:
-        raise ValueError(f"no number words for {sorted(unknown)}")
-    return _LEXICONS[frozenset(chosen)]
 
 
 class _Refused(Exception):
@@ -229,15 +112,15 @@ def read_digits(text: object, languages: Iterable[str] = ENGLISH_ONLY) -> str | 
     return _read(text, lexicon_for(languages))
 
 
-def _read(text: object, lexicon: _Lexicon) -> str | None:
+def _read(text: object, lexicon: Lexicon) -> str | None:
     if not isinstance(text, str) or len(text) > MAX_SPOKEN_INPUT:
         return None
     try:
-        tokens = _tokenize(text)
+        tokens = tokenize(text)
         if tokens is None:
             return None
         if lexicon.spanish:
-            tokens = _spanish_articles(tokens)
+            tokens = spanish_articles(tokens)
         run = _the_one_run(tokens, lexicon)
         return None if run is None else _read_run(run, lexicon)
     except _Refused:
@@ -246,77 +129,7 @@ def _read(text: object, lexicon: _Lexicon) -> str | None:
         return None
 
 
-def _tokenize(text: str) -> list[str] | None:
-    """Lower-case words, ASCII digit runs and pauses; None on a symbol or foreign letter."""
-    if not text.isascii():
-        text = _to_ascii(text)
-        if text is None:
-            return None
-    text = text.lower()
-    if _NEGATIVE.search(text):
-        return None
-    if "k" in text:
-        text = _SPELLED_OK.sub("ok", text)
-    tokens: list[str] = []
-    for token in _TOKEN.findall(text):
-        if token.isalpha() or token.isdigit():
-            tokens.append(token)
-        elif token.isalnum() or (len(token) > 1 and "'" in token):
-            token = token.replace("'", "")
-            # A token is all digits or all letters: "abc123" and "4th" are refused.
-            if token and not (token.isalpha() or token.isdigit()):
-                return None
-            if token:
-                tokens.append(token)
-        elif token in ("-", "'"):
-            continue  # "forty-two", "4-8-1": joins, not a pause
-        elif token in _ASCII_PUNCTUATION:
-            tokens.append(_PAUSE)
-        else:
-            return None
-    return tokens
-
-
-def _to_ascii(text: str) -> str | None:
-    """Map each non-ASCII character to one ASCII one (offsets kept); None if not allowed."""
-    text = number_words.fold_spanish_letters(text)
-    chars: list[str] = []
-    for ch in text:
-        if ch.isascii():
-            chars.append(ch)
-        elif ch.isdecimal():
-            chars.append(str(unicodedata.decimal(ch)))
-        elif ch in _APOSTROPHES:
-            chars.append("'")
-        elif ch.isspace():
-            chars.append(" ")
-        else:
-            category = unicodedata.category(ch)
-            if category == "Pd":
-                chars.append("-")
-            elif category.startswith("P"):
-                chars.append(".")
-            else:
-                return None  # symbols, emoji, non-ASCII letters and look-alikes
-    return "".join(chars)
-
-
-def _spanish_articles(tokens: list[str]) -> list[str]:
-    """ "un"/"una" are the number one only inside a number ("ochenta y un mil", "un mil");
-    elsewhere they are articles ("tengo una clave") and stay conversation."""
-    tens_y = number_words.SPANISH_WORDS.tens
-    out = list(tokens)
-    for i, token in enumerate(tokens):
-        if token not in number_words.SPANISH_ARTICLES:
-            continue
-        before_thousand = i + 1 < len(tokens) and tokens[i + 1] == "mil"
-        after_tens = i >= 2 and tokens[i - 1] == "y" and tokens[i - 2] in tens_y
-        if before_thousand or after_tens:
-            out[i] = "uno"
-    return out
-
-
-def _the_one_run(tokens: list[str], lex: _Lexicon) -> list[str] | None:
+def _the_one_run(tokens: list[str], lex: Lexicon) -> list[str] | None:
     """The single run of number words, digits and pauses in the utterance, or None."""
     runs: list[list[str]] = []
     run: list[str] | None = None
@@ -347,13 +160,13 @@ def _the_one_run(tokens: list[str], lex: _Lexicon) -> list[str] | None:
     return runs[0] if len(runs) == 1 else None
 
 
-def _lone_interjection(run: list[str], lex: _Lexicon) -> bool:
+def _lone_interjection(run: list[str], lex: Lexicon) -> bool:
     """ "oh, it's 529031": one "oh" and pauses is an interjection; "oh oh" is two zeros."""
     words = [t for t in run if t not in lex.pauses]
     return len(words) == 1 and words[0] in lex.interjections
 
 
-def _read_run(run: list[str], lex: _Lexicon) -> str | None:
+def _read_run(run: list[str], lex: Lexicon) -> str | None:
     """Digits for one run: "six hundred and four , two ninety" -> "604290"."""
     if lex.spanish and "o" in run and any(t in number_words.SPANISH for t in run):
         return None  # in Spanish "o" is "or": two readings, not a zero
@@ -370,11 +183,11 @@ def _read_run(run: list[str], lex: _Lexicon) -> str | None:
         elif token in lex.zero_words:
             out.append("0")
             i += 1
-        elif token in _REPEATS:
+        elif token in REPEATS:
             digit = _single_digit(run[i + 1], lex) if i + 1 < n else None
             if digit is None:
                 return None
-            out.append(digit * _REPEATS[token])
+            out.append(digit * REPEATS[token])
             i += 2
         else:
             if token == number_words.SPANISH_WORDS.thousand:
@@ -398,7 +211,7 @@ def _read_run(run: list[str], lex: _Lexicon) -> str | None:
     return "".join(out)
 
 
-def _below_thousand(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
+def _below_thousand(run: list[str], i: int, lex: Lexicon) -> tuple[int, int]:
     """1..9999 from run[i]: "forty two", "six hundred and four", "seiscientos cuatro"."""
     if run[i] in lex.hundreds:
         return _spanish_hundreds(run, i, lex)
@@ -411,12 +224,12 @@ def _below_thousand(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
             if _small_starts(following, lex):
                 rest, i = _small(run, i, lex)
                 value += rest
-            elif following.isdigit() or following in lex.zero_words or following in _REPEATS:
+            elif following.isdigit() or following in lex.zero_words or following in REPEATS:
                 raise _Refused  # "six hundred oh four": 604 or 6004?
     return value, i
 
 
-def _spanish_hundreds(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
+def _spanish_hundreds(run: list[str], i: int, lex: Lexicon) -> tuple[int, int]:
     """ "seiscientos cuatro" -> 604, "ciento veinte" -> 120, "cien" -> 100.
 
     "cien" stands alone and "ciento" never does; a digit, a zero or "y" right after a
@@ -438,14 +251,14 @@ def _spanish_hundreds(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
     return value, i
 
 
-def _skip_and(run: list[str], i: int, lex: _Lexicon) -> int:
+def _skip_and(run: list[str], i: int, lex: Lexicon) -> int:
     """After a scale word, "and" belongs to the number when a number word follows it."""
     if i + 1 < len(run) and run[i] == "and" and _small_starts(run[i + 1], lex):
         return i + 1
     return i
 
 
-def _small_starts(token: str, lex: _Lexicon) -> bool:
+def _small_starts(token: str, lex: Lexicon) -> bool:
     return (
         token in lex.units
         or token in lex.pairs
@@ -455,7 +268,7 @@ def _small_starts(token: str, lex: _Lexicon) -> bool:
     )
 
 
-def _small(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
+def _small(run: list[str], i: int, lex: Lexicon) -> tuple[int, int]:
     """1..99 from run[i] ("seven", "twelve", "forty two", "sesenta y dos"), else refused."""
     token = run[i]
     following = run[i + 1] if i + 1 < len(run) else ""
@@ -465,8 +278,8 @@ def _small(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
         return lex.pairs[token], i + 1
     if token in lex.tens:
         value = lex.tens[token]
-        if following in _UNITS:
-            return value + _UNITS[following], i + 2
+        if following in UNITS:
+            return value + UNITS[following], i + 2
         if following in lex.units:
             raise _Refused  # "forty dos": 42 or 40 then 2?
         return value, i + 1
@@ -484,7 +297,7 @@ def _small(run: list[str], i: int, lex: _Lexicon) -> tuple[int, int]:
     raise _Refused  # a dangling "hundred" / "thousand"
 
 
-def _single_digit(token: str, lex: _Lexicon) -> str | None:
+def _single_digit(token: str, lex: Lexicon) -> str | None:
     """The one digit a token stands for ("4", "four", "oh"), for "double"/"triple"."""
     if len(token) == 1 and token.isdigit():
         return token
@@ -492,114 +305,3 @@ def _single_digit(token: str, lex: _Lexicon) -> str | None:
         return "0"
     unit = lex.units.get(token)
     return None if unit is None else str(unit)
-
-
-# -- redaction -----------------------------------------------------------------------------
-
-_SPAN_TOKEN = re.compile(r"[^\W\d_]+|\d+|\S")
-_CAMEL_PARTS = re.compile(r"[A-Z]?[^\W\d_A-Z]+|[A-Z]+(?![^\W\d_A-Z])")
-# German fillers and joiners inside a run, beside the English and Spanish ones.
-_GERMAN_PAUSES = frozenset({"und", "ah", "ahm", "ahem", "also"})
-_REDACTION_PAUSES = _PAUSES | number_words.SPANISH_PAUSES | _GERMAN_PAUSES
-_JOINERS = frozenset({"and", "y", "und"})  # may join the words of one run-together token
-
-
-def _digit_count(value: int) -> int:
-    """How many digits a number word may stand for: a scale word counts its zeros."""
-    if value in (100, 1000):
-        return len(str(value)) - 1
-    return len(str(value))
-
-
-_MASKED_WORDS: dict[str, int] = {
-    **{w: 1 for w in (*_UNITS, *_ZERO_WORDS)},
-    **{w: 2 for w in (*_TEENS, *_TENS)},
-    **{w: _REPEATS[w] - 1 for w in _REPEATS},  # the digit that follows counts once
-    "hundred": 2,
-    "thousand": 3,
-    **{number_words.fold_any(w): _digit_count(v) for w, v in number_words.SPANISH.items()},
-    **{w: 1 for w in number_words.SPANISH_ARTICLES},
-    **{number_words.fold_any(w): _digit_count(v) for w, v in number_words.GERMAN.items()},
-    "eine": 1,
-}
-_LONGEST_WORD = max(map(len, _MASKED_WORDS))
-
-
-def redact_spoken_numbers(text: str, min_digits: int, mask: str = "[redacted]") -> str:
-    """``text`` with every run that could read as ``min_digits`` or more digits masked.
-
-    For free text the model wrote (a post-prompt summary) or a provider's error text,
-    which must not carry a code or a phone number, however it was written: "739155",
-    "7, 3, 9, 1, 5, 5", "seven three nine one five five", "seven thirty nine, one
-    fifty five", "cuatro ocho uno dos dos nueve", "vier acht eins zwei zwei neun",
-    "fourEightOne", "four-eight-one". A run is what ``normalize_spoken_code`` would
-    read as one (digits, number words, "double"/"triple", scale words, with pauses and
-    punctuation between), in every language whose number words we ship (German
-    included, which the agent does not speak: speech recognition may transcribe it),
-    and a word made of number words run together counts as those words. Digits are
-    counted generously (a tens word counts two), because here a miss leaks a code and
-    an extra mask costs nothing.
-    """
-    pieces: list[str] = []
-    kept_until = 0
-    run_start = run_end = -1
-    digits = 0
-    for match in _SPAN_TOKEN.finditer(text):
-        token = match.group()
-        counted = _loose_digit_count(token)
-        if counted:
-            if run_start < 0:
-                run_start, digits = match.start(), 0
-            digits += counted
-            run_end = match.end()
-            continue
-        folded = number_words.fold_any(token)
-        if run_start >= 0 and (folded in _REDACTION_PAUSES or not token.isalnum()):
-            continue  # a pause or punctuation inside a run
-        if run_start >= 0 and digits >= min_digits:
-            pieces += [text[kept_until:run_start], mask]
-            kept_until = run_end
-        run_start = -1
-    if run_start >= 0 and digits >= min_digits:
-        pieces += [text[kept_until:run_start], mask]
-        kept_until = run_end
-    pieces.append(text[kept_until:])
-    return "".join(pieces)
-
-
-def _loose_digit_count(token: str) -> int:
-    """How many digits a token may stand for in a spoken number; 0 for other words."""
-    if token.isdigit():
-        return len(token)
-    word = number_words.fold_any(token)
-    counted = _MASKED_WORDS.get(word)
-    if counted is not None:
-        return counted
-    if not token.isalpha():
-        return 0
-    parts = _CAMEL_PARTS.findall(token)  # "fourEightOne"
-    if len(parts) > 1:
-        counts = [_MASKED_WORDS.get(number_words.fold_any(p), 0) for p in parts]
-        if all(counts):
-            return sum(counts)
-    return _run_together(word)
-
-
-def _run_together(word: str) -> int:
-    """Digits of a word that is number words run together ("foureightone",
-    "vierhundertachtzig", "einundzwanzig"), or 0 when it is not made of them whole."""
-    if len(word) < 6:
-        return 0
-    # best[i]: the digits of word[:i] split into number words (joiners between), or -1.
-    best = [-1] * (len(word) + 1)
-    best[0] = 0
-    for end in range(1, len(word) + 1):
-        for start in range(max(0, end - _LONGEST_WORD), end):
-            if best[start] < 0:
-                continue
-            piece = word[start:end]
-            if piece in _JOINERS and start > 0 and end < len(word):
-                best[end] = max(best[end], best[start])
-            elif piece in _MASKED_WORDS:
-                best[end] = max(best[end], best[start] + _MASKED_WORDS[piece])
-    return max(best[-1], 0)
