@@ -1,0 +1,222 @@
+"""``send_mfa``'s path: from the request to a code sent (or the reason none was).
+
+The recipient is the caller's own number, the number on file for an account (through
+``AccountRecipients``), or a number the operator allowed; then the country and number
+type, the replay record (a platform retry gets the first answer), the limits (fail
+closed without their store), the provider, and the ledger (this code is now the call's
+newest, so older ones stop verifying).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from skills.mfa import messages
+from skills.mfa.answer import ToolAnswer
+from skills.mfa.binding import META_REQUEST_ID, Binder, Closed, Pending, Refused
+from skills.mfa.code_ledger import CodeLedger, LedgerUnavailable
+from skills.mfa.events import Outcome
+from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, SendLimiter, SendTicket
+from skills.mfa.log_throttle import throttled_alerts
+from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
+from skills.mfa.policy import CodePolicy
+from skills.mfa.recipient import AccountRecipients
+from skills.mfa.replay import Found, Replays
+from skills.mfa.tool_call import ToolCall, answering_errors, refused_meta_data
+from skills.mfa.upstream import (
+    GLOBAL_VERIFIED,
+    GLOBAL_VERIFIED_ACCOUNT,
+    GLOBAL_VERIFIED_KEYS,
+    GLOBAL_VERIFIED_LAST4,
+    Upstream,
+)
+
+alerts = throttled_alerts()  # once a minute, with a count
+log = logging.getLogger("mfa.tools")
+
+
+class SendPath:
+    """Decides one ``send_mfa`` request; built once by ``MfaTools`` with the shared parts."""
+
+    def __init__(
+        self,
+        *,
+        policy: CodePolicy,
+        binder: Binder,
+        upstream: Upstream,
+        ledger: CodeLedger,
+        ledger_seconds: float,
+        replays: Replays,
+        limiter: SendLimiter | None,
+        accounts: AccountRecipients | None,
+    ) -> None:
+        self._policy = policy
+        self._binder = binder
+        self._upstream = upstream
+        self._ledger = ledger
+        self._ledger_seconds = ledger_seconds
+        self._replays = replays
+        self._limiter = limiter
+        self._accounts = accounts
+
+    async def answer(self, call: ToolCall, args: Any, language: str) -> ToolAnswer:
+        state = self._binder.open(call.id, call.meta_data)
+        if isinstance(state, Refused):
+            return refused_meta_data(call, state)
+        args = args if isinstance(args, dict) else {}
+        if self._accounts is not None and self._accounts.applies(args):
+            return await self._accounts.send(
+                call.id,
+                args.get("account_number"),
+                lambda number, account: self._send_checked(call, number, state, account, language),
+            )
+        target = self._recipient(call, args)
+        if isinstance(target, ToolAnswer):
+            return target
+        return await self._send_checked(call, target, state, None, language)
+
+    async def _send_checked(
+        self,
+        call: ToolCall,
+        target: str,
+        state: Pending | Closed,
+        account: str | None,
+        language: str,
+    ) -> ToolAnswer:
+        """Send to ``target`` (the caller's number, or the number on file for ``account``)."""
+        # From here on the number is known: even an unexpected failure names its last digits.
+        last4 = last_digits(target)
+        request = {"to": target, "account": account}
+        if len(self._policy.languages) > 1:
+            # A send in another language is another request (its replay record apart).
+            request["language"] = language
+        return await answering_errors(
+            call.tool, last4, self._send_to(call, target, last4, state, request)
+        )
+
+    def _recipient(self, call: ToolCall, args: Mapping[str, Any]) -> str | ToolAnswer:
+        """The E.164 number to text, or the refusal when there is none we may text."""
+        caller = to_e164(call.raw.get("caller_id_num"), self._policy.default_region)
+        requested = args.get("phone_number")
+        if requested in (None, ""):
+            if caller is None:
+                return ToolAnswer(Outcome.NO_CALLER_NUMBER, messages.no_caller_number())
+            return caller
+        target = to_e164(requested, self._policy.default_region)
+        if not self._policy.allow_other_numbers and (target is None or target != caller):
+            return ToolAnswer(Outcome.OTHER_NUMBER_REFUSED, messages.other_number_refused())
+        if target is None:
+            return ToolAnswer(Outcome.INVALID_NUMBER, messages.invalid_number())
+        return target
+
+    async def _send_to(
+        self,
+        call: ToolCall,
+        target: str,
+        last4: str,
+        state: Pending | Closed,
+        request: Mapping[str, str | None],
+    ) -> ToolAnswer:
+        if country_code_of(target) not in self._policy.allowed_country_codes:
+            return ToolAnswer(
+                Outcome.COUNTRY_REFUSED, messages.country_not_supported(), number_last4=last4
+            )
+        if not textable_type(target):
+            return ToolAnswer(
+                Outcome.NUMBER_TYPE_REFUSED,
+                messages.number_cannot_receive_texts(),
+                number_last4=last4,
+            )
+        replaces_earlier = isinstance(state, Pending)
+        prior = state.seal if isinstance(state, Pending) else state.marker
+        claim = self._replays.claim_for(call.id, call.tool, request, prior)
+        in_flight = ToolAnswer(
+            Outcome.SEND_FAILED, messages.send_failed_maybe_sent(), number_last4=last4
+        )
+        ticket: SendTicket | None = None
+        try:
+            if self._limiter is not None:
+                decision = await self._limiter.reserve(
+                    call.id, target, replaces_pending=replaces_earlier, claim=claim
+                )
+            else:
+                decision = await self._replays.claim(claim)
+        except CounterStoreUnavailable:
+            # Fail closed: without the counters no limit can be enforced.
+            log.error("limits_unavailable", extra={"call_id": call.id})
+            return ToolAnswer(
+                Outcome.SEND_FAILED, messages.provider_unavailable(), number_last4=last4
+            )
+        if isinstance(decision, Found):
+            return await self._replays.answer(decision, claim, in_flight)
+        if isinstance(decision, Refusal):
+            log.warning("send_limited", extra={"limit": str(decision.kind), "call_id": call.id})
+            return ToolAnswer(
+                Outcome.RATE_LIMITED,
+                _refusal_message(decision),
+                number_last4=last4,
+                limit=str(decision.kind),
+            )
+        ticket = decision
+        answer: ToolAnswer | None = None
+        try:
+            answer = await self._upstream.send(
+                call.id,
+                target,
+                last4,
+                state,
+                ticket,
+                account=request["account"],
+                message=self._policy.message_for(request.get("language") or ""),
+            )
+            answer = await self._after_send(call, answer, request["account"])
+        finally:
+            self._replays.settle(claim, answer)
+        return answer
+
+    async def _after_send(
+        self, call: ToolCall, answer: ToolAnswer, account: str | None
+    ) -> ToolAnswer:
+        """A code went out: it is now the call's newest (older ones stop verifying), and
+        ``global_data`` stops naming another subject as verified until this one is."""
+        if answer.outcome is not Outcome.CODE_SENT:
+            return answer
+        request_id = answer.set_meta_data.get(META_REQUEST_ID)
+        try:
+            await self._ledger.sent(call.id, str(request_id), self._ledger_seconds)
+        except LedgerUnavailable:
+            # The text is out: failing now would lose it. Only an older code of this
+            # call could still verify, and the send limits bound how many exist.
+            log.warning("ledger_unavailable", extra={"step": "sent", "call_id": call.id})
+        if _verified_other_subject(call.raw.get("global_data"), answer.number_last4, account):
+            answer = replace(answer, unset_global_data=GLOBAL_VERIFIED_KEYS)
+        return answer
+
+
+def _verified_other_subject(global_data: Any, last4: str, account: str | None) -> bool:
+    """Whether the call's ``global_data`` names a verified subject other than this send's
+    (another number's last four, or another account, or an account against none)."""
+    if not isinstance(global_data, dict) or global_data.get(GLOBAL_VERIFIED) is not True:
+        return False
+    return (
+        global_data.get(GLOBAL_VERIFIED_LAST4) != last4
+        or global_data.get(GLOBAL_VERIFIED_ACCOUNT) != account
+    )
+
+
+def _refusal_message(refusal: Refusal) -> str:
+    if refusal.kind is LimitKind.CALL_COOLDOWN:
+        return messages.wait_before_resend(round(refusal.retry_after))
+    if refusal.kind is LimitKind.CALL_SENDS:
+        return messages.too_many_sends_this_call()
+    if refusal.kind is LimitKind.AGENT_RATE:
+        alerts.error("agent_send_rate_cap_reached")  # possible SMS pumping burst
+        return messages.agent_busy()
+    if refusal.kind in (LimitKind.PREFIX_HOUR, LimitKind.COUNTRY_HOUR):
+        alerts.warning("pumping_velocity_reached", extra={"limit": str(refusal.kind)})
+    # The pumping limits (skills/mfa/pumping.py) read like the per-number one: the caller
+    # hears the same neutral sentence as for any other limit on their number.
+    return messages.too_many_sends_to_number()
