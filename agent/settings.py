@@ -11,13 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import phonenumbers
 import yaml
 from pydantic import (
     BaseModel,
@@ -29,9 +26,33 @@ from pydantic import (
 )
 
 from agent.config_file import FileConfig, Strict
+from agent.env_vars import (
+    ACCOUNT_FIELDS,
+    ENV_NAME_OF_FIELD,
+    ENV_VARS,
+    env_name,
+    parse_flag,
+    read_environment,
+)
 from agent.ingress import parse_trusted_proxies
+from agent.settings_rules import (
+    ProviderName,
+    absolute_http_url,
+    refuse_sandbox_beside_an_account,
+    require_e164,
+    require_signing_key_off_loopback,
+)
 from skills.mfa.providers.signalwire import is_loopback_host, normalize_space_url
 from skills.mfa.signing import secret_problem
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ENV_VARS",
+    "ProviderName",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,63 +65,8 @@ class SettingsError(ValueError):
     """Start-up configuration is wrong; the message names the offending key."""
 
 
-class ProviderName(StrEnum):
-    SIGNALWIRE = "signalwire"
-    SANDBOX = "sandbox"
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    """One environment variable and the ``Settings`` field it fills (dotted when nested)."""
-
-    name: str
-    field: str
-    secret: bool = False
-    # Whitespace around the value is dropped, except where ``strip=False``: secrets the
-    # operator chose are taken as given, and HOST, PORT, SWML_PROXY_URL_BASE and
-    # MFA_AGENT_CONFIG never were stripped (stripping them would start configurations
-    # that stop today).
-    strip: bool = True
-
-
-ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar("MFA_AGENT_CONFIG", "config_path", strip=False),
-    EnvVar("HOST", "host", strip=False),
-    EnvVar("PORT", "port", strip=False),
-    EnvVar("SWML_BASIC_AUTH_USER", "basic_auth_user"),
-    EnvVar("SWML_BASIC_AUTH_PASSWORD", "basic_auth_password", secret=True, strip=False),
-    EnvVar("SWML_PROXY_URL_BASE", "proxy_url_base", strip=False),
-    EnvVar("MFA_TRUSTED_PROXIES", "trusted_proxies"),
-    EnvVar("SIGNALWIRE_SWAIG_SECRET", "swaig_secret", secret=True, strip=False),
-    EnvVar("SIGNALWIRE_SIGNING_KEY", "signing_key", secret=True, strip=False),
-    EnvVar("MFA_PROVIDER", "provider"),
-    EnvVar("MFA_SANDBOX_WITH_ACCOUNT", "sandbox_with_account"),
-    EnvVar("SIGNALWIRE_PROJECT_ID", "signalwire.project_id"),
-    EnvVar("SIGNALWIRE_API_TOKEN", "signalwire.api_token", secret=True),
-    EnvVar("SIGNALWIRE_SPACE", "signalwire.base_url"),
-    EnvVar("MFA_FROM_NUMBER", "signalwire.from_number"),
-    EnvVar("REDIS_URL", "redis_url"),
-    EnvVar("MFA_OUTCOME_WEBHOOK_URL", "outcome_webhook_url"),
-    EnvVar("MFA_OUTCOME_WEBHOOK_SECRET", "outcome_webhook_secret", secret=True, strip=False),
-    EnvVar("MFA_DIRECTORY_URL", "directory_url"),
-    EnvVar("MFA_DIRECTORY_SECRET", "directory_secret", secret=True, strip=False),
-    # The dashboard's own pair (/live, /events, /outcomes, /metrics): never the platform's.
-    EnvVar("MFA_DASHBOARD_USER", "dashboard_user"),
-    EnvVar("MFA_DASHBOARD_PASSWORD", "dashboard_password", secret=True, strip=False),
-)
-
-_ENV_NAME_OF_FIELD = {var.field: var.name for var in ENV_VARS}
-
-# The SignalWire account: all of these, or none (the sandbox). An empty value counts as
-# set, so ``SIGNALWIRE_API_TOKEN=`` stops start-up instead of quietly meaning "sandbox".
-ACCOUNT_FIELDS = ("project_id", "api_token", "base_url", "from_number")
 # With an account the password guards webhooks that text real phones.
 MIN_PASSWORD_WITH_ACCOUNT = 16
-
-
-def env_name(field: str) -> str:
-    """The environment variable that fills ``field`` (dotted for nested fields)."""
-    return _ENV_NAME_OF_FIELD[field]
 
 
 class SignalWireCredentials(Strict):
@@ -201,7 +167,7 @@ class Settings(Strict):
     @field_validator("outcome_webhook_url", "directory_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
-        return _absolute_http_url(value, "https://hooks.example.com/mfa")
+        return absolute_http_url(value, "https://hooks.example.com/mfa")
 
     @field_validator("outcome_webhook_secret", "directory_secret")
     @classmethod
@@ -214,7 +180,7 @@ class Settings(Strict):
     @field_validator("proxy_url_base")
     @classmethod
     def _proxy_url(cls, value: str | None) -> str | None:
-        url = _absolute_http_url(value, "https://agent.example.com")
+        url = absolute_http_url(value, "https://agent.example.com")
         return url.rstrip("/") if url else None
 
     @field_validator("trusted_proxies")
@@ -262,7 +228,7 @@ class Settings(Strict):
             data["provider"] = ProviderName(str(requested).lower())
         else:
             raise ValueError(f"{env_name('provider')} must be 'signalwire' or 'sandbox'")
-        _refuse_sandbox_beside_an_account(data, mentioned)
+        refuse_sandbox_beside_an_account(data, mentioned)
 
         if data.get("outcome_webhook_url") and not data.get("outcome_webhook_secret"):
             raise ValueError(
@@ -294,7 +260,7 @@ class Settings(Strict):
                 "webhooks that text real phones): use a long random string, or unset it to "
                 "have one generated"
             )
-        _require_signing_key_off_loopback(data, account)
+        require_signing_key_off_loopback(data, account)
         if not data.get("proxy_url_base") and not data.get("trusted_proxies"):
             raise ValueError(
                 f"{env_name('proxy_url_base')} is required with a SignalWire account: the "
@@ -307,7 +273,7 @@ class Settings(Strict):
     @field_validator("sandbox_with_account", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
-        return _parse_flag(value)
+        return parse_flag(value)
 
     @property
     def signing_key_optional(self) -> bool:
@@ -333,88 +299,19 @@ class Settings(Strict):
         return path if path.is_absolute() else Path.cwd() / path
 
 
-def _refuse_sandbox_beside_an_account(data: dict[str, Any], mentioned: list[str]) -> None:
-    """``MFA_PROVIDER=sandbox`` left set next to an account (the swaig-test recipe exports
-    it) would run the sandbox on a production number: codes to the log, never to the
-    caller. Only on purpose, with ``MFA_SANDBOX_WITH_ACCOUNT=1``."""
-    if data["provider"] is not ProviderName.SANDBOX or not mentioned:
-        return
-    if _parse_flag(data.get("sandbox_with_account", False)) is True:
-        return
-    names = ", ".join(env_name(f"signalwire.{field}") for field in mentioned)
-    raise ValueError(
-        f"{env_name('provider')}=sandbox with SignalWire account variables set ({names}): "
-        "codes would go to the log, never to the caller's phone. Unset "
-        f"{env_name('provider')} to use the account, unset those variables for the sandbox, "
-        f"or set {env_name('sandbox_with_account')}=1 to run the sandbox beside them on purpose"
-    )
-
-
-def _require_signing_key_off_loopback(data: dict[str, Any], account: dict[str, Any]) -> None:
-    """SignalWire signs its webhooks in production. Without the key, anyone holding the
-    basic-auth pair (it is in every URL the SWML names) can post a whole fabricated
-    session under a live call's ``call_id``. A loopback space (a local fake) may skip it."""
-    if data.get("signing_key"):
-        return
-    try:
-        host = urlsplit(normalize_space_url(str(account.get("base_url", "")))).hostname
-    except ValueError:
-        return  # the space's own check names the problem
-    if is_loopback_host(host):
-        return
-    raise ValueError(
-        f"{env_name('signing_key')} is required with a SignalWire account: SignalWire signs "
-        "every webhook, and without the key anyone holding the basic-auth pair could post a "
-        "whole fabricated call. Copy the Signing Key from your space's API page "
-        "(Dashboard > API > Signing Key)"
-    )
-
-
-def _parse_flag(value: Any) -> Any:
-    """``1/true/yes/on`` and ``0/false/no/off`` (any case); anything else is left for
-    pydantic to refuse."""
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-    return value
-
-
-def _absolute_http_url(value: str | None, example: str) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an absolute http(s) URL such as {example}")
-    return value
-
-
-def require_e164(value: str) -> str:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError("must be an E.164 number such as +15551234567") from None
-    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if formatted != value.strip() or not phonenumbers.is_possible_number(number):
-        raise ValueError("must be an E.164 number such as +15551234567")
-    return formatted
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the YAML file and the environment into one validated ``Settings``.
 
     Raises ``SettingsError`` naming the key at fault.
     """
-    raw = _read_environment(os.environ if environ is None else environ)
+    raw = read_environment(os.environ if environ is None else environ)
     config_path = Path(raw.pop("config_path", DEFAULT_CONFIG_PATH))
     raw["file"] = _load_file_config(config_path)
     raw["config_path"] = config_path
     if "basic_auth_password" not in raw:
         raw["basic_auth_password"] = secrets.token_urlsafe(18)
         raw["basic_auth_generated"] = True
-    settings = _validated(Settings, raw, _ENV_NAME_OF_FIELD)
+    settings = _validated(Settings, raw, ENV_NAME_OF_FIELD)
     if settings.dashboard_password is None and settings.provider is ProviderName.SANDBOX:
         # The sandbox opens its dashboard with a generated password, printed once (cli).
         generated = SecretStr(secrets.token_urlsafe(18))
@@ -422,27 +319,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             update={"dashboard_password": generated, "dashboard_password_generated": True}
         )
     return settings
-
-
-def _read_environment(env: Mapping[str, str]) -> dict[str, Any]:
-    """The variables of ``ENV_VARS`` that are set and not empty, nested by field path.
-
-    The account's variables are kept even when empty: an empty one is a mistake to report,
-    not the absence of an account."""
-    raw: dict[str, Any] = {}
-    account = {f"signalwire.{field}" for field in ACCOUNT_FIELDS}
-    for var in ENV_VARS:
-        value = env.get(var.name)
-        if value is not None and var.strip:
-            value = value.strip()
-        if not value and not (value is not None and var.field in account):
-            continue
-        *parents, leaf = var.field.split(".")
-        target = raw
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
-    return raw
 
 
 def _load_file_config(path: Path) -> FileConfig:
