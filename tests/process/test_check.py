@@ -314,7 +314,7 @@ def test_an_untrusted_certificate_is_named_not_taken_for_nothing_answering():
 
     import httpx
 
-    from agent.preflight import _is_certificate_problem
+    from agent.preflight.public_url import is_certificate_problem as _is_certificate_problem
 
     try:
         try:
@@ -335,7 +335,7 @@ async def test_a_public_name_that_does_not_resolve_fails_rather_than_waits(world
 
     import httpx
 
-    from agent.preflight import check_public_url
+    from agent.preflight.public_url import check_public_url
 
     def unresolvable(request: httpx.Request) -> httpx.Response:
         try:
