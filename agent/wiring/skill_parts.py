@@ -22,7 +22,8 @@ from skills.mfa.phone import country_code_of, mask_number, region_of
 from skills.mfa.providers.base import CodeProvider
 from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.providers.signalwire import SignalWireProvider
-from skills.mfa.pumping import ListsFile, ListsFileError, PumpingGuard, PumpingLimits
+from skills.mfa.pumping import PumpingGuard, PumpingLimits
+from skills.mfa.pumping_lists import ListsFile, ListsFileError
 from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.sms_template import render_message
 from skills.mfa.tools import CodePolicy

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from skills.mfa import pumping
+from skills.mfa import pumping, pumping_lists
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.limits import (
     CounterStoreUnavailable,
@@ -28,15 +28,12 @@ from skills.mfa.limits import (
 from skills.mfa.log_throttle import RateLimitedLog
 from skills.mfa.pumping import (
     InProcessDestinations,
-    ListsFile,
-    ListsFileError,
-    PrefixLists,
     PumpingGuard,
     PumpingLimits,
     RedisDestinations,
     prefix_of,
-    read_lists_file,
 )
+from skills.mfa.pumping_lists import ListsFile, ListsFileError, PrefixLists, read_lists_file
 from skills.mfa.redis_state import RedisCounterStore, connect
 from testkit.servers import free_port
 from tests.support.fakes import T0, FakeClock
@@ -350,7 +347,7 @@ def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):
     def must_not_read(path):
         raise AssertionError("read again")
 
-    monkeypatch.setattr(pumping, "read_lists_file", must_not_read)
+    monkeypatch.setattr(pumping_lists, "read_lists_file", must_not_read)
     watched.mono.now = 10.0
     assert watched.file.current().block == {"+44"}
 
@@ -408,20 +405,20 @@ def test_a_file_that_changes_while_it_is_read_is_not_taken_until_it_holds_still(
 ):
     watched = Watched(tmp_path)
     watched.edit("allow +44\n", MTIME + 10)
-    real_read = pumping.read_lists_file
+    real_read = pumping_lists.read_lists_file
 
     def read_then_edit(path):
         lists = real_read(path)
         write(path, "allow +44\nallow +1\n", MTIME + 20)
         return lists
 
-    monkeypatch.setattr(pumping, "read_lists_file", read_then_edit)
+    monkeypatch.setattr(pumping_lists, "read_lists_file", read_then_edit)
     watched.mono.now = 1.0
     with caplog.at_level(logging.WARNING, logger="mfa.pumping"):
         assert watched.file.current().block == {"+44"}
     kept = [r.why for r in caplog.records if r.getMessage() == "pumping_lists_kept"]
     assert kept == ["the file changed while it was read"]
-    monkeypatch.setattr(pumping, "read_lists_file", real_read)
+    monkeypatch.setattr(pumping_lists, "read_lists_file", real_read)
     watched.mono.now = 2.0
     assert watched.file.current().allow == {"+44", "+1"}
 
