@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from skills.mfa import pumping, pumping_lists
+from skills.mfa import pumping_lists
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.limits import (
     CounterStoreUnavailable,
