@@ -74,7 +74,8 @@ class RedisStateBackend(StateBackend):
     def __init__(self, redis_url: str) -> None:
         from skills.mfa.directory.misses import RedisMissCounter
         from skills.mfa.pumping import RedisDestinations
-        from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore, connect
+        from skills.mfa.redis_client import connect
+        from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore
 
         self._redis = connect(redis_url)
         self.counters = RedisCounterStore(self._redis)
@@ -110,7 +111,7 @@ class RedisStateBackend(StateBackend):
 
     async def ready(self) -> bool:
         """Redis answers."""
-        from skills.mfa.redis_state import ping
+        from skills.mfa.redis_client import ping
 
         return await ping(self._redis)
 

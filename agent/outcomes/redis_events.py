@@ -24,7 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from agent.outcomes.threadsafe_queue import call_on_loop, offer
-from skills.mfa.redis_state import REDIS_ERRORS
+from skills.mfa.redis_client import REDIS_ERRORS
 
 log = logging.getLogger("mfa.redis_events")
 

@@ -12,7 +12,7 @@ from agent.settings import Settings
 async def check_redis(settings: Settings) -> list[CheckLine]:
     if not settings.redis_url:
         return []
-    from skills.mfa.redis_state import REDIS_ERRORS, connect
+    from skills.mfa.redis_client import REDIS_ERRORS, connect
 
     parts = urlsplit(settings.redis_url)
     where = parts.hostname or parts.path or "redis"

@@ -132,7 +132,7 @@ class RedisDestinations:
         return f"{self._prefix}:pump:call:{call_id}"
 
     async def remember(self, call_id: str, prefix: str, ttl: float) -> None:
-        from skills.mfa.redis_state import REDIS_ERRORS
+        from skills.mfa.redis_client import REDIS_ERRORS
 
         try:
             await self._redis.set(self._key(call_id), prefix, px=max(1, int(ttl * 1000)))
@@ -140,7 +140,7 @@ class RedisDestinations:
             raise CounterStoreUnavailable("redis") from None
 
     async def recall(self, call_id: str) -> str | None:
-        from skills.mfa.redis_state import REDIS_ERRORS
+        from skills.mfa.redis_client import REDIS_ERRORS
 
         try:
             value = await self._redis.get(self._key(call_id))

@@ -21,31 +21,17 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
 from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 from skills.mfa.providers.breaker import BreakerSnapshot
 from skills.mfa.providers.pending_codes import PendingCodes, hash_code
+from skills.mfa.redis_client import REDIS_ERRORS
 from skills.mfa.redis_ledger import RedisCodeLedger
 from skills.mfa.replay import PENDING_PREFIX, RECORD_PREFIX, Found, ReplayClaim, found_in
 
 log = logging.getLogger("mfa.redis")
-
-REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
-
-
-def connect(url: str, *, timeout: float = 1.0) -> Redis:
-    """One client (a connection pool) per process, with short timeouts: a caller waits."""
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry_on_timeout=False,
-        health_check_interval=15,
-        decode_responses=False,
-    )
 
 
 # -- sandbox pending codes --------------------------------------------------------------
@@ -309,14 +295,6 @@ class RedisAnswerStore:
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
-
-
-async def ping(redis: Redis) -> bool:
-    """Whether Redis answers now: the readiness check of the shared state."""
-    try:
-        return bool(await redis.ping())
-    except REDIS_ERRORS:
-        return False
 
 
 # -- circuit breaker state ----------------------------------------------------------------

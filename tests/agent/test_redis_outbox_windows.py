@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from agent.outcomes.entries import OutboxEntry, entry_of
 from agent.outcomes.redis_outbox import RedisOutbox
 from skills.mfa.events import MfaEvent, Outcome
-from skills.mfa.redis_state import connect
+from skills.mfa.redis_client import connect
 
 pytestmark = pytest.mark.anyio
 

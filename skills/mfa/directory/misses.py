@@ -104,7 +104,7 @@ class RedisMissCounter:
         return f"{self._prefix}:dir:miss:{call_id}"
 
     async def take(self, call_id: str, limit: int) -> bool:
-        from skills.mfa.redis_state import REDIS_ERRORS
+        from skills.mfa.redis_client import REDIS_ERRORS
 
         try:
             taken = await self._take(keys=[self._key(call_id)], args=[limit, int(WINDOW_SECONDS)])
@@ -113,7 +113,7 @@ class RedisMissCounter:
         return bool(int(taken))
 
     async def give_back(self, call_id: str) -> None:
-        from skills.mfa.redis_state import REDIS_ERRORS
+        from skills.mfa.redis_client import REDIS_ERRORS
 
         try:
             await self._give_back(keys=[self._key(call_id)], args=[])

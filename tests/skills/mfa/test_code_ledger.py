@@ -15,8 +15,9 @@ from skills.mfa.code_ledger import (
     Superseded,
     code_key,
 )
+from skills.mfa.redis_client import connect
 from skills.mfa.redis_ledger import RedisCodeLedger
-from skills.mfa.redis_state import RedisAnswerStore, connect
+from skills.mfa.redis_state import RedisAnswerStore
 from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim
 from tests.support.fakes import FakeClock
 

@@ -16,7 +16,7 @@ import pytest
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.directory.misses import InProcessMissCounter, RedisMissCounter
 from skills.mfa.events import Outcome
-from skills.mfa.redis_state import connect
+from skills.mfa.redis_client import connect
 from skills.mfa.replay import decode, encode
 
 pytestmark = pytest.mark.anyio

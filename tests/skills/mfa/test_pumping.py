@@ -34,7 +34,8 @@ from skills.mfa.pumping import (
     prefix_of,
 )
 from skills.mfa.pumping_lists import ListsFile, ListsFileError, PrefixLists, read_lists_file
-from skills.mfa.redis_state import RedisCounterStore, connect
+from skills.mfa.redis_client import connect
+from skills.mfa.redis_state import RedisCounterStore
 from testkit.servers import free_port
 from tests.support.fakes import T0, FakeClock
 

@@ -14,13 +14,12 @@ from skills.mfa.providers.base import (
 )
 from skills.mfa.providers.breaker import CircuitBreakerProvider
 from skills.mfa.providers.sandbox import SandboxProvider
+from skills.mfa.redis_client import connect, ping
 from skills.mfa.redis_state import (
     RedisAnswerStore,
     RedisBreakerState,
     RedisCounterStore,
     RedisPendingCodes,
-    connect,
-    ping,
 )
 from skills.mfa.replay import Found, ReplayClaim
 from tests.support.calls import wrong_code

@@ -13,7 +13,8 @@ from skills.mfa.limits import (
     SendLimiter,
     SendLimits,
 )
-from skills.mfa.redis_state import RedisCounterStore, connect
+from skills.mfa.redis_client import connect
+from skills.mfa.redis_state import RedisCounterStore
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio

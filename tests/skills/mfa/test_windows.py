@@ -19,7 +19,8 @@ from agent.state import StateBackend
 from skills.mfa.code_ledger import Check
 from skills.mfa.directory.misses import RedisMissCounter
 from skills.mfa.limits import SendLimiter, SendLimits, SendTicket
-from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore, connect
+from skills.mfa.redis_client import connect
+from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore
 from skills.mfa.replay import ReplayClaim
 from tests.skills.mfa.test_tools import make_rig, send
 from tests.support.fakes import T0, FakeClock
