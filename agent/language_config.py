@@ -2,7 +2,7 @@
 
 Each language names its speech-recognition code, its name for the prompt, its voice and
 optional fillers. Start-up refuses a language the agent cannot serve whole: one whose
-codes it cannot read back (no number words shipped for it, ``skills/mfa/number_words.py``)
+codes it cannot read back (no number words shipped for it, ``skills/mfa/speech/number_words.py``)
 or one without a text-message template (``code.message``) that fits one SMS segment.
 
 ``code.message`` is one template per language code (``{en: ..., es: ...}``); a plain
@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails
 
 from agent.call_config import refuse
-from skills.mfa.number_words import READ_LANGUAGES, primary_subtag
 from skills.mfa.sms_template import template_problem
+from skills.mfa.speech.number_words import READ_LANGUAGES, primary_subtag
 
 ENGLISH = "en"
 # BCP 47 as speech recognisers take it: "en", "en-US", "es-419".
@@ -45,7 +45,7 @@ class LanguageConfig(BaseModel):
         if primary_subtag(value) not in READ_LANGUAGES:
             raise refuse(
                 f"the agent cannot read a code back in {value!r}: it has number words for "
-                f"{', '.join(READ_LANGUAGES)} only (skills/mfa/number_words.py)"
+                f"{', '.join(READ_LANGUAGES)} only (skills/mfa/speech/number_words.py)"
             )
         return value
 

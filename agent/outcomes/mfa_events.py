@@ -18,7 +18,7 @@ from typing import Any
 from skills.mfa.events import MfaEvent
 from skills.mfa.phone import mask_number
 from skills.mfa.providers.sandbox import SandboxText
-from skills.mfa.spoken_redaction import redact_spoken_numbers
+from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 
 log = logging.getLogger("mfa.live")
 

@@ -9,7 +9,7 @@ from agent.language_config import LanguageConfig
 from agent.mfa_agent import MfaAgent
 from agent.prompts import load_prompt_sections
 from agent.settings import Settings
-from skills.mfa.number_words import primary_subtag
+from skills.mfa.speech.number_words import primary_subtag
 from skills.mfa.tools import GLOBAL_VERIFIED
 
 CONSCIENCE = (

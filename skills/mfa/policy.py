@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skills.mfa.number_words import primary_subtag
+from skills.mfa.speech.number_words import primary_subtag
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from skills.mfa.providers.base import (
     ProviderUnavailable,
     SendRequest,
 )
-from skills.mfa.spoken_redaction import redact_spoken_numbers
+from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 
 log = logging.getLogger("mfa.tools")
 

@@ -22,7 +22,7 @@ from skills.mfa.events import FINAL_OUTCOMES, Outcome
 from skills.mfa.limits import CounterStoreUnavailable
 from skills.mfa.policy import CodePolicy
 from skills.mfa.replay import Found, Replays, decode, encode
-from skills.mfa.spoken_code import normalize_spoken_code
+from skills.mfa.speech.spoken_code import normalize_spoken_code
 from skills.mfa.tool_call import ToolCall, answering_errors, refused_meta_data
 from skills.mfa.upstream import META_KEYS, Upstream
 

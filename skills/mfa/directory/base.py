@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from skills.mfa.providers.base import MfaError
-from skills.mfa.spoken_code import read_digits
+from skills.mfa.speech.spoken_code import read_digits
 
 MAX_ACCOUNT_DIGITS = 32
 _SEPARATORS = str.maketrans("", "", " -./")

@@ -14,8 +14,8 @@ import re
 import pytest
 from hypothesis import given, settings
 
-from skills.mfa.spoken_code import normalize_spoken_code
-from skills.mfa.spoken_redaction import redact_spoken_numbers
+from skills.mfa.speech.spoken_code import normalize_spoken_code
+from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 from tests.skills.mfa.test_spoken_code import ACCEPTED, spoken_codes
 from tests.skills.mfa.test_spoken_code_es import ACCEPTED_ES, BOTH, spanish_codes
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skills.mfa.spoken_code import MAX_SPOKEN_INPUT, normalize_spoken_code, read_digits
+from skills.mfa.speech.spoken_code import MAX_SPOKEN_INPUT, normalize_spoken_code, read_digits
 
 ACCEPTED = [
     # plain digits, any spacing or punctuation

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skills.mfa.spoken_code import normalize_spoken_code, read_digits
+from skills.mfa.speech.spoken_code import normalize_spoken_code, read_digits
 from tests.skills.mfa.test_spoken_code import ACCEPTED, READ_DIGITS, REFUSED, spoken_codes
 
 BOTH = ("en", "es")

@@ -62,9 +62,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from skills.mfa import number_words
-from skills.mfa.spoken_lexicon import ENGLISH_ONLY, REPEATS, UNITS, Lexicon, lexicon_for
-from skills.mfa.spoken_tokens import spanish_articles, tokenize
+from skills.mfa.speech import number_words
+from skills.mfa.speech.spoken_lexicon import ENGLISH_ONLY, REPEATS, UNITS, Lexicon, lexicon_for
+from skills.mfa.speech.spoken_tokens import spanish_articles, tokenize
 
 __all__ = ["ENGLISH_ONLY", "MAX_SPOKEN_INPUT", "normalize_spoken_code", "read_digits"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from skills.mfa import number_words
+from skills.mfa.speech import number_words
 
 UNITS = {
     w: i

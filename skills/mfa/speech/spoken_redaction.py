@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from skills.mfa import number_words
-from skills.mfa.spoken_lexicon import PAUSES, REPEATS, TEENS, TENS, UNITS, ZERO_WORDS
+from skills.mfa.speech import number_words
+from skills.mfa.speech.spoken_lexicon import PAUSES, REPEATS, TEENS, TENS, UNITS, ZERO_WORDS
 
 _SPAN_TOKEN = re.compile(r"[^\W\d_]+|\d+|\S")
 _CAMEL_PARTS = re.compile(r"[A-Z]?[^\W\d_A-Z]+|[A-Z]+(?![^\W\d_A-Z])")

@@ -11,8 +11,8 @@ import re
 import string
 import unicodedata
 
-from skills.mfa import number_words
-from skills.mfa.spoken_lexicon import PAUSE
+from skills.mfa.speech import number_words
+from skills.mfa.speech.spoken_lexicon import PAUSE
 
 _APOSTROPHES = frozenset("'\u2019\u02bc")  # "it's" -> "its"
 _ASCII_PUNCTUATION = frozenset(string.punctuation) - frozenset("$+<=>^`|~")  # those are symbols
