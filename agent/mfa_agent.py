@@ -20,8 +20,8 @@ from agent.readiness import Readiness
 from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.settings import Settings
 from agent.state import StateBackend
+from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from skills.mfa.events import EventPublisher
-from skills.mfa.providers.breaker import CircuitBreakerProvider
 
 log = logging.getLogger("mfa.agent")
 

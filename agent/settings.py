@@ -42,8 +42,8 @@ from agent.settings_rules import (
     require_e164,
     require_signing_key_off_loopback,
 )
-from skills.mfa.providers.signalwire import is_loopback_host, normalize_space_url
-from skills.mfa.signing import secret_problem
+from skills.mfa.delivery.providers.signalwire import is_loopback_host, normalize_space_url
+from skills.mfa.delivery.signing import secret_problem
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

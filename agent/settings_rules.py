@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from agent.env_vars import env_name, parse_flag
-from skills.mfa.providers.signalwire import is_loopback_host, normalize_space_url
+from skills.mfa.delivery.providers.signalwire import is_loopback_host, normalize_space_url
 
 
 class ProviderName(StrEnum):

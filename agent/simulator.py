@@ -29,8 +29,8 @@ import httpx
 
 from agent.platform import PlatformCall, ToolReply
 from agent.settings import Settings
+from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.phone import mask_number
-from skills.mfa.providers.sandbox import SandboxText
 
 FINAL_PHRASES = ("no tries left", "expired, was already used", "No code has been sent")
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skills.mfa.delivery.providers.breaker import BreakerState, InProcessBreakerState
+from skills.mfa.delivery.providers.pending_codes import PendingCodes, SqlitePendingCodes
 from skills.mfa.directory.misses import InProcessMissCounter, MissCounter
 from skills.mfa.limits import CounterStore, InProcessCounterStore
-from skills.mfa.providers.breaker import BreakerState, InProcessBreakerState
-from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes
 from skills.mfa.pumping import Destinations, InProcessDestinations
 
 if TYPE_CHECKING:

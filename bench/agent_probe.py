@@ -8,7 +8,7 @@ For finding where the time goes without touching the product's code:
   written to OUT (text) when the process is stopped.
 
 (The what-if patches this probe once applied, small upstream pools and sniffio, are in the
-product now: ``skills/mfa/http_pool.py``.)
+product now: ``skills/mfa/delivery/http_pool.py``.)
 """
 
 from __future__ import annotations

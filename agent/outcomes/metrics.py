@@ -27,8 +27,8 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from skills.mfa.delivery.providers.base import CodeProvider, SendRequest, SentCode, VerifyOutcome
 from skills.mfa.events import MfaEvent, Outcome
-from skills.mfa.providers.base import CodeProvider, SendRequest, SentCode, VerifyOutcome
 
 #: Outcomes that are a limit's refusal; their value is the ``kind`` label.
 LIMIT_REFUSALS = frozenset(

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.events import MfaEvent
 from skills.mfa.phone import mask_number
-from skills.mfa.providers.sandbox import SandboxText
 from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 
 log = logging.getLogger("mfa.live")

@@ -16,7 +16,7 @@ which the business needs; logs and the live page show it masked.)
 agent. A number's destination learns the outcome here: match on ``call_id``.
 
 with the headers of Standard Webhooks (https://www.standardwebhooks.com/; the scheme and the
-secret's forms are in ``skills/mfa/signing.py``)::
+secret's forms are in ``skills/mfa/delivery/signing.py``)::
 
     Content-Type: application/json
     webhook-id: <uuid>                  (the same on every retry of one outcome: deduplicate)
@@ -52,7 +52,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from skills.mfa.signing import REPLAY_WINDOW_SECONDS, sign, signed_headers, verify_signature
+from skills.mfa.delivery.signing import (
+    REPLAY_WINDOW_SECONDS,
+    sign,
+    signed_headers,
+    verify_signature,
+)
 
 __all__ = [
     "REPLAY_WINDOW_SECONDS",

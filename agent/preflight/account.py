@@ -9,7 +9,7 @@ import httpx
 
 from agent.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
 from agent.settings import ProviderName, Settings, SettingsError
-from skills.mfa.providers.signalwire import SPACE_FORMS
+from skills.mfa.delivery.providers.signalwire import SPACE_FORMS
 
 MFA_SCOPE_HINT = (
     "the API token needs the Management scope for SignalWire's MFA API (its reference lists "

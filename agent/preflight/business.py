@@ -12,7 +12,7 @@ import httpx
 
 from agent.preflight.lines import FAIL, OK, CheckLine, bad_status, unreachable
 from agent.settings import Settings
-from skills.mfa.signing import signed_headers
+from skills.mfa.delivery.signing import signed_headers
 
 UNKNOWN_ACCOUNT = "preflight-check-no-such-account"
 

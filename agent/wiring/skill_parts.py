@@ -12,6 +12,9 @@ import httpx
 
 from agent.settings import ProviderName, Settings, SettingsError
 from agent.state import StateBackend
+from skills.mfa.delivery.providers.base import CodeProvider
+from skills.mfa.delivery.providers.sandbox import SandboxProvider, SandboxText
+from skills.mfa.delivery.providers.signalwire import SignalWireProvider
 from skills.mfa.directory.base import Directory
 from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
 from skills.mfa.directory.guarded import GuardedDirectory, directory_breaker
@@ -19,9 +22,6 @@ from skills.mfa.directory.http_directory import HttpDirectory
 from skills.mfa.limits import SendLimiter, SendLimits
 from skills.mfa.next_step import NextStep, Pacing
 from skills.mfa.phone import country_code_of, mask_number, region_of
-from skills.mfa.providers.base import CodeProvider
-from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
-from skills.mfa.providers.signalwire import SignalWireProvider
 from skills.mfa.pumping import PumpingGuard, PumpingLimits
 from skills.mfa.pumping_lists import ListsFile, ListsFileError
 from skills.mfa.recipient import AccountPolicy, AccountRecipients

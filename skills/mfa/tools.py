@@ -44,15 +44,15 @@ from skills.mfa.code_ledger import (
     CodeLedger,
     InProcessCodeLedger,
 )
+from skills.mfa.delivery.providers.base import (
+    CodeProvider,
+)
 from skills.mfa.events import FINAL_OUTCOMES, EventPublisher, MfaEvent
 from skills.mfa.limits import (
     SendLimiter,
 )
 from skills.mfa.next_step import NextStep
 from skills.mfa.policy import CodePolicy
-from skills.mfa.providers.base import (
-    CodeProvider,
-)
 from skills.mfa.recipient import AccountRecipients
 from skills.mfa.recorder import OutcomeRecorder
 from skills.mfa.replay import InProcessAnswerStore, Replays

@@ -15,16 +15,16 @@ from datetime import UTC, datetime
 from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.binding import META_ACCOUNT, META_CLOSED, PENDING_KEYS, Binder, Closed, Pending
-from skills.mfa.events import Outcome
-from skills.mfa.limits import SendLimiter, SendTicket
-from skills.mfa.policy import CodePolicy
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     CodeProvider,
     ProviderRejected,
     ProviderUnavailable,
     SendRequest,
 )
+from skills.mfa.events import Outcome
+from skills.mfa.limits import SendLimiter, SendTicket
+from skills.mfa.policy import CodePolicy
 from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 
 log = logging.getLogger("mfa.tools")

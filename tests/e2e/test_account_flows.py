@@ -25,7 +25,7 @@ from agent.app import build_agent
 from agent.logging_setup import JsonFormatter
 from agent.settings import SettingsError
 from agent.simulator import first_event
-from skills.mfa.signing import verify_signature
+from skills.mfa.delivery.signing import verify_signature
 from testkit.servers import ServerThread
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import DASHBOARD

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from agent.app import build_agent
 from agent.preflight import main as check_main
 from agent.settings import load_settings
-from skills.mfa.signing import verify_signature
+from skills.mfa.delivery.signing import verify_signature
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
 from testkit.servers import ServerThread, free_port

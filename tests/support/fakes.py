@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from skills.mfa.providers.base import ProviderUnavailable, SendRequest, SentCode, VerifyOutcome
+from skills.mfa.delivery.providers.base import (
+    ProviderUnavailable,
+    SendRequest,
+    SentCode,
+    VerifyOutcome,
+)
 
 T0 = 1_800_000_000.0
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from skills.mfa.providers.base import MfaError
+from skills.mfa.delivery.providers.base import MfaError
 from skills.mfa.speech.spoken_code import read_digits
 
 MAX_ACCOUNT_DIGITS = 32

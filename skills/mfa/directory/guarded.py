@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from skills.mfa.delivery.providers.breaker import BreakerState, CircuitBreaker
 from skills.mfa.directory.base import Directory, DirectoryUnavailable
-from skills.mfa.providers.breaker import BreakerState, CircuitBreaker
 
 
 class GuardedDirectory:

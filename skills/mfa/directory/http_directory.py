@@ -5,7 +5,7 @@ One signed POST per lookup, over the process's one shared ``httpx.AsyncClient``:
     POST {MFA_DIRECTORY_URL}
     Content-Type: application/json
     webhook-id / webhook-timestamp / webhook-signature   (Standard Webhooks, as the outcome
-                                                          webhook: skills/mfa/signing.py)
+                                                          webhook: skills/mfa/delivery/signing.py)
     X-MFA-Timestamp / X-MFA-Signature                    (the earlier pair, for one release)
 
     {"account_number": "12345678"}
@@ -28,10 +28,10 @@ from collections.abc import Callable
 
 import httpx
 
+from skills.mfa.delivery.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
+from skills.mfa.delivery.signing import signed_headers
 from skills.mfa.directory.base import DirectoryRejected, DirectoryUnavailable
-from skills.mfa.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
 from skills.mfa.phone import to_e164
-from skills.mfa.signing import signed_headers
 
 _MAX_BODY_BYTES = 16 * 1024
 _CONNECT_RETRIES = 1

@@ -13,8 +13,8 @@ import asyncio
 import pytest
 
 from skills.mfa.code_ledger import InProcessCodeLedger, LedgerUnavailable
+from skills.mfa.delivery.providers.base import CodeNotFound, ProviderUnavailable
 from skills.mfa.limits import InProcessCounterStore, SendLimits
-from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable
 from tests.skills.mfa.test_tools import (
     CALLER,
     PENDING,

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from skills.mfa.http_pool import SHARD_SIZE, ShardedTransport, new_shared_client
+from skills.mfa.delivery.http_pool import SHARD_SIZE, ShardedTransport, new_shared_client
 
 pytestmark = pytest.mark.anyio
 

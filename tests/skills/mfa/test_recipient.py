@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from skills.mfa.delivery.providers.base import ProviderRejected, ProviderUnavailable
 from skills.mfa.directory.base import DirectoryUnavailable, spoken_account
 from skills.mfa.directory.misses import InProcessMissCounter
 from skills.mfa.events import EventPublisher
 from skills.mfa.limits import InProcessCounterStore, SendLimiter, SendLimits
-from skills.mfa.providers.base import ProviderRejected, ProviderUnavailable
 from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import FakeClock, ScriptedProvider

@@ -6,14 +6,14 @@ import asyncio
 
 import pytest
 
-from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     ProviderUnavailable,
     VerifyOutcome,
 )
-from skills.mfa.providers.breaker import CircuitBreakerProvider
-from skills.mfa.providers.sandbox import SandboxProvider
+from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
+from skills.mfa.delivery.providers.sandbox import SandboxProvider
+from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
 from skills.mfa.redis_client import connect, ping
 from skills.mfa.redis_state import (
     RedisAnswerStore,

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from skills.mfa.code_ledger import InProcessCodeLedger
+from skills.mfa.delivery.providers.base import CodeNotFound, ProviderRejected, ProviderUnavailable
 from skills.mfa.events import EventPublisher
 from skills.mfa.limits import (
     CounterStoreUnavailable,
@@ -29,7 +30,6 @@ from skills.mfa.limits import (
     SendLimiter,
     SendLimits,
 )
-from skills.mfa.providers.base import CodeNotFound, ProviderRejected, ProviderUnavailable
 from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim
 from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import T0, FakeClock, ScriptedProvider

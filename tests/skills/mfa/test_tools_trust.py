@@ -11,9 +11,9 @@ import asyncio
 
 import pytest
 
+from skills.mfa.delivery.providers.base import CodeNotFound, ProviderUnavailable
 from skills.mfa.events import FINAL_OUTCOMES, Outcome
 from skills.mfa.limits import InProcessCounterStore, SendLimits
-from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable
 from tests.skills.mfa.test_tools import (
     RIGHT_CODE,
     SENT,

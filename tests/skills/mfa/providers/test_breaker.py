@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     CodeProvider,
     ProviderRejected,
@@ -18,7 +18,7 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.breaker import CircuitBreakerProvider
+from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
 
 pytestmark = pytest.mark.anyio

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from skills.mfa.providers import sandbox
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.providers import sandbox
+from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     CodeProvider,
     ProviderRejected,
@@ -33,8 +33,8 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.pending_codes import EXPIRED_RETENTION_SECONDS
-from skills.mfa.providers.sandbox import SandboxProvider, SandboxText
+from skills.mfa.delivery.providers.pending_codes import EXPIRED_RETENTION_SECONDS
+from skills.mfa.delivery.providers.sandbox import SandboxProvider, SandboxText
 from tests.support.fakes import FakeClock
 
 T = TypeVar("T")
@@ -385,7 +385,7 @@ def test_another_process_verifies_the_code(db: Path) -> None:
     sent = run(provider.send(request()))
     script = (
         "import asyncio, sys\n"
-        "from skills.mfa.providers.sandbox import SandboxProvider\n"
+        "from skills.mfa.delivery.providers.sandbox import SandboxProvider\n"
         "p = SandboxProvider(sys.argv[1], deliver=lambda t: None)\n"
         "o = asyncio.run(p.verify(sys.argv[2], sys.argv[3]))\n"
         "print(o.verified, o.attempts_left)\n"

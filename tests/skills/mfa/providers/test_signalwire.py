@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skills.mfa.http_pool import new_shared_client
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.http_pool import new_shared_client
+from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     CodeProvider,
     MfaError,
@@ -33,7 +33,7 @@ from skills.mfa.providers.base import (
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.signalwire import SignalWireProvider, normalize_space_url
+from skills.mfa.delivery.providers.signalwire import SignalWireProvider, normalize_space_url
 
 pytestmark = pytest.mark.anyio
 

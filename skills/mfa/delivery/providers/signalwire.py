@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from skills.mfa.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
+from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     ProviderRejected,
     ProviderUnavailable,

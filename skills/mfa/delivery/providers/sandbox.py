@@ -24,14 +24,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.providers.base import (
     ProviderRejected,
     ProviderUnavailable,
     SendRequest,
     SentCode,
     VerifyOutcome,
 )
-from skills.mfa.providers.pending_codes import PendingCodes, SqlitePendingCodes, hash_code
+from skills.mfa.delivery.providers.pending_codes import PendingCodes, SqlitePendingCodes, hash_code
 
 __all__ = ["SandboxProvider", "SandboxText", "secret_digits"]
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from skills.mfa.providers.base import (
+from skills.mfa.delivery.providers.base import (
     CodeProvider,
     ProviderUnavailable,
     SendRequest,

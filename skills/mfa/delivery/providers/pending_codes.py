@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from skills.mfa.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
+from skills.mfa.delivery.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 
 #: Expired rows are kept this long before a send sweeps them away. Keeping them a while
 #: costs nothing (they already answer ``CodeNotFound``) and makes the sweep rare work.
