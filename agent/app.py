@@ -42,10 +42,10 @@ from agent.wiring.skill_parts import (
     pumping_guard,
     send_limiter,
 )
-from skills.mfa.binding import binding_key
 from skills.mfa.delivery.http_pool import new_shared_client
 from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from skills.mfa.delivery.providers.sandbox import SandboxText
+from skills.mfa.ledgers.binding import binding_key
 from skills.mfa.skill import MfaSkill
 
 __all__ = ["MfaAgent", "build_agent", "log_sandbox_text"]

@@ -62,7 +62,7 @@ class DtmfConfig(Strict):
 
 
 class LimitsConfig(Strict):
-    """Abuse limits; see skills/mfa/limits.py for what each one defends against."""
+    """Abuse limits; see skills/mfa/limits/send_limits.py for what each one defends against."""
 
     sends_per_call: int = Field(3, ge=1, le=20)
     resend_cooldown_seconds: float = Field(30.0, ge=0, le=3600)
@@ -82,7 +82,7 @@ class LimitsConfig(Strict):
 
 
 class PumpingConfig(Strict):
-    """SMS pumping protection (skills/mfa/pumping.py); the defaults never trouble a real
+    """SMS pumping protection (skills/mfa/limits/pumping.py); the defaults never trouble a real
     caller: ten texts an hour to one range of 10,000 numbers, 200 an hour to one country."""
 
     per_prefix_per_hour: int = Field(10, ge=1, le=100000)

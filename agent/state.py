@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from skills.mfa.delivery.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.delivery.providers.pending_codes import PendingCodes, SqlitePendingCodes
 from skills.mfa.directory.misses import InProcessMissCounter, MissCounter
-from skills.mfa.limits import CounterStore, InProcessCounterStore
-from skills.mfa.pumping import Destinations, InProcessDestinations
+from skills.mfa.limits.pumping import Destinations, InProcessDestinations
+from skills.mfa.limits.send_limits import CounterStore, InProcessCounterStore
 
 if TYPE_CHECKING:
     from agent.outcomes.outbox_store import OutboxStore
@@ -73,7 +73,7 @@ class RedisStateBackend(StateBackend):
 
     def __init__(self, redis_url: str) -> None:
         from skills.mfa.directory.misses import RedisMissCounter
-        from skills.mfa.pumping import RedisDestinations
+        from skills.mfa.limits.pumping import RedisDestinations
         from skills.mfa.redis_client import connect
         from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore
 

@@ -19,11 +19,11 @@ from skills.mfa.directory.base import Directory
 from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
 from skills.mfa.directory.guarded import GuardedDirectory, directory_breaker
 from skills.mfa.directory.http_directory import HttpDirectory
-from skills.mfa.limits import SendLimiter, SendLimits
+from skills.mfa.limits.pumping import PumpingGuard, PumpingLimits
+from skills.mfa.limits.pumping_lists import ListsFile, ListsFileError
+from skills.mfa.limits.send_limits import SendLimiter, SendLimits
 from skills.mfa.next_step import NextStep, Pacing
 from skills.mfa.phone import country_code_of, mask_number, region_of
-from skills.mfa.pumping import PumpingGuard, PumpingLimits
-from skills.mfa.pumping_lists import ListsFile, ListsFileError
 from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.sms_template import render_message
 from skills.mfa.tools import CodePolicy

@@ -73,7 +73,7 @@ class MfaEvent:
     # What the directory said for this send: found, unknown, locked, unavailable, ...
     lookup: str = ""
     # Which limit refused a send (``rate_limited``): call_sends, prefix_hour, conversion,
-    # ... (``skills.mfa.limits.LimitKind``), so metrics can say which one.
+    # ... (``skills.mfa.limits.send_limits.LimitKind``), so metrics can say which one.
     limit: str = ""
     # The language code a send named for the caller (its text message's language); empty
     # for a verify, whose call keeps the language of its send on the live page.

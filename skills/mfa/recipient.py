@@ -39,7 +39,7 @@ from skills.mfa.directory.base import (
 )
 from skills.mfa.directory.misses import MissCounter
 from skills.mfa.events import Outcome
-from skills.mfa.limits import CounterStoreUnavailable, Refusal
+from skills.mfa.limits.send_limits import CounterStoreUnavailable, Refusal
 from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import mask_account
 

@@ -26,10 +26,10 @@ from redis.asyncio import Redis
 from skills.mfa.delivery.providers.base import CodeNotFound, ProviderUnavailable, VerifyOutcome
 from skills.mfa.delivery.providers.breaker import BreakerSnapshot
 from skills.mfa.delivery.providers.pending_codes import PendingCodes, hash_code
-from skills.mfa.limits import CounterStoreUnavailable, Refusal, Rule
+from skills.mfa.ledgers.redis_ledger import RedisCodeLedger
+from skills.mfa.ledgers.replay import PENDING_PREFIX, RECORD_PREFIX, Found, ReplayClaim, found_in
+from skills.mfa.limits.send_limits import CounterStoreUnavailable, Refusal, Rule
 from skills.mfa.redis_client import REDIS_ERRORS
-from skills.mfa.redis_ledger import RedisCodeLedger
-from skills.mfa.replay import PENDING_PREFIX, RECORD_PREFIX, Found, ReplayClaim, found_in
 
 log = logging.getLogger("mfa.redis")
 

@@ -16,15 +16,21 @@ from typing import Any
 
 from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.binding import META_REQUEST_ID, Binder, Closed, Pending, Refused
-from skills.mfa.code_ledger import CodeLedger, LedgerUnavailable
 from skills.mfa.events import Outcome
-from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, SendLimiter, SendTicket
+from skills.mfa.ledgers.binding import META_REQUEST_ID, Binder, Closed, Pending, Refused
+from skills.mfa.ledgers.code_ledger import CodeLedger, LedgerUnavailable
+from skills.mfa.ledgers.replay import Found, Replays
+from skills.mfa.limits.send_limits import (
+    CounterStoreUnavailable,
+    LimitKind,
+    Refusal,
+    SendLimiter,
+    SendTicket,
+)
 from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
 from skills.mfa.policy import CodePolicy
 from skills.mfa.recipient import AccountRecipients
-from skills.mfa.replay import Found, Replays
 from skills.mfa.tool_call import ToolCall, answering_errors, refused_meta_data
 from skills.mfa.upstream import (
     GLOBAL_VERIFIED,
@@ -217,6 +223,6 @@ def _refusal_message(refusal: Refusal) -> str:
         return messages.agent_busy()
     if refusal.kind in (LimitKind.PREFIX_HOUR, LimitKind.COUNTRY_HOUR):
         alerts.warning("pumping_velocity_reached", extra={"limit": str(refusal.kind)})
-    # The pumping limits (skills/mfa/pumping.py) read like the per-number one: the caller
+    # The pumping limits (skills/mfa/limits/pumping.py) read like the per-number one: the caller
     # hears the same neutral sentence as for any other limit on their number.
     return messages.too_many_sends_to_number()

@@ -15,7 +15,7 @@ from signalwire.core.skill_base import SkillBase
 
 from skills.mfa.delivery.providers.base import CodeProvider
 from skills.mfa.events import EventPublisher
-from skills.mfa.limits import SendLimiter
+from skills.mfa.limits.send_limits import SendLimiter
 from skills.mfa.next_step import NextStep
 from skills.mfa.recipient import AccountRecipients
 from skills.mfa.speech.number_words import primary_subtag

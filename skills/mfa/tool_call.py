@@ -18,8 +18,8 @@ from typing import Any
 
 from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.binding import META_CLOSED, Refused
 from skills.mfa.events import MfaEvent, Outcome
+from skills.mfa.ledgers.binding import META_CLOSED, Refused
 from skills.mfa.recorder import OutcomeRecorder
 from skills.mfa.upstream import META_KEYS
 

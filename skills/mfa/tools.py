@@ -30,7 +30,11 @@ from typing import Any
 from signalwire.core.function_result import FunctionResult
 
 from skills.mfa.answer import ToolAnswer, function_result
-from skills.mfa.binding import (
+from skills.mfa.delivery.providers.base import (
+    CodeProvider,
+)
+from skills.mfa.events import FINAL_OUTCOMES, EventPublisher, MfaEvent
+from skills.mfa.ledgers.binding import (
     META_ACCOUNT,
     META_ATTEMPTS_LEFT,
     META_BINDING,
@@ -40,22 +44,18 @@ from skills.mfa.binding import (
     META_SENT_AT,
     Binder,
 )
-from skills.mfa.code_ledger import (
+from skills.mfa.ledgers.code_ledger import (
     CodeLedger,
     InProcessCodeLedger,
 )
-from skills.mfa.delivery.providers.base import (
-    CodeProvider,
-)
-from skills.mfa.events import FINAL_OUTCOMES, EventPublisher, MfaEvent
-from skills.mfa.limits import (
+from skills.mfa.ledgers.replay import InProcessAnswerStore, Replays
+from skills.mfa.limits.send_limits import (
     SendLimiter,
 )
 from skills.mfa.next_step import NextStep
 from skills.mfa.policy import CodePolicy
 from skills.mfa.recipient import AccountRecipients
 from skills.mfa.recorder import OutcomeRecorder
-from skills.mfa.replay import InProcessAnswerStore, Replays
 from skills.mfa.send_path import SendPath
 from skills.mfa.tool_call import ToolCall, answering_errors, recording
 from skills.mfa.upstream import (

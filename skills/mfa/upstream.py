@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.binding import META_ACCOUNT, META_CLOSED, PENDING_KEYS, Binder, Closed, Pending
 from skills.mfa.delivery.providers.base import (
     CodeNotFound,
     CodeProvider,
@@ -23,7 +22,15 @@ from skills.mfa.delivery.providers.base import (
     SendRequest,
 )
 from skills.mfa.events import Outcome
-from skills.mfa.limits import SendLimiter, SendTicket
+from skills.mfa.ledgers.binding import (
+    META_ACCOUNT,
+    META_CLOSED,
+    PENDING_KEYS,
+    Binder,
+    Closed,
+    Pending,
+)
+from skills.mfa.limits.send_limits import SendLimiter, SendTicket
 from skills.mfa.policy import CodePolicy
 from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 

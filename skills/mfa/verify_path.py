@@ -16,12 +16,19 @@ from typing import Any
 
 from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.binding import META_CLOSED, Binder, Pending, Refused
-from skills.mfa.code_ledger import Busy, CodeLedger, Finished, LedgerUnavailable, Spent, Superseded
 from skills.mfa.events import FINAL_OUTCOMES, Outcome
-from skills.mfa.limits import CounterStoreUnavailable
+from skills.mfa.ledgers.binding import META_CLOSED, Binder, Pending, Refused
+from skills.mfa.ledgers.code_ledger import (
+    Busy,
+    CodeLedger,
+    Finished,
+    LedgerUnavailable,
+    Spent,
+    Superseded,
+)
+from skills.mfa.ledgers.replay import Found, Replays, decode, encode
+from skills.mfa.limits.send_limits import CounterStoreUnavailable
 from skills.mfa.policy import CodePolicy
-from skills.mfa.replay import Found, Replays, decode, encode
 from skills.mfa.speech.spoken_code import normalize_spoken_code
 from skills.mfa.tool_call import ToolCall, answering_errors, refused_meta_data
 from skills.mfa.upstream import META_KEYS, Upstream

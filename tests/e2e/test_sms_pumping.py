@@ -167,7 +167,7 @@ def test_a_bad_lists_file_stops_start_up_naming_the_line(make_settings, tmp_path
 
 
 def test_the_readme_lists_example_reads_as_documented(tmp_path):
-    from skills.mfa.pumping_lists import read_lists_file
+    from skills.mfa.limits.pumping_lists import read_lists_file
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## SMS pumping", 1)[1].split("## ", 1)[0]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from skills.mfa.limits import CounterStoreUnavailable
+from skills.mfa.limits.send_limits import CounterStoreUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

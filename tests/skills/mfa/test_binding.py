@@ -16,7 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from skills.mfa.binding import Binder, Closed, Pending, Refused, binding_key
+from skills.mfa.ledgers.binding import Binder, Closed, Pending, Refused, binding_key
 
 SECRET = "replicas-share-this"
 KEY = hmac.new(SECRET.encode(), b"mfa-binding-v1", hashlib.sha256).digest()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from skills.mfa.code_ledger import (
+from skills.mfa.ledgers.code_ledger import (
     Busy,
     Check,
     Finished,
@@ -15,10 +15,10 @@ from skills.mfa.code_ledger import (
     Superseded,
     code_key,
 )
+from skills.mfa.ledgers.redis_ledger import RedisCodeLedger
+from skills.mfa.ledgers.replay import Found, InProcessAnswerStore, ReplayClaim
 from skills.mfa.redis_client import connect
-from skills.mfa.redis_ledger import RedisCodeLedger
 from skills.mfa.redis_state import RedisAnswerStore
-from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio

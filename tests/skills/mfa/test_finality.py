@@ -12,9 +12,9 @@ import asyncio
 
 import pytest
 
-from skills.mfa.code_ledger import InProcessCodeLedger, LedgerUnavailable
 from skills.mfa.delivery.providers.base import CodeNotFound, ProviderUnavailable
-from skills.mfa.limits import InProcessCounterStore, SendLimits
+from skills.mfa.ledgers.code_ledger import InProcessCodeLedger, LedgerUnavailable
+from skills.mfa.limits.send_limits import InProcessCounterStore, SendLimits
 from tests.skills.mfa.test_tools import (
     CALLER,
     PENDING,

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skills.mfa.limits import (
+from skills.mfa.ledgers.replay import InProcessAnswerStore
+from skills.mfa.limits.send_limits import (
     InProcessCounterStore,
     LimitKind,
     Refusal,
@@ -21,7 +22,6 @@ from skills.mfa.limits import (
     SendLimits,
     recipient_key,
 )
-from skills.mfa.replay import InProcessAnswerStore
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio

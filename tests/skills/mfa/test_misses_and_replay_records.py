@@ -16,8 +16,8 @@ import pytest
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.directory.misses import InProcessMissCounter, RedisMissCounter
 from skills.mfa.events import Outcome
+from skills.mfa.ledgers.replay import decode, encode
 from skills.mfa.redis_client import connect
-from skills.mfa.replay import decode, encode
 
 pytestmark = pytest.mark.anyio
 

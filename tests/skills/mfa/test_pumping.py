@@ -16,9 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from skills.mfa import pumping_lists
 from skills.mfa.events import MfaEvent, Outcome
-from skills.mfa.limits import (
+from skills.mfa.limits import pumping_lists
+from skills.mfa.limits.pumping import (
+    InProcessDestinations,
+    PumpingGuard,
+    PumpingLimits,
+    RedisDestinations,
+    prefix_of,
+)
+from skills.mfa.limits.pumping_lists import ListsFile, ListsFileError, PrefixLists, read_lists_file
+from skills.mfa.limits.send_limits import (
     CounterStoreUnavailable,
     InProcessCounterStore,
     LimitKind,
@@ -26,14 +34,6 @@ from skills.mfa.limits import (
     Rule,
 )
 from skills.mfa.log_throttle import RateLimitedLog
-from skills.mfa.pumping import (
-    InProcessDestinations,
-    PumpingGuard,
-    PumpingLimits,
-    RedisDestinations,
-    prefix_of,
-)
-from skills.mfa.pumping_lists import ListsFile, ListsFileError, PrefixLists, read_lists_file
 from skills.mfa.redis_client import connect
 from skills.mfa.redis_state import RedisCounterStore
 from testkit.servers import free_port

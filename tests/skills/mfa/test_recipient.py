@@ -18,7 +18,7 @@ from skills.mfa.delivery.providers.base import ProviderRejected, ProviderUnavail
 from skills.mfa.directory.base import DirectoryUnavailable, spoken_account
 from skills.mfa.directory.misses import InProcessMissCounter
 from skills.mfa.events import EventPublisher
-from skills.mfa.limits import InProcessCounterStore, SendLimiter, SendLimits
+from skills.mfa.limits.send_limits import InProcessCounterStore, SendLimiter, SendLimits
 from skills.mfa.recipient import AccountPolicy, AccountRecipients
 from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import FakeClock, ScriptedProvider

@@ -13,7 +13,8 @@ from skills.mfa.delivery.providers.base import (
 )
 from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from skills.mfa.delivery.providers.sandbox import SandboxProvider
-from skills.mfa.limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
+from skills.mfa.ledgers.replay import Found, ReplayClaim
+from skills.mfa.limits.send_limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
 from skills.mfa.redis_client import connect, ping
 from skills.mfa.redis_state import (
     RedisAnswerStore,
@@ -21,7 +22,6 @@ from skills.mfa.redis_state import (
     RedisCounterStore,
     RedisPendingCodes,
 )
-from skills.mfa.replay import Found, ReplayClaim
 from tests.support.calls import wrong_code
 from tests.support.fakes import SEND_REQUEST, FakeClock, ScriptedProvider, outage
 

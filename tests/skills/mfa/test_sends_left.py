@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from skills.mfa.limits import (
+from skills.mfa.limits.send_limits import (
     CounterStore,
     CounterStoreUnavailable,
     InProcessCounterStore,

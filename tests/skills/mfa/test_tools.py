@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from skills.mfa.code_ledger import InProcessCodeLedger
 from skills.mfa.delivery.providers.base import CodeNotFound, ProviderRejected, ProviderUnavailable
 from skills.mfa.events import EventPublisher
-from skills.mfa.limits import (
+from skills.mfa.ledgers.code_ledger import InProcessCodeLedger
+from skills.mfa.ledgers.replay import Found, InProcessAnswerStore, ReplayClaim
+from skills.mfa.limits.send_limits import (
     CounterStoreUnavailable,
     InProcessCounterStore,
     Refusal,
@@ -30,7 +31,6 @@ from skills.mfa.limits import (
     SendLimiter,
     SendLimits,
 )
-from skills.mfa.replay import Found, InProcessAnswerStore, ReplayClaim
 from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import T0, FakeClock, ScriptedProvider
 

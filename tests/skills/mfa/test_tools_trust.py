@@ -13,7 +13,7 @@ import pytest
 
 from skills.mfa.delivery.providers.base import CodeNotFound, ProviderUnavailable
 from skills.mfa.events import FINAL_OUTCOMES, Outcome
-from skills.mfa.limits import InProcessCounterStore, SendLimits
+from skills.mfa.limits.send_limits import InProcessCounterStore, SendLimits
 from tests.skills.mfa.test_tools import (
     RIGHT_CODE,
     SENT,

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from skills.mfa.code_ledger import CodeLedger, InProcessCodeLedger
-from skills.mfa.replay import AnswerStore, Found, InProcessAnswerStore, ReplayClaim
+from skills.mfa.ledgers.code_ledger import CodeLedger, InProcessCodeLedger
+from skills.mfa.ledgers.replay import AnswerStore, Found, InProcessAnswerStore, ReplayClaim
 
 
 class LimitKind(StrEnum):
@@ -47,7 +47,7 @@ class LimitKind(StrEnum):
     RECIPIENT_HOUR = "recipient_hour"
     RECIPIENT_DAY = "recipient_day"
     AGENT_RATE = "agent_rate"
-    # SMS pumping (skills/mfa/pumping.py)
+    # SMS pumping (skills/mfa/limits/pumping.py)
     PREFIX_HOUR = "prefix_hour"
     COUNTRY_HOUR = "country_hour"
     CONVERSION = "conversion"

@@ -50,10 +50,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from skills.mfa.events import MfaEvent, Outcome
-from skills.mfa.limits import CounterStore, CounterStoreUnavailable, LimitKind, Refusal, Rule
+from skills.mfa.limits.pumping_lists import ListsFile
+from skills.mfa.limits.send_limits import (
+    CounterStore,
+    CounterStoreUnavailable,
+    LimitKind,
+    Refusal,
+    Rule,
+)
 from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import country_code_of
-from skills.mfa.pumping_lists import ListsFile
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

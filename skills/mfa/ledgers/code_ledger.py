@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from skills.mfa.binding import canonical
+from skills.mfa.ledgers.binding import canonical
 
 
 @dataclass(frozen=True, slots=True)

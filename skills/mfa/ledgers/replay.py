@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.binding import canonical
 from skills.mfa.events import Outcome
+from skills.mfa.ledgers.binding import canonical
 
 RECORDED = frozenset(
     {

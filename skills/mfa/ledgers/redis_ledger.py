@@ -13,7 +13,7 @@ import math
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from skills.mfa.code_ledger import (
+from skills.mfa.ledgers.code_ledger import (
     Busy,
     Check,
     Finished,
