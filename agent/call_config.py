@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from skills.mfa.flow.sms_template import template_problem
 from skills.mfa.handoff import Destination, parse_destination
-from skills.mfa.sms_template import template_problem
 
 # The lifetime of the per-call SWAIG tool tokens, which MfaAgent passes to the SDK
 # (AgentBase's own default, token_expiry_secs=3600, in signalwire-sdk 3.7). A tool
@@ -122,7 +122,7 @@ def _destination(value: str | None, *, hangup_allowed: bool) -> Destination | No
 
 def check_message_template(template: str, company: str, token_length: int) -> None:
     """Raise a ``ValidationError`` at ``code.message`` when the text will not fit one SMS
-    segment with the code (see ``skills/mfa/sms_template.py``)."""
+    segment with the code (see ``skills/mfa/flow/sms_template.py``)."""
     problem = template_problem(template, company, token_length)
     if problem is None:
         return

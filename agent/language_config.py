@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails
 
 from agent.call_config import refuse
-from skills.mfa.sms_template import template_problem
+from skills.mfa.flow.sms_template import template_problem
 from skills.mfa.speech.number_words import READ_LANGUAGES, primary_subtag
 
 ENGLISH = "en"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from skills.mfa.delivery.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.delivery.providers.pending_codes import PendingCodes, SqlitePendingCodes
-from skills.mfa.directory.misses import InProcessMissCounter, MissCounter
+from skills.mfa.flow.directory.misses import InProcessMissCounter, MissCounter
 from skills.mfa.limits.pumping import Destinations, InProcessDestinations
 from skills.mfa.limits.send_limits import CounterStore, InProcessCounterStore
 
@@ -72,10 +72,10 @@ class RedisStateBackend(StateBackend):
     name = "redis"
 
     def __init__(self, redis_url: str) -> None:
-        from skills.mfa.directory.misses import RedisMissCounter
+        from skills.mfa.flow.directory.misses import RedisMissCounter
         from skills.mfa.limits.pumping import RedisDestinations
         from skills.mfa.redis_client import connect
-        from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore
+        from skills.mfa.stores.redis_state import RedisBreakerState, RedisCounterStore
 
         self._redis = connect(redis_url)
         self.counters = RedisCounterStore(self._redis)
@@ -85,7 +85,7 @@ class RedisStateBackend(StateBackend):
         self.pumping_destinations = RedisDestinations(self._redis)
 
     def pending_codes(self) -> PendingCodes:
-        from skills.mfa.redis_state import RedisPendingCodes
+        from skills.mfa.stores.redis_state import RedisPendingCodes
 
         return RedisPendingCodes(self._redis)
 

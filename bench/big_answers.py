@@ -22,8 +22,8 @@ from starlette.routing import Route
 from skills.mfa.delivery.http_pool import new_shared_client
 from skills.mfa.delivery.providers.base import ProviderUnavailable, SendRequest
 from skills.mfa.delivery.providers.signalwire import SignalWireProvider
-from skills.mfa.directory.base import DirectoryUnavailable
-from skills.mfa.directory.http_directory import HttpDirectory
+from skills.mfa.flow.directory.base import DirectoryUnavailable
+from skills.mfa.flow.directory.http_directory import HttpDirectory
 from testkit.servers import ServerThread
 
 BODY_MB = 200

@@ -9,8 +9,8 @@ from agent.language_config import LanguageConfig
 from agent.mfa_agent import MfaAgent
 from agent.prompts import load_prompt_sections
 from agent.settings import Settings
+from skills.mfa.flow.tools import GLOBAL_VERIFIED
 from skills.mfa.speech.number_words import primary_subtag
-from skills.mfa.tools import GLOBAL_VERIFIED
 
 CONSCIENCE = (
     "You are a verification agent. Never invent, repeat, guess or confirm a verification "
@@ -73,7 +73,7 @@ def configure_conversation(agent: MfaAgent, settings: Settings) -> None:
             "digit_terminators": file.dtmf.digit_terminators,
             "digit_timeout": file.dtmf.digit_timeout_ms,
             # The normal value; while a code is pending send_mfa's answer lengthens it for
-            # the turn (skills/mfa/next_step.py).
+            # the turn (skills/mfa/flow/next_step.py).
             "end_of_speech_timeout": call.end_of_speech_ms,
             # Quiet while the caller opens their texts: prompt after attention_timeout
             # (schema range 10000..600000 or 0), leave after inactivity_timeout.

@@ -15,18 +15,18 @@ from agent.state import StateBackend
 from skills.mfa.delivery.providers.base import CodeProvider
 from skills.mfa.delivery.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.delivery.providers.signalwire import SignalWireProvider
-from skills.mfa.directory.base import Directory
-from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
-from skills.mfa.directory.guarded import GuardedDirectory, directory_breaker
-from skills.mfa.directory.http_directory import HttpDirectory
+from skills.mfa.flow.directory.base import Directory
+from skills.mfa.flow.directory.csv_directory import CsvDirectory, DirectoryFileError
+from skills.mfa.flow.directory.guarded import GuardedDirectory, directory_breaker
+from skills.mfa.flow.directory.http_directory import HttpDirectory
+from skills.mfa.flow.next_step import NextStep, Pacing
+from skills.mfa.flow.recipient import AccountPolicy, AccountRecipients
+from skills.mfa.flow.sms_template import render_message
+from skills.mfa.flow.tools import CodePolicy
 from skills.mfa.limits.pumping import PumpingGuard, PumpingLimits
 from skills.mfa.limits.pumping_lists import ListsFile, ListsFileError
 from skills.mfa.limits.send_limits import SendLimiter, SendLimits
-from skills.mfa.next_step import NextStep, Pacing
 from skills.mfa.phone import country_code_of, mask_number, region_of
-from skills.mfa.recipient import AccountPolicy, AccountRecipients
-from skills.mfa.sms_template import render_message
-from skills.mfa.tools import CodePolicy
 
 sandbox_log = logging.getLogger("mfa.sandbox")
 

@@ -50,7 +50,7 @@ class ToolAnswer:
     lookup: str = ""
     # Which limit refused this send (``limits.LimitKind``), empty when none did.
     limit: str = ""
-    # Set by ``skills.mfa.next_step`` once the tool has decided (see there):
+    # Set by ``skills.mfa.flow.next_step`` once the tool has decided (see there):
     status: str = ""  # a status line for the model that it must not read aloud
     history_note: str = ""  # replaces this call and its answer in the model's history
     end_of_speech_ms: int | None = None  # this turn's end-of-speech silence

@@ -15,11 +15,11 @@ from signalwire.core.skill_base import SkillBase
 
 from skills.mfa.delivery.providers.base import CodeProvider
 from skills.mfa.events import EventPublisher
+from skills.mfa.flow.next_step import NextStep
+from skills.mfa.flow.recipient import AccountRecipients
+from skills.mfa.flow.tools import CodePolicy, MfaTools
 from skills.mfa.limits.send_limits import SendLimiter
-from skills.mfa.next_step import NextStep
-from skills.mfa.recipient import AccountRecipients
 from skills.mfa.speech.number_words import primary_subtag
-from skills.mfa.tools import CodePolicy, MfaTools
 
 META_DATA_TOKEN = "mfa_skill"
 

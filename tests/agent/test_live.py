@@ -26,8 +26,8 @@ from agent.outcomes.hub import EventHub
 from agent.outcomes.mfa_events import LiveFeed
 from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
+from skills.mfa.flow.tools import META_REQUEST_ID
 from skills.mfa.speech.spoken_code import normalize_spoken_code
-from skills.mfa.tools import META_REQUEST_ID
 from tests.support.agent_process import AgentProcess
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import AUTH, CALLER, DASHBOARD

@@ -22,7 +22,7 @@ import pytest
 
 from agent.app import build_agent
 from agent.platform import PlatformCall
-from skills.mfa.tools import META_REQUEST_ID
+from skills.mfa.flow.tools import META_REQUEST_ID
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread
 from tests.support.calls import new_call, reply_text

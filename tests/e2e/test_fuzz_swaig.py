@@ -31,8 +31,8 @@ from agent.ingress import MAX_BODY
 from agent.platform import PlatformCall
 from agent.settings import load_settings
 from skills.mfa.delivery.providers.sandbox import SandboxText
+from skills.mfa.flow.tools import META_REQUEST_ID
 from skills.mfa.speech.spoken_code import normalize_spoken_code
-from skills.mfa.tools import META_REQUEST_ID
 from testkit.agent_env import agent_env, write_config
 from testkit.servers import ServerThread
 from tests.support.calls import reply_text, wrong_code

@@ -36,7 +36,7 @@ from agent.app import MfaAgent, build_agent, log_sandbox_text
 from agent.logging_setup import JsonFormatter
 from agent.platform import PlatformCall
 from skills.mfa.delivery.providers.sandbox import SandboxText
-from skills.mfa.tools import META_REQUEST_ID
+from skills.mfa.flow.tools import META_REQUEST_ID
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
 from testkit.servers import ServerThread
 from tests.support.calls import wrong_code

@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from skills.mfa.tools import META_REQUEST_ID
+from skills.mfa.flow.tools import META_REQUEST_ID
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import AUTH, CALLER
 

@@ -1,7 +1,7 @@
 """The one signature scheme of every request the agent makes to the business's own server.
 
 The outcome webhook (``agent/outcomes/webhook.py``) and the account directory
-(``skills/mfa/directory/http_directory.py``) both sign their POSTs as Standard Webhooks
+(``skills/mfa/flow/directory/http_directory.py``) both sign their POSTs as Standard Webhooks
 (https://www.standardwebhooks.com/, the spec's "Signature scheme"), so a business verifies
 both with an off-the-shelf library in any language (PyPI ``standardwebhooks``, npm
 ``standardwebhooks``, ...)::

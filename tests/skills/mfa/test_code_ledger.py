@@ -18,7 +18,7 @@ from skills.mfa.ledgers.code_ledger import (
 from skills.mfa.ledgers.redis_ledger import RedisCodeLedger
 from skills.mfa.ledgers.replay import Found, InProcessAnswerStore, ReplayClaim
 from skills.mfa.redis_client import connect
-from skills.mfa.redis_state import RedisAnswerStore
+from skills.mfa.stores.redis_state import RedisAnswerStore
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ import json
 import pytest
 
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.directory.misses import InProcessMissCounter, RedisMissCounter
 from skills.mfa.events import Outcome
+from skills.mfa.flow.directory.misses import InProcessMissCounter, RedisMissCounter
 from skills.mfa.ledgers.replay import decode, encode
 from skills.mfa.redis_client import connect
 

@@ -35,7 +35,7 @@ from skills.mfa.limits.send_limits import (
 )
 from skills.mfa.log_throttle import RateLimitedLog
 from skills.mfa.redis_client import connect
-from skills.mfa.redis_state import RedisCounterStore
+from skills.mfa.stores.redis_state import RedisCounterStore
 from testkit.servers import free_port
 from tests.support.fakes import T0, FakeClock
 

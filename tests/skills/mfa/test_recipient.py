@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from skills.mfa.delivery.providers.base import ProviderRejected, ProviderUnavailable
-from skills.mfa.directory.base import DirectoryUnavailable, spoken_account
-from skills.mfa.directory.misses import InProcessMissCounter
 from skills.mfa.events import EventPublisher
+from skills.mfa.flow.directory.base import DirectoryUnavailable, spoken_account
+from skills.mfa.flow.directory.misses import InProcessMissCounter
+from skills.mfa.flow.recipient import AccountPolicy, AccountRecipients
+from skills.mfa.flow.tools import CodePolicy, MfaTools
 from skills.mfa.limits.send_limits import InProcessCounterStore, SendLimiter, SendLimits
-from skills.mfa.recipient import AccountPolicy, AccountRecipients
-from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import FakeClock, ScriptedProvider
 
 pytestmark = pytest.mark.anyio

@@ -142,7 +142,7 @@ def test_any_code_run_together_in_camel_case_is_redacted(case: tuple[str, str]) 
 
 def test_a_providers_error_text_is_logged_without_numbers_or_codes():
     """A 422's detail may repeat the ``to`` number or the code; the log gets it masked."""
-    from skills.mfa.upstream import _loggable
+    from skills.mfa.flow.upstream import _loggable
 
     said = _loggable("'to' +14155550123 is not mobile; code 123456, four eight one two two nine")
     assert said.startswith("'to' +[redacted] is not mobile; code [redacted]")

@@ -16,7 +16,7 @@ from skills.mfa.delivery.providers.sandbox import SandboxProvider
 from skills.mfa.ledgers.replay import Found, ReplayClaim
 from skills.mfa.limits.send_limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
 from skills.mfa.redis_client import connect, ping
-from skills.mfa.redis_state import (
+from skills.mfa.stores.redis_state import (
     RedisAnswerStore,
     RedisBreakerState,
     RedisCounterStore,

@@ -14,7 +14,7 @@ from skills.mfa.limits.send_limits import (
     SendLimits,
 )
 from skills.mfa.redis_client import connect
-from skills.mfa.redis_state import RedisCounterStore
+from skills.mfa.stores.redis_state import RedisCounterStore
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio

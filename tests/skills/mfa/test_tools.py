@@ -21,6 +21,7 @@ import pytest
 
 from skills.mfa.delivery.providers.base import CodeNotFound, ProviderRejected, ProviderUnavailable
 from skills.mfa.events import EventPublisher
+from skills.mfa.flow.tools import CodePolicy, MfaTools
 from skills.mfa.ledgers.code_ledger import InProcessCodeLedger
 from skills.mfa.ledgers.replay import Found, InProcessAnswerStore, ReplayClaim
 from skills.mfa.limits.send_limits import (
@@ -31,7 +32,6 @@ from skills.mfa.limits.send_limits import (
     SendLimiter,
     SendLimits,
 )
-from skills.mfa.tools import CodePolicy, MfaTools
 from tests.support.fakes import T0, FakeClock, ScriptedProvider
 
 pytestmark = pytest.mark.anyio

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from agent.state import StateBackend
-from skills.mfa.directory.misses import RedisMissCounter
+from skills.mfa.flow.directory.misses import RedisMissCounter
 from skills.mfa.ledgers.code_ledger import Check
 from skills.mfa.ledgers.replay import ReplayClaim
 from skills.mfa.limits.send_limits import SendLimiter, SendLimits, SendTicket
 from skills.mfa.redis_client import connect
-from skills.mfa.redis_state import RedisBreakerState, RedisCounterStore
+from skills.mfa.stores.redis_state import RedisBreakerState, RedisCounterStore
 from tests.skills.mfa.test_tools import make_rig, send
 from tests.support.fakes import T0, FakeClock
 

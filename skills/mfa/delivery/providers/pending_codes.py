@@ -8,7 +8,7 @@ the moment it is used or runs out of attempts, and expired rows are swept away.
 
 ``SqlitePendingCodes`` (a file: one process, or several sharing a disk) lives
 here; ``RedisPendingCodes`` (replicas on several machines) lives in
-``skills/mfa/redis_state.py`` with the rest of the Redis state. The rules a
+``skills/mfa/stores/redis_state.py`` with the rest of the Redis state. The rules a
 code obeys (length, lifetime, attempts) are the sandbox's, in ``sandbox.py``.
 """
 

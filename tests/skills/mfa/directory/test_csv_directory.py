@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from skills.mfa.directory.csv_directory import CsvDirectory, DirectoryFileError
+from skills.mfa.flow.directory.csv_directory import CsvDirectory, DirectoryFileError
 from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio

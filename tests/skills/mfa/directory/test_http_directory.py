@@ -11,9 +11,9 @@ import json
 import httpx
 import pytest
 
-from skills.mfa.directory.base import DirectoryRejected, DirectoryUnavailable
-from skills.mfa.directory.guarded import GuardedDirectory, directory_breaker
-from skills.mfa.directory.http_directory import HttpDirectory
+from skills.mfa.flow.directory.base import DirectoryRejected, DirectoryUnavailable
+from skills.mfa.flow.directory.guarded import GuardedDirectory, directory_breaker
+from skills.mfa.flow.directory.http_directory import HttpDirectory
 from tests.support.fakes import T0, FakeClock
 
 pytestmark = pytest.mark.anyio

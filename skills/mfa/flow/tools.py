@@ -34,6 +34,17 @@ from skills.mfa.delivery.providers.base import (
     CodeProvider,
 )
 from skills.mfa.events import FINAL_OUTCOMES, EventPublisher, MfaEvent
+from skills.mfa.flow.next_step import NextStep
+from skills.mfa.flow.policy import CodePolicy
+from skills.mfa.flow.recipient import AccountRecipients
+from skills.mfa.flow.send_path import SendPath
+from skills.mfa.flow.tool_call import ToolCall, answering_errors, recording
+from skills.mfa.flow.upstream import (
+    GLOBAL_VERIFIED,
+    META_KEYS,
+    Upstream,
+)
+from skills.mfa.flow.verify_path import VerifyPath
 from skills.mfa.ledgers.binding import (
     META_ACCOUNT,
     META_ATTEMPTS_LEFT,
@@ -52,18 +63,7 @@ from skills.mfa.ledgers.replay import InProcessAnswerStore, Replays
 from skills.mfa.limits.send_limits import (
     SendLimiter,
 )
-from skills.mfa.next_step import NextStep
-from skills.mfa.policy import CodePolicy
-from skills.mfa.recipient import AccountRecipients
 from skills.mfa.recorder import OutcomeRecorder
-from skills.mfa.send_path import SendPath
-from skills.mfa.tool_call import ToolCall, answering_errors, recording
-from skills.mfa.upstream import (
-    GLOBAL_VERIFIED,
-    META_KEYS,
-    Upstream,
-)
-from skills.mfa.verify_path import VerifyPath
 
 #: A code's ledger entry outlives the code by this much, more than a sealed state may be
 #: late (``verify_path.LATE_SECONDS``), so an entry that expired is never taken for a

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from skills.mfa.delivery.providers.breaker import BreakerState, CircuitBreaker
-from skills.mfa.directory.base import Directory, DirectoryUnavailable
+from skills.mfa.flow.directory.base import Directory, DirectoryUnavailable
 
 
 class GuardedDirectory:

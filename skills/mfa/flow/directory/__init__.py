@@ -1,6 +1,6 @@
 """Account directories: the number on file for an account (see ``base.py``)."""
 
-from skills.mfa.directory.base import (
+from skills.mfa.flow.directory.base import (
     Directory,
     DirectoryRejected,
     DirectoryUnavailable,

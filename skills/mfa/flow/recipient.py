@@ -29,16 +29,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
-from skills.mfa.directory.base import (
+from skills.mfa.events import Outcome
+from skills.mfa.flow import messages
+from skills.mfa.flow.directory.base import (
     Directory,
     DirectoryRejected,
     DirectoryUnavailable,
     spoken_account,
 )
-from skills.mfa.directory.misses import MissCounter
-from skills.mfa.events import Outcome
+from skills.mfa.flow.directory.misses import MissCounter
 from skills.mfa.limits.send_limits import CounterStoreUnavailable, Refusal
 from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import mask_account

@@ -30,9 +30,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.events import Outcome
+from skills.mfa.flow import messages
 from skills.mfa.handoff import Destination, DestinationKind, Handoff, sip_headers
 
 log = logging.getLogger("mfa.next_step")

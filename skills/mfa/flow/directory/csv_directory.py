@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from skills.mfa.directory.base import file_account
+from skills.mfa.flow.directory.base import file_account
 from skills.mfa.log_throttle import SaidOnce
 from skills.mfa.phone import is_valid_e164, to_e164
 

@@ -30,7 +30,7 @@ import httpx
 
 from skills.mfa.delivery.http_pool import BoundedAnswer, NoAnswer, post_retrying_unsent
 from skills.mfa.delivery.signing import signed_headers
-from skills.mfa.directory.base import DirectoryRejected, DirectoryUnavailable
+from skills.mfa.flow.directory.base import DirectoryRejected, DirectoryUnavailable
 from skills.mfa.phone import to_e164
 
 _MAX_BODY_BYTES = 16 * 1024

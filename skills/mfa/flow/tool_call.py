@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.events import MfaEvent, Outcome
+from skills.mfa.flow import messages
+from skills.mfa.flow.upstream import META_KEYS
 from skills.mfa.ledgers.binding import META_CLOSED, Refused
 from skills.mfa.recorder import OutcomeRecorder
-from skills.mfa.upstream import META_KEYS
 
 log = logging.getLogger("mfa.tools")
 

@@ -14,9 +14,19 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.events import Outcome
+from skills.mfa.flow import messages
+from skills.mfa.flow.policy import CodePolicy
+from skills.mfa.flow.recipient import AccountRecipients
+from skills.mfa.flow.tool_call import ToolCall, answering_errors, refused_meta_data
+from skills.mfa.flow.upstream import (
+    GLOBAL_VERIFIED,
+    GLOBAL_VERIFIED_ACCOUNT,
+    GLOBAL_VERIFIED_KEYS,
+    GLOBAL_VERIFIED_LAST4,
+    Upstream,
+)
 from skills.mfa.ledgers.binding import META_REQUEST_ID, Binder, Closed, Pending, Refused
 from skills.mfa.ledgers.code_ledger import CodeLedger, LedgerUnavailable
 from skills.mfa.ledgers.replay import Found, Replays
@@ -29,16 +39,6 @@ from skills.mfa.limits.send_limits import (
 )
 from skills.mfa.log_throttle import throttled_alerts
 from skills.mfa.phone import country_code_of, last_digits, textable_type, to_e164
-from skills.mfa.policy import CodePolicy
-from skills.mfa.recipient import AccountRecipients
-from skills.mfa.tool_call import ToolCall, answering_errors, refused_meta_data
-from skills.mfa.upstream import (
-    GLOBAL_VERIFIED,
-    GLOBAL_VERIFIED_ACCOUNT,
-    GLOBAL_VERIFIED_KEYS,
-    GLOBAL_VERIFIED_LAST4,
-    Upstream,
-)
 
 alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.tools")

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.delivery.providers.base import (
     CodeNotFound,
@@ -22,6 +21,8 @@ from skills.mfa.delivery.providers.base import (
     SendRequest,
 )
 from skills.mfa.events import Outcome
+from skills.mfa.flow import messages
+from skills.mfa.flow.policy import CodePolicy
 from skills.mfa.ledgers.binding import (
     META_ACCOUNT,
     META_CLOSED,
@@ -31,7 +32,6 @@ from skills.mfa.ledgers.binding import (
     Pending,
 )
 from skills.mfa.limits.send_limits import SendLimiter, SendTicket
-from skills.mfa.policy import CodePolicy
 from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 
 log = logging.getLogger("mfa.tools")

@@ -14,9 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from skills.mfa import messages
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.events import FINAL_OUTCOMES, Outcome
+from skills.mfa.flow import messages
+from skills.mfa.flow.policy import CodePolicy
+from skills.mfa.flow.tool_call import ToolCall, answering_errors, refused_meta_data
+from skills.mfa.flow.upstream import META_KEYS, Upstream
 from skills.mfa.ledgers.binding import META_CLOSED, Binder, Pending, Refused
 from skills.mfa.ledgers.code_ledger import (
     Busy,
@@ -28,10 +31,7 @@ from skills.mfa.ledgers.code_ledger import (
 )
 from skills.mfa.ledgers.replay import Found, Replays, decode, encode
 from skills.mfa.limits.send_limits import CounterStoreUnavailable
-from skills.mfa.policy import CodePolicy
 from skills.mfa.speech.spoken_code import normalize_spoken_code
-from skills.mfa.tool_call import ToolCall, answering_errors, refused_meta_data
-from skills.mfa.upstream import META_KEYS, Upstream
 
 log = logging.getLogger("mfa.tools")
 
