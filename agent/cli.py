@@ -8,12 +8,12 @@ import socket
 import sys
 from typing import NoReturn
 
-from agent.config_file import code_policy_warnings
+from agent.config.config_file import code_policy_warnings
+from agent.config.settings import Settings, SettingsError, load_settings
 from agent.logging_setup import configure_logging, print_json_line
 
 # Imported here, not in serve(): it must see AgentBase.serve before swaig-test replaces it.
 from agent.sdk_surgery import serve_is_intercepted
-from agent.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("mfa.agent")
 

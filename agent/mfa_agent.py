@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from agent.call_config import TOOL_TOKEN_EXPIRY_SECONDS
+from agent.config.call_config import TOOL_TOKEN_EXPIRY_SECONDS
+from agent.config.settings import Settings
 from agent.outcomes.delivery import Deliverer
 from agent.outcomes.hub import EventHub
 from agent.outcomes.metrics import OutcomeMetrics
@@ -18,7 +19,6 @@ from agent.outcomes.mfa_events import LiveFeed
 from agent.outcomes.outbox import Outbox
 from agent.readiness import Readiness
 from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
-from agent.settings import Settings
 from agent.state import StateBackend
 from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from skills.mfa.events import EventPublisher

@@ -27,8 +27,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from agent.config.settings import Settings
 from agent.platform import PlatformCall, ToolReply
-from agent.settings import Settings
 from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.phone import mask_number
 

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 
 from agent.app import build_agent
+from agent.config.settings import load_settings
 from agent.platform import PlatformCall
-from agent.settings import load_settings
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread

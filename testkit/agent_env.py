@@ -2,7 +2,7 @@
 
 Tests build ``Settings`` from these, start ``python -m agent`` with them, and the benchmark
 starts its agents with them: one place that knows which variables make a sandbox agent or
-one on the fake SignalWire (their names are in ``agent.settings.ENV_VARS``).
+one on the fake SignalWire (their names are in ``agent.config.settings.ENV_VARS``).
 """
 
 from __future__ import annotations

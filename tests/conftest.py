@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 
 from agent import platform
 from agent.app import MfaAgent, build_agent
-from agent.settings import Settings, load_settings
+from agent.config.settings import Settings, load_settings
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.redis_server import RedisServer

@@ -19,7 +19,7 @@ def readme_env_table() -> set[str]:
 
 
 def env_vars_read_by_settings() -> set[str]:
-    from agent.settings import ENV_VARS
+    from agent.config.settings import ENV_VARS
 
     return {var.name for var in ENV_VARS}
 
@@ -77,7 +77,7 @@ def config_fields() -> dict[str, Any]:
     """``section.key`` (and top-level ``key``) -> the field's default, from ``FileConfig``."""
     from pydantic import BaseModel
 
-    from agent.config_file import FileConfig
+    from agent.config.config_file import FileConfig
 
     fields: dict[str, Any] = {}
     for name, info in FileConfig.model_fields.items():

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from agent.config.settings import Settings
 from agent.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
-from agent.settings import Settings
 
 
 async def check_public_url(settings: Settings, http: httpx.AsyncClient) -> list[CheckLine]:

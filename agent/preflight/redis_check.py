@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit
 
+from agent.config.settings import Settings
 from agent.preflight.lines import FAIL, OK, CheckLine
-from agent.settings import Settings
 
 
 async def check_redis(settings: Settings) -> list[CheckLine]:

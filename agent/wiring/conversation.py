@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.language_config import LanguageConfig
+from agent.config.language_config import LanguageConfig
+from agent.config.prompts import load_prompt_sections
+from agent.config.settings import Settings
 from agent.mfa_agent import MfaAgent
-from agent.prompts import load_prompt_sections
-from agent.settings import Settings
 from skills.mfa.flow.tools import GLOBAL_VERIFIED
 from skills.mfa.speech.number_words import primary_subtag
 
@@ -79,7 +79,7 @@ def configure_conversation(agent: MfaAgent, settings: Settings) -> None:
             # (schema range 10000..600000 or 0), leave after inactivity_timeout.
             "attention_timeout": call.attention_timeout_ms,
             "inactivity_timeout": call.inactivity_timeout_ms,
-            # No call outlives its tool tokens (agent/call_config.py).
+            # No call outlives its tool tokens (agent/config/call_config.py).
             "hard_stop_time": call.hard_stop_time,
             "hard_stop_prompt": call.hard_stop_prompt,
             # SWML from a tool only when a handoff transfers (connect is a SWML verb).

@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import httpx
 
+from agent.config.settings import Settings, SettingsError
 from agent.mfa_agent import MfaAgent
 from agent.outcomes.delivery import Deliverer
 from agent.outcomes.metrics import OutcomeMetrics
 from agent.outcomes.outbox import Outbox
 from agent.outcomes.webhook import WebhookSender
-from agent.settings import Settings, SettingsError
 from agent.state import StateBackend
 
 

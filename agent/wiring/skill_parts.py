@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from agent.settings import ProviderName, Settings, SettingsError
+from agent.config.settings import ProviderName, Settings, SettingsError
 from agent.state import StateBackend
 from skills.mfa.delivery.providers.base import CodeProvider
 from skills.mfa.delivery.providers.sandbox import SandboxProvider, SandboxText

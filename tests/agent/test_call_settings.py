@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.settings import SettingsError, load_settings
+from agent.config.settings import SettingsError, load_settings
 
 COMPANY = "Acme"  # 4 characters
 

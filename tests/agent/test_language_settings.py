@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.settings import DEFAULT_CONFIG_PATH, SettingsError, load_settings
+from agent.config.settings import DEFAULT_CONFIG_PATH, SettingsError, load_settings
 
 ENGLISH = {"code": "en", "name": "English", "voice": "rime.spore"}
 SPANISH = {"code": "es", "name": "Spanish", "voice": "rime.luna"}

@@ -33,9 +33,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agent.app import MfaAgent, build_agent
+from agent.config.settings import SettingsError
 from agent.outcomes.webhook import sign, verify_signature
 from agent.platform import PlatformCall
-from agent.settings import SettingsError
 from testkit.servers import ServerThread, free_port
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import CALLER, DASHBOARD

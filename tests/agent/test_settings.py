@@ -15,8 +15,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, SecretStr
 
-from agent.config_file import CodeConfig, FileConfig, code_policy_warnings
-from agent.settings import (
+from agent.config.config_file import CodeConfig, FileConfig, code_policy_warnings
+from agent.config.settings import (
     DEFAULT_CONFIG_PATH,
     ENV_VARS,
     ProviderName,

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from agent.settings import DEFAULT_CONFIG_PATH
+from agent.config.settings import DEFAULT_CONFIG_PATH
 from tests.support.agent_process import AgentProcess, sandbox_env
 from tests.support.calls import wrong_code
 from tests.support.shown import shown_block

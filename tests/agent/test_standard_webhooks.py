@@ -19,8 +19,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from agent.config.settings import SettingsError
 from agent.outcomes.webhook import AttemptResult, WebhookSender
-from agent.settings import SettingsError
 from testkit.servers import ServerThread
 from tests.agent.test_outcome_webhook import FAST_RETRIES, Receiver, eventually
 from tests.support.calls import new_call

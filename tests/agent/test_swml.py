@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from agent.app import build_agent
+from agent.config.prompts import DEFAULT_PROMPTS_DIR
 from agent.platform import PlatformCall
-from agent.prompts import DEFAULT_PROMPTS_DIR
 from tests.support.defaults import AUTH
 
 pytestmark = pytest.mark.anyio

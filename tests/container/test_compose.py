@@ -18,9 +18,9 @@ from pathlib import Path
 import jsonschema_rs
 import yaml
 
-from agent.config_file import UpstreamConfig
+from agent.config.config_file import UpstreamConfig
+from agent.config.settings import ENV_VARS, load_settings
 from agent.serving import SHUTDOWN_DRAIN_SECONDS
-from agent.settings import ENV_VARS, load_settings
 from tests.support.required_servers import missing_test_server
 
 REPO = Path(__file__).resolve().parents[2]

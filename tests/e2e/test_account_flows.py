@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent.app import build_agent
+from agent.config.settings import SettingsError
 from agent.logging_setup import JsonFormatter
-from agent.settings import SettingsError
 from agent.simulator import first_event
 from skills.mfa.delivery.signing import verify_signature
 from testkit.servers import ServerThread

@@ -158,7 +158,7 @@ async def test_block_and_allow_lists_apply_and_reload(
 
 
 def test_a_bad_lists_file_stops_start_up_naming_the_line(make_settings, tmp_path):
-    from agent.settings import SettingsError
+    from agent.config.settings import SettingsError
 
     lists = tmp_path / "pumping.txt"
     lists.write_text("block +44\npermit +1\n")

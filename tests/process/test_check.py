@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent.app import build_agent
+from agent.config.settings import load_settings
 from agent.preflight import main as check_main
-from agent.settings import load_settings
 from skills.mfa.delivery.signing import verify_signature
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire

@@ -12,8 +12,8 @@ change to the agent's answers, actions or handoffs cannot leave a stale transcri
 - ``.venv/bin/`` is the venv running these tests (it stands for the clone's ``.venv``), and
   ``agent/config.yaml`` is the repository's own, shipped file;
 - with no ``MFA_AGENT_CONFIG`` (the README's quick start) the agent reads that same shipped
-  file, ``agent.settings.DEFAULT_CONFIG_PATH``, found beside the package and not from the
-  working directory, as are the prompts (``agent.prompts.DEFAULT_PROMPTS_DIR``; a prompt that
+  file, ``agent.config.settings.DEFAULT_CONFIG_PATH``, found beside the package and not from the
+  working directory, as are the prompts (``agent.config.prompts.DEFAULT_PROMPTS_DIR``; a prompt that
   could not be found would stop the call, and the transcript with it);
 - no ``SIGNALWIRE_*``, ``MFA_*``, ``SWML_*``, ``REDIS_URL`` or ``AGENT_URL`` is inherited, so
   the agent runs in-process on the sandbox provider, as in a fresh clone.
@@ -40,8 +40,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.prompts import DEFAULT_PROMPTS_DIR
-from agent.settings import DEFAULT_CONFIG_PATH
+from agent.config.prompts import DEFAULT_PROMPTS_DIR
+from agent.config.settings import DEFAULT_CONFIG_PATH
 from tests.support.shown import (
     REPO,
     ShownBlock,

@@ -1,6 +1,6 @@
 """The YAML keys that shape one call: its bounds (``call``), the business's next step
 (``handoff``) and the text message's template check. ``FileConfig`` in
-``agent/config_file.py`` holds them; a bad value stops start-up naming its key.
+``agent/config/config_file.py`` holds them; a bad value stops start-up naming its key.
 
 Ranges follow the SWML schema shipped in the SDK (``signalwire/schema.json``,
 ``$defs.AIParams``). The docs disagree on ``attention_timeout``: the SDK's API

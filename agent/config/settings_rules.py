@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-from agent.env_vars import env_name, parse_flag
+from agent.config.env_vars import env_name, parse_flag
 from skills.mfa.delivery.providers.signalwire import is_loopback_host, normalize_space_url
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.settings import Settings
+from agent.config.settings import Settings
 
-DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 PROMPT_FILES = ("persona.md", "call_flow.md")
 # With an account directory, Jim asks for the account number instead (same placeholders).
 ACCOUNT_FLOW_FILE = "call_flow_account.md"

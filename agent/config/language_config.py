@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import InitErrorDetails
 
-from agent.call_config import refuse
+from agent.config.call_config import refuse
 from skills.mfa.flow.sms_template import template_problem
 from skills.mfa.speech.number_words import READ_LANGUAGES, primary_subtag
 

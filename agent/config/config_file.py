@@ -1,8 +1,8 @@
 """What the YAML settings file may hold (non-secret settings), validated at start-up.
 
-``agent/settings.py`` reads the file into ``FileConfig`` beside the secrets from the
+``agent/config/settings.py`` reads the file into ``FileConfig`` beside the secrets from the
 environment; unknown keys are refused so typos surface, and a bad value stops start-up
-naming its key. The call's bounds and handoff live in ``agent/call_config.py``.
+naming its key. The call's bounds and handoff live in ``agent/config/call_config.py``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.call_config import CallConfig, HandoffConfig
-from agent.language_config import (
+from agent.config.call_config import CallConfig, HandoffConfig
+from agent.config.language_config import (
     LanguageConfig,
     check_languages,
     check_templates,
@@ -36,7 +36,7 @@ class CodeConfig(Strict):
 
     # The text before the code, per language code ({en: ..., es: ...}; a plain string is
     # the English one); {company} is company_name. Each is checked at start-up to fit one
-    # SMS segment with the code (agent/language_config.py).
+    # SMS segment with the code (agent/config/language_config.py).
     message: str | dict[str, str] = Field(
         "From {company}: only say this code on the call you made to us. We never call to ask "
         "for it. Your code:",

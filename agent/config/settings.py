@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from agent.config_file import FileConfig, Strict
-from agent.env_vars import (
+from agent.config.config_file import FileConfig, Strict
+from agent.config.env_vars import (
     ACCOUNT_FIELDS,
     ENV_NAME_OF_FIELD,
     ENV_VARS,
@@ -34,14 +34,14 @@ from agent.env_vars import (
     parse_flag,
     read_environment,
 )
-from agent.ingress import parse_trusted_proxies
-from agent.settings_rules import (
+from agent.config.settings_rules import (
     ProviderName,
     absolute_http_url,
     refuse_sandbox_beside_an_account,
     require_e164,
     require_signing_key_off_loopback,
 )
+from agent.ingress import parse_trusted_proxies
 from skills.mfa.delivery.providers.signalwire import is_loopback_host, normalize_space_url
 from skills.mfa.delivery.signing import secret_problem
 
@@ -56,7 +56,8 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")
+# The shipped YAML file stays beside the package (agent/config.yaml), where operators find it.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config.yaml"
 
 _PLACEHOLDERS = {"changeme", "change-me", "your-token", "xxx", "todo", "secret", "password"}
 
