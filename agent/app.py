@@ -19,7 +19,8 @@ import httpx
 from signalwire.skills.registry import skill_registry
 
 from agent.config.settings import ProviderName, Settings
-from agent.ingress import Dashboard, install_ingress, parse_trusted_proxies
+from agent.http.ingress import Dashboard, install_ingress, parse_trusted_proxies
+from agent.http.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
 from agent.mfa_agent import MfaAgent
 from agent.outcomes.counters import DailyCounters
 from agent.outcomes.dashboard import DASHBOARD_PATHS
@@ -29,7 +30,6 @@ from agent.outcomes.hub import EventHub
 from agent.outcomes.live_routes import live_router
 from agent.outcomes.metrics import OutcomeMetrics, metrics_router
 from agent.outcomes.mfa_events import LiveFeed
-from agent.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
 from agent.state import state_backend
 from agent.wiring.conversation import configure_conversation
 from agent.wiring.outbox_part import outbox_for

@@ -10,10 +10,10 @@ from typing import NoReturn
 
 from agent.config.config_file import code_policy_warnings
 from agent.config.settings import Settings, SettingsError, load_settings
-from agent.logging_setup import configure_logging, print_json_line
+from agent.http.logging_setup import configure_logging, print_json_line
 
 # Imported here, not in serve(): it must see AgentBase.serve before swaig-test replaces it.
-from agent.sdk_surgery import serve_is_intercepted
+from agent.http.sdk_surgery import serve_is_intercepted
 
 log = logging.getLogger("mfa.agent")
 
@@ -122,7 +122,7 @@ def serve() -> None:
     if not serve_is_intercepted():  # swaig-test runs the tools in-process: no port
         check_port_free(settings.host, settings.port)
     from agent.app import build_agent
-    from agent.serving import serve_agent
+    from agent.http.serving import serve_agent
 
     try:
         agent = build_agent(settings)

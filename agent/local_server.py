@@ -35,7 +35,7 @@ class ServerThread:
             lifespan="on",
             backlog=backlog,
             timeout_keep_alive=30,
-            proxy_headers=False,  # as agent.serving: forwarded headers are Ingress's call
+            proxy_headers=False,  # as agent.http.serving: forwarded headers are Ingress's call
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -12,13 +12,13 @@ import httpx
 
 from agent.config.call_config import TOOL_TOKEN_EXPIRY_SECONDS
 from agent.config.settings import Settings
+from agent.http.readiness import Readiness
+from agent.http.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.outcomes.delivery import Deliverer
 from agent.outcomes.hub import EventHub
 from agent.outcomes.metrics import OutcomeMetrics
 from agent.outcomes.mfa_events import LiveFeed
 from agent.outcomes.outbox import Outbox
-from agent.readiness import Readiness
-from agent.sdk_surgery import SDK_CONFIG_FILE, GuardedAgentBase
 from agent.state import StateBackend
 from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from skills.mfa.events import EventPublisher

@@ -41,7 +41,7 @@ from agent.config.settings_rules import (
     require_e164,
     require_signing_key_off_loopback,
 )
-from agent.ingress import parse_trusted_proxies
+from agent.http.ingress import parse_trusted_proxies
 from skills.mfa.delivery.providers.signalwire import is_loopback_host, normalize_space_url
 from skills.mfa.delivery.signing import secret_problem
 

@@ -5,7 +5,7 @@ without a zone, UTC), ``limit`` (1 to 1000, default 100). A bad value is a 400 n
 the parameter. Rows hold masked numbers only. The CSV is meant to be opened in a
 spreadsheet, so a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return gets a leading ``'`` (OWASP "CSV Injection"): nothing in a cell runs as a formula.
-Who may read them is decided before the routes, in ``agent/ingress.py``.
+Who may read them is decided before the routes, in ``agent/http/ingress.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``GET /events`` (Server-Sent Events) and ``GET /live`` (the page), behind the dashboard's
-credentials (checked before the routes, in ``agent/ingress.py``).
+credentials (checked before the routes, in ``agent/http/ingress.py``).
 
 ``/events`` streams the hub's events, filterable with ``?agent_id=`` and ``?call_id=``:
 on connect it replays the buffered events that match (newer than ``Last-Event-ID``
@@ -38,7 +38,7 @@ def live_router(
     sandbox: bool,
     warning: str = "",
 ) -> APIRouter:
-    """The two routes; who may open them is decided before them (``agent/ingress.py``).
+    """The two routes; who may open them is decided before them (``agent/http/ingress.py``).
     A ``warning`` is shown as a banner at the top of the page (e.g. the sandbox beside an
     account)."""
     router = APIRouter()

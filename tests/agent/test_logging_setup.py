@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from agent.logging_setup import JsonFormatter, RedactingFilter, redact
+from agent.http.logging_setup import JsonFormatter, RedactingFilter, redact
 
 
 @pytest.mark.parametrize(

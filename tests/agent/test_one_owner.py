@@ -1,4 +1,4 @@
-"""One owner per rule (issue 19, item 7): credentials are compared in ``agent.ingress`` only,
+"""One owner per rule (issue 19, item 7): credentials are compared in ``agent.http.ingress`` only,
 and the body limit lives there only.
 
 Before, basic auth was checked three times per request (Ingress, the request guard, the
@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agent.app import build_agent
-from agent.ingress import MAX_BODY, Ingress, Principal, authenticated_as
+from agent.http.ingress import MAX_BODY, Ingress, Principal, authenticated_as
 from testkit.servers import ServerThread
 from tests.support.defaults import AUTH
 

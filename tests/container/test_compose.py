@@ -20,7 +20,7 @@ import yaml
 
 from agent.config.config_file import UpstreamConfig
 from agent.config.settings import ENV_VARS, load_settings
-from agent.serving import SHUTDOWN_DRAIN_SECONDS
+from agent.http.serving import SHUTDOWN_DRAIN_SECONDS
 from tests.support.required_servers import missing_test_server
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Credentials, then a body limit, then the SDK: over real HTTP on loopback.
 
 The SDK reads a whole body to check its signature before basic auth and before
-any size limit; ``agent.ingress`` answers 401 and 413 before a byte of the body
+any size limit; ``agent.http.ingress`` answers 401 and 413 before a byte of the body
 is read. And no header of an unauthenticated request, nor a forwarded header
 from a peer the operator did not name, changes the webhook URLs the SWML names.
 """
@@ -207,7 +207,7 @@ async def test_forwarded_headers_from_an_unnamed_peer_are_ignored(agent_url):
 
 
 def test_python_m_agent_ignores_forwarded_headers_from_an_unnamed_loopback_peer(tmp_path):
-    """The production server (``agent.serving``), not only the test one: uvicorn trusts
+    """The production server (``agent.http.serving``), not only the test one: uvicorn trusts
     ``X-Forwarded-Proto``/``-For`` from 127.0.0.1 by default, before the ingress sees the
     peer. Ingress is the one owner of forwarded headers, so uvicorn's is off."""
     agent = AgentProcess(tmp_path)

@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from agent.app import MfaAgent, build_agent, log_sandbox_text
-from agent.logging_setup import JsonFormatter
+from agent.http.logging_setup import JsonFormatter
 from agent.platform import PlatformCall
 from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.flow.tools import META_REQUEST_ID

@@ -6,7 +6,7 @@ pair cost about 0.65 ms of a 1.2 ms tool request and 1.1 ms of a 1.7 ms SWML
 request: a third to two thirds of the agent's CPU per call. This middleware sets
 the same headers without wrapping the response in extra tasks and streams. CORS
 is dropped: SignalWire calls server to server, and the live page is same-origin,
-so no browser on another origin has any business here. ``agent/sdk_surgery.py``
+so no browser on another origin has any business here. ``agent/http/sdk_surgery.py``
 swaps it in for the SDK's pair.
 """
 

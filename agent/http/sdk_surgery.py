@@ -22,7 +22,7 @@ against the new source (``signalwire/core/agent_base.py`` and
 - ``_get_base_url``: the SDK writes the basic-auth pair into the webhook URLs as it
   is (``http://mfa:p@ss/w:rd#...@host``), which breaks the URL for any password with
   ``@ / : # ?``; ours percent-encodes it (RFC 3986 userinfo), and Ingress accepts the
-  pair in either form (``agent.ingress.credentials_match``).
+  pair in either form (``agent.http.ingress.credentials_match``).
 - ``replace_ready_route``: removes the SDK's always-green ``/ready`` route.
 - ``replace_sdk_middleware``: swaps the SDK's ``BaseHTTPMiddleware`` and CORS
   middleware for ``SecurityHeaders``.
@@ -43,13 +43,13 @@ from signalwire import AgentBase
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.cors import CORSMiddleware
 
-from agent.ingress import PLATFORM, authenticated_as
-from agent.request_guard import body_problem
-from agent.security_headers import SecurityHeaders
+from agent.http.ingress import PLATFORM, authenticated_as
+from agent.http.request_guard import body_problem
+from agent.http.security_headers import SecurityHeaders
 
 # An empty SDK config file: passing it stops the SDK from searching the working
 # directory (config.json, agent_config.json, ...) for settings of its own.
-SDK_CONFIG_FILE = Path(__file__).with_name("sdk_config.json")
+SDK_CONFIG_FILE = Path(__file__).resolve().parents[1] / "sdk_config.json"  # agent/sdk_config.json
 
 
 # What the SDK's catch-all answers, with a 200, for a path it does not serve.
@@ -66,7 +66,7 @@ class GuardedAgentBase(AgentBase):
     def _check_basic_auth(self, request: Request) -> bool:
         """Ingress's verdict, not a second comparison of the credentials.
 
-        ``agent.ingress.Ingress`` is the one place credentials are checked; it records
+        ``agent.http.ingress.Ingress`` is the one place credentials are checked; it records
         who the request proved to be. The SDK's handlers still call this method: they
         now read that verdict. Without Ingress in front, nothing is authenticated."""
         return authenticated_as(request.scope) == PLATFORM
@@ -87,7 +87,7 @@ class GuardedAgentBase(AgentBase):
     async def _handle_swaig_request(
         self, request: Request, response: Response
     ) -> Response | dict[str, Any]:
-        """Malformed bodies get a 4xx here instead of the SDK's 500 (agent/request_guard.py).
+        """Malformed bodies get a 4xx here instead of the SDK's 500 (agent/http/request_guard.py).
         A GET (the SDK renders the SWML there) is nothing SignalWire sends: gone."""
         if request.method != "POST":
             return _gone()

@@ -5,7 +5,7 @@ The SDK answers a JSON array, a non-string function name or call id, or a
 platform then retries a request that can never succeed while the caller hears
 silence. ``body_problem`` names what is wrong so the agent can answer 400 instead.
 
-The body's size is not checked here: ``agent.ingress`` owns that rule (1 MB, counted as
+The body's size is not checked here: ``agent.http.ingress`` owns that rule (1 MB, counted as
 the body streams, before anything reads it), and no body over it gets this far.
 """
 

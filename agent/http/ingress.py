@@ -28,7 +28,7 @@ of the body:
    limit. The app then sees the client as gone and whatever it sends is dropped.
    The connection stays open: uvicorn discards the rest of the body as it comes
    (no memory held), so the client can read the answer instead of a reset, and
-   ``agent.serving`` closes it within its header deadline.
+   ``agent.http.serving`` closes it within its header deadline.
 
 Only then do the SDK's signature check and our request guard read the body.
 """
@@ -159,7 +159,7 @@ def credentials_match(
     """The pair as configured, or as it appears percent-encoded in the SWML's URLs.
 
     The webhook URLs carry the credentials as RFC 3986 userinfo, percent-encoded
-    (``agent.sdk_surgery``), so a password of any characters survives the URL. A client
+    (``agent.http.sdk_surgery``), so a password of any characters survives the URL. A client
     that builds the ``Authorization`` header from such a URL may decode the userinfo
     first (curl, httpx, browsers) or not: both forms of the same secret are accepted.
     Each form is compared in constant time, always both, so the time taken does not

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from agent.sdk_surgery import serve_is_intercepted
+from agent.http.sdk_surgery import serve_is_intercepted
 from skills.mfa.log_throttle import RateLimitedLog
 
 log = logging.getLogger("mfa.serving")
