@@ -1,11 +1,20 @@
 """A fake of SignalWire's MFA REST API, served for real on loopback.
 
 It follows the documented behaviour (see ../shared/signalwire-notes.md):
-``POST /api/relay/rest/mfa/sms`` with basic auth answers ``{id, success, to,
-channel}``; ``POST /api/relay/rest/mfa/{id}/verify`` answers 200 true/false and
-404 once the request is unknown, verified, expired or out of attempts; 401 for
-bad credentials; 422 for invalid fields. The "phone" is ``texts``: what a
-caller's handset would receive, so a test can read the code like a person.
+``POST /api/relay/rest/mfa/sms`` (and ``/mfa/call``, the code by a voice call) with
+basic auth answers ``{id, success, to, channel}``; ``POST /api/relay/rest/mfa/{id}/verify``
+answers 200 true/false and 404 once the request is unknown, verified, expired or out of
+attempts; 401 for bad credentials; 422 for invalid fields. The "phone" is ``texts``: what a
+caller's handset would receive (a call's code too, with ``channel``), so a test can read
+the code like a person.
+
+What is an invalid field follows SignalWire's REST OpenAPI: each body is checked against
+the spec's own request schema (``testkit/mfa_request_schemas.py``: a missing required
+field, a wrong type or an unknown field is a 422 with SignalWire's documented 422 body),
+as Stoplight Prism checks it (``tests/e2e/test_fake_space_matches_prism.py`` sends both
+the same requests). Then the limits the spec states only in its descriptions (``to`` in
+E.164, ``token_length`` 4..20, ``max_attempts`` 1..20, ``valid_for`` up to 604800), which
+no schema keyword carries: there the fake is stricter than Prism, as the service says it is.
 
 Knobs for fault tests: ``latency`` (seconds before answering) and ``fault``
 (``"500"``, ``"garbage"``, ``"hang"``, ``"422"``) applied to every request while set.
@@ -30,6 +39,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from testkit.mfa_request_schemas import body_problems
 
 PROJECT_ID = "11111111-2222-3333-4444-555555555555"
 API_TOKEN = "PTfake0123456789abcdef"
@@ -79,13 +90,16 @@ class FakeSignalWire:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/api/relay/rest/mfa/sms", self._send, methods=["POST"]),
+                Route("/api/relay/rest/mfa/sms", self._send_sms, methods=["POST"]),
+                Route("/api/relay/rest/mfa/call", self._send_call, methods=["POST"]),
                 Route("/api/relay/rest/mfa/{request_id}/verify", self._verify, methods=["POST"]),
                 Route("/api/relay/rest/phone_numbers", self._phone_numbers, methods=["GET"]),
             ]
         )
 
-    async def _common(self, request: Request) -> Response | dict[str, Any]:
+    async def _common(self, request: Request, operation: str) -> Response | dict[str, Any]:
+        """Faults, credentials and scope, then the body: JSON, recorded, and conforming to
+        the spec's schema for ``operation`` (a key of ``mfa_request_schemas.OPERATIONS``)."""
         if self.latency:
             await asyncio.sleep(self.latency)
         if self.fault == "hang":
@@ -108,21 +122,31 @@ class FakeSignalWire:
             return _invalid("body must be an object")
         with self._lock:
             self.requests.append({"path": request.url.path, "body": body})
+        problems = body_problems(operation, body)
+        if problems:
+            return _invalid(*problems)
         return body
 
-    async def _send(self, request: Request) -> Response:
-        body = await self._common(request)
+    async def _send_sms(self, request: Request) -> Response:
+        return await self._send(request, "sms")
+
+    async def _send_call(self, request: Request) -> Response:
+        return await self._send(request, "call")
+
+    async def _send(self, request: Request, channel: str) -> Response:
+        body = await self._common(request, channel)
         if isinstance(body, Response):
             return body
-        to, length = body.get("to"), body.get("token_length", 6)
+        # The schema checked the types; these are the limits its descriptions state.
+        to, length = body["to"], body.get("token_length", 6)
         attempts, valid_for = body.get("max_attempts", 3), body.get("valid_for", 3600)
-        if not isinstance(to, str) or not _E164.match(to):
+        if not _E164.match(to):
             return _invalid("to must be an E.164 number")
-        if not isinstance(length, int) or not 4 <= length <= 20:
+        if not 4 <= length <= 20:
             return _invalid("token_length must be 4..20")
-        if not isinstance(attempts, int) or not 1 <= attempts <= 20:
+        if not 1 <= attempts <= 20:
             return _invalid("max_attempts must be 1..20")
-        if not isinstance(valid_for, int) or not 1 <= valid_for <= 604800:
+        if not 1 <= valid_for <= 604800:
             return _invalid("valid_for must be at most 604800")
         code = self.new_code(length)
         request_id = str(uuid.uuid4())
@@ -134,15 +158,16 @@ class FakeSignalWire:
                     "from": body.get("from"),
                     "code": code,
                     "body": f"{body.get('message', 'Your Personal Authorization Code is:')} {code}",
+                    "channel": channel,
                 }
             )
-        return JSONResponse({"id": request_id, "success": True, "to": to, "channel": "sms"})
+        return JSONResponse({"id": request_id, "success": True, "to": to, "channel": channel})
 
     async def _verify(self, request: Request) -> Response:
-        body = await self._common(request)
+        body = await self._common(request, "verify")
         if isinstance(body, Response):
             return body
-        token = body.get("token")
+        token = body["token"]
         with self._lock:
             pending = self._pending.get(request.path_params["request_id"])
             if (
@@ -153,7 +178,7 @@ class FakeSignalWire:
             ):
                 return JSONResponse({"error": "Not Found"}, status_code=404)
             pending.attempts_left -= 1
-            if isinstance(token, str) and secrets.compare_digest(token, pending.code):
+            if secrets.compare_digest(token.encode(), pending.code.encode()):
                 pending.verified = True
                 return JSONResponse({"success": True})
         return JSONResponse({"success": False})
@@ -180,11 +205,13 @@ def _authorised(header: str) -> bool:
     return secrets.compare_digest(header, f"Basic {expected}")
 
 
-def _invalid(detail: str) -> JSONResponse:
+def _invalid(*details: str) -> JSONResponse:
+    """SignalWire's documented 422 body, one error item for each problem."""
     return JSONResponse(
         {
             "errors": [
                 {"detail": detail, "status": "422", "title": "Invalid Attribute", "code": "422"}
+                for detail in details
             ]
         },
         status_code=422,

@@ -12,7 +12,8 @@ validation would, not only where Prism's would. testkit may not import tests/, h
 committed copy; ``tests/e2e/test_fake_space_matches_prism.py`` checks that it still equals
 a fresh extraction from the vendored spec. To refresh it after updating the spec::
 
-    .venv/bin/python -m testkit.mfa_request_schemas tests/schemas/signalwire/signalwire-rest.openapi.yaml
+    .venv/bin/python -m testkit.mfa_request_schemas \
+        tests/schemas/signalwire/signalwire-rest.openapi.yaml
 
 The schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect), checked with ``jsonschema``;
 ``format: int32`` is checked as ajv-formats (Prism's) checks it: an integer in 32 bits.

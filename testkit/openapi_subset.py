@@ -64,5 +64,7 @@ def subset(document: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
         components["securitySchemes"] = schemes
     for kind, name in sorted(referenced_components(document, kept)):
         components.setdefault(kind, {})[name] = document["components"][kind][name]
-    top = {k: v for k, v in document.items() if k not in ("paths", "components", "tags", "webhooks")}
+    top = {
+        k: v for k, v in document.items() if k not in ("paths", "components", "tags", "webhooks")
+    }
     return {**top, "paths": kept, "components": components}

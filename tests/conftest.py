@@ -18,7 +18,8 @@ from testkit.fake_signalwire import FakeSignalWire
 from testkit.redis_server import RedisServer
 from testkit.servers import ServerThread
 from tests.support.defaults import AUTH, DASHBOARD, SWAIG_SECRET
-from tests.support.required_servers import require_redis_server
+from tests.support.prism import PrismMock, Window, prism_mock
+from tests.support.required_servers import find_prism, require_redis_server
 from tests.support.swml_schema import reply_problems, swml_problems
 
 # Property tests judge answers, not speed: no per-example deadline, which a stall on a busy
@@ -126,3 +127,17 @@ def own_redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.flush()
     return str(redis_server.url)
+
+
+@pytest.fixture(scope="session")
+def prism_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrismMock]:
+    """One Stoplight Prism for the session, mocking SignalWire's REST OpenAPI
+    (``tests/support/prism.py``; ``.ci/run`` installs it under ``.prism/``)."""
+    with prism_mock(find_prism(), tmp_path_factory.mktemp("prism")) as server:
+        yield server
+
+
+@pytest.fixture
+def prism(prism_server: PrismMock) -> Window:
+    """The session's Prism, its log read from where this test begins."""
+    return prism_server.window()

@@ -1,4 +1,5 @@
-"""Servers some tests need (redis-server, Chromium): skipped where missing, unless required.
+"""Servers some tests need (redis-server, Chromium, Prism): skipped where missing, unless
+required.
 
 ``.ci/run`` installs every server the tests use and sets ``MFA_REQUIRE_TEST_SERVERS=1``:
 there a missing one is a failure, so a broken install step cannot hide behind a skip.
@@ -14,6 +15,7 @@ import pytest
 
 from testkit import container
 from testkit.redis_server import RedisServer
+from tests.support.prism import INSTALL_HINT, PRISM_ENV, prism_executable
 
 REQUIRE_TEST_SERVERS = "MFA_REQUIRE_TEST_SERVERS"
 
@@ -46,3 +48,13 @@ def find_chromium() -> str:
         if found:
             return found
     missing_test_server("Chromium is not installed (apt-get install chromium)")
+
+
+def find_prism() -> str:
+    """Stoplight Prism: ``$MFA_PRISM``, else ``.prism/node_modules/.bin/prism`` (where
+    ``.ci/run`` installs it)."""
+    found = prism_executable()
+    if found:
+        return found
+    where = os.environ.get(PRISM_ENV) or ".prism/node_modules/.bin/prism"
+    missing_test_server(f"Stoplight Prism is not installed at {where} ({INSTALL_HINT})")
