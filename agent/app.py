@@ -20,6 +20,7 @@ from signalwire.skills.registry import skill_registry
 
 from agent.config.settings import ProviderName, Settings
 from agent.http.ingress import Dashboard, install_ingress, parse_trusted_proxies
+from agent.http.logging_setup import guard_sdk_loggers
 from agent.http.sdk_surgery import replace_ready_route, replace_sdk_middleware, wrap_lifespan
 from agent.mfa_agent import MfaAgent
 from agent.outcomes.counters import DailyCounters
@@ -68,6 +69,8 @@ def build_agent(
     ``sandbox_deliver`` to read the sandbox's texts, a ``breaker_clock`` so the
     breaker's open window moves when the test says so, and an ``outbox_clock`` (unix
     seconds) for the outbox's retention and delivery times."""
+    # The SDK's argument check may quote what a caller said: redacted wherever it is logged.
+    guard_sdk_loggers()
     agent = MfaAgent(settings)
     if settings.proxy_url_base:
         agent.manual_set_proxy_url(settings.proxy_url_base)
@@ -81,7 +84,7 @@ def build_agent(
         transport=http_transport,
     )
     agent.on_lifecycle(stop=http.aclose)
-    state = agent.state = state_backend(settings.redis_url, settings.sandbox_db_path)
+    state = agent.state = state_backend(settings.redis_target, settings.sandbox_db_path)
     agent.on_lifecycle(start=state.start, stop=state.aclose)
     agent.add_readiness_check(state.name if state.name == "redis" else "state", state.ready)
 

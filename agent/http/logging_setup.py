@@ -4,6 +4,12 @@ Our own code logs only masked numbers and never codes or secrets. Two things
 outside it could still leak: uvicorn's access log prints query strings, which
 carry the per-call SWAIG tool tokens, and URLs may carry basic-auth
 credentials. The ``RedactingFilter`` strips both from every record.
+
+And the SDK's own lines may quote what a caller said: with a JSON Schema library
+installed (``jsonschema``), its soft argument check logs "Argument validation failed for
+function 'verify_mfa': {'t': '594897'} is not of type 'string'", the code included. For the
+SDK's loggers the filter cuts that quote and masks anything else that reads as a number of
+four digits or more (``skills.mfa.speech.spoken_redaction``).
 """
 
 from __future__ import annotations
@@ -16,10 +22,24 @@ import sys
 import time
 from typing import Any
 
+from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
+
 _SECRET_QUERY = re.compile(r"((?:__token|token|password|api_token)=)[^&\s\"']+", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(https?://)[^/\s:@]+:[^/\s@]+@")
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+
+_ARGUMENT_ECHO = re.compile(
+    r"(Argument validation (?:failed|error) for function '[^']*')[:\s].*", re.S
+)
+_SDK_LOGGERS = "signalwire"
+
+
+def redact_sdk(text: str) -> str:
+    """An SDK line without the arguments it quotes, and no number of four digits or more."""
+    text = _ARGUMENT_ECHO.sub(r"\1 (arguments withheld: they may hold the caller's code)", text)
+    return redact_spoken_numbers(text, 4)
 
 
 def redact(text: str) -> str:
@@ -40,6 +60,12 @@ class RedactingFilter(logging.Filter):
             )
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
+        if (record.name or "").startswith(_SDK_LOGGERS):
+            if isinstance(record.msg, str):
+                record.msg = redact_sdk(record.getMessage())
+                record.args = ()
+            elif isinstance(record.msg, dict) and isinstance(record.msg.get("event"), str):
+                record.msg = {**record.msg, "event": redact_sdk(record.msg["event"])}
         return True
 
 
@@ -109,6 +135,21 @@ def configure_logging(level: str = "INFO") -> None:
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
     _adopt_sdk_logging()
+    guard_sdk_loggers()
+
+
+#: SDK loggers whose lines may quote a request's arguments (the soft argument check).
+SDK_ECHOING_LOGGERS = ("signalwire.core.mixins.tool_mixin",)
+
+
+def guard_sdk_loggers() -> None:
+    """Redact on the SDK loggers that may quote a caller's words, on the logger itself, so
+    every handler (ours, a test's capture, an embedding application's) gets the redacted
+    record. Idempotent; ``build_agent`` and ``configure_logging`` both call it."""
+    for name in SDK_ECHOING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 def json_handler() -> logging.Handler:

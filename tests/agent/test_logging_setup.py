@@ -65,3 +65,33 @@ def test_the_sdks_structlog_records_take_our_keys():
     assert list(line) == ["ts", "level", "logger", "msg", "detail", "agent"]
     assert line["msg"] == "swaig_failed" and line["level"] == "warning"
     assert line["detail"] == "see https://[redacted]@agent.example.com/swaig/"
+
+
+def test_the_sdks_argument_check_never_logs_what_the_caller_said():
+    """With ``jsonschema`` installed, the SDK's soft argument check quotes the arguments it
+    refuses, a code included; the logger itself redacts, whatever handler reads it."""
+    from agent.http.logging_setup import guard_sdk_loggers
+
+    guard_sdk_loggers()
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("signalwire.core.mixins.tool_mixin")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.warning(
+            "Argument validation failed for function 'verify_mfa': {'t': '594897'} is not of "
+            "type 'string'"
+        )
+        logger.warning("something else about 4 8 1 2 2 9 and +15551230001")
+    finally:
+        logger.removeHandler(handler)
+    assert seen[0] == (
+        "Argument validation failed for function 'verify_mfa' "
+        "(arguments withheld: they may hold the caller's code)"
+    )
+    assert "481229" not in seen[1].replace(" ", "") and "5551230001" not in seen[1]
