@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     """``argv`` without the program name; ``None``: ``sys.argv`` (the ``mfa-agent`` script)."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["call"]:
-        from agent.simulator import main as call_main
+        from agent.ops.simulator import main as call_main
 
         sys.exit(call_main(args[1:], load_settings=load_or_exit))
     if args[:1] == ["check"]:
-        from agent.preflight import main as check_main
+        from agent.ops.preflight import main as check_main
 
         configure_logging("WARNING")
         sys.exit(check_main(args[1:], load_settings=load_settings, out=sys.stdout))

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from bench.fake_server import BENCH_CODE
 from bench.overhead import fresh_caller
 from bench.servers import AUTH, cpu_seconds, loopback_client

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from bench import servers
 from bench.overhead import caller_number
 from bench.stats import median

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from bench.fake_server import BENCH_CODE
 from bench.servers import AUTH, loopback_client
 from bench.stats import summary_ms

@@ -28,7 +28,7 @@ import httpx
 
 from agent.app import build_agent
 from agent.config.settings import load_settings
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread

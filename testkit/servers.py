@@ -1,5 +1,5 @@
 """Tests and benchmarks serve apps with the same helper the call simulator uses."""
 
-from agent.local_server import ServerThread, free_port
+from agent.ops.local_server import ServerThread, free_port
 
 __all__ = ["ServerThread", "free_port"]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from agent import platform
 from agent.app import MfaAgent, build_agent
 from agent.config.settings import Settings, load_settings
+from agent.ops import platform
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.redis_server import RedisServer

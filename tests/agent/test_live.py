@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from agent.app import MfaAgent, build_agent
+from agent.ops.platform import PlatformCall, ToolReply
 from agent.outcomes.counters import DailyCounters
 from agent.outcomes.hub import EventHub
 from agent.outcomes.mfa_events import LiveFeed
-from agent.platform import PlatformCall, ToolReply
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.flow.tools import META_REQUEST_ID
 from skills.mfa.speech.spoken_code import normalize_spoken_code

@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.app import build_agent
 from agent.config.settings import SettingsError
+from agent.ops.platform import PlatformCall
 from agent.outcomes.history_routes import safe_cell
-from agent.platform import PlatformCall
 from skills.mfa.events import MfaEvent, Outcome
 from testkit.servers import ServerThread
 from tests.agent.test_outcome_webhook import SECRET, Receiver, async_equals, eventually

@@ -34,8 +34,8 @@ from starlette.routing import Route
 
 from agent.app import MfaAgent, build_agent
 from agent.config.settings import SettingsError
+from agent.ops.platform import PlatformCall
 from agent.outcomes.webhook import sign, verify_signature
-from agent.platform import PlatformCall
 from testkit.servers import ServerThread, free_port
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import CALLER, DASHBOARD

@@ -9,7 +9,7 @@ import pytest
 
 from agent.app import build_agent
 from agent.config.prompts import DEFAULT_PROMPTS_DIR
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from tests.support.defaults import AUTH
 
 pytestmark = pytest.mark.anyio

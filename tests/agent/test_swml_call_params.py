@@ -10,7 +10,7 @@ import pytest
 from signalwire.core.function_result import FunctionResult
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from skills.mfa.handoff import Handoff, parse_destination
 from tests.support.defaults import AUTH
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import CALLER, DASHBOARD
 from tests.support.required_servers import find_chromium, missing_test_server

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from agent.platform import PlatformCall
-from agent.simulator import first_event
+from agent.ops.platform import PlatformCall
+from agent.ops.simulator import first_event
 from testkit import container
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread

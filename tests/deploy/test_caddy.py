@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.local_server import free_port
-from agent.platform import PlatformCall
+from agent.ops.local_server import free_port
+from agent.ops.platform import PlatformCall
 from tests.support.caddy import (
     CADDYFILE,
     SANDBOX_CODE,

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from testkit.agent_env import agent_env, write_config
 from tests.support.caddy import (
     CADDYFILE,

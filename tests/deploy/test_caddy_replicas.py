@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from tests.support.caddy import (
     CADDYFILE,
     SANDBOX_CODE,

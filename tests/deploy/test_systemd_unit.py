@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.local_server import free_port
+from agent.ops.local_server import free_port
 from tests.support.required_servers import missing_test_server
 from tests.support.shown import shown_block
 

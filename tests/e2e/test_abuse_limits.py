@@ -1,7 +1,7 @@
 """Abuse limits, the circuit breaker, deadlines and webhook signatures, over real HTTP.
 
 The agent is served on loopback and SignalWire is faked on loopback; calls are driven
-the way the platform drives them (``agent.platform.PlatformCall``). The limiter and the
+the way the platform drives them (``agent.ops.platform.PlatformCall``). The limiter and the
 breaker use the wall clock here, so the windows under test are set short in the config.
 """
 
@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from skills.mfa.flow.tools import META_REQUEST_ID
 from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread

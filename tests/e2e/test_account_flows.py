@@ -24,7 +24,7 @@ from starlette.routing import Route
 from agent.app import build_agent
 from agent.config.settings import SettingsError
 from agent.http.logging_setup import JsonFormatter
-from agent.simulator import first_event
+from agent.ops.simulator import first_event
 from skills.mfa.delivery.signing import verify_signature
 from testkit.servers import ServerThread
 from tests.support.calls import new_call, wrong_code

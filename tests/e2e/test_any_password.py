@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from tests.support.defaults import CALLER
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from skills.mfa.events import MfaEvent
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import CALLER

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from agent.app import build_agent
 from agent.config.settings import load_settings
 from agent.http.ingress import MAX_BODY
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.flow.tools import META_REQUEST_ID
 from skills.mfa.speech.spoken_code import normalize_spoken_code

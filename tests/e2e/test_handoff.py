@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from testkit.servers import ServerThread
 from tests.agent.test_outcome_webhook import SECRET, Receiver
 from tests.support.calls import new_call, wrong_code

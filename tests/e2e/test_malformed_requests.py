@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from tests.support.defaults import AUTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

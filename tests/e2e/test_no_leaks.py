@@ -34,7 +34,7 @@ import pytest
 
 from agent.app import MfaAgent, build_agent, log_sandbox_text
 from agent.http.logging_setup import JsonFormatter
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.flow.tools import META_REQUEST_ID
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire

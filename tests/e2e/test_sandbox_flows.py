@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from tests.support.calls import wrong_code
 from tests.support.defaults import AUTH, CALLER
 

@@ -1,7 +1,7 @@
 """Whole calls over real HTTP: the agent served on loopback, SignalWire faked on loopback.
 
 Requests are shaped like the platform's and ``meta_data``/``global_data`` are kept between
-them the way the platform keeps them (``agent.platform.PlatformCall``).
+them the way the platform keeps them (``agent.ops.platform.PlatformCall``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall, watch
+from agent.ops.platform import PlatformCall, watch
 from tests.support.calls import wrong_code
 from tests.support.defaults import AUTH, CALLER
 from tests.support.swml_schema import ALLOWED, SCHEMA_FILES, reply_problems, swml_problems

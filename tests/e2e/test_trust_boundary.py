@@ -3,7 +3,7 @@
 Issue 11, findings 1-3: ``meta_data`` is the agent's own claim, sealed to its call;
 a platform retry gets the answer the first request got; a send that never left costs
 no budget. The agent is served on loopback against the fake SignalWire, and requests
-are shaped like the platform's (``agent.platform.PlatformCall``). Expected MACs are
+are shaped like the platform's (``agent.ops.platform.PlatformCall``). Expected MACs are
 computed here with ``hmac`` from the documented formula.
 """
 
@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from agent.app import build_agent
-from agent.platform import PlatformCall, ToolReply
-from agent.simulator import first_event
+from agent.ops.platform import PlatformCall, ToolReply
+from agent.ops.simulator import first_event
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import CALLER, DASHBOARD
 

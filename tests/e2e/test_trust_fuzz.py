@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from agent.app import build_agent
 from agent.config.settings import load_settings
-from agent.platform import PlatformCall
+from agent.ops.platform import PlatformCall
 from testkit.agent_env import agent_env, write_config
 from testkit.servers import ServerThread
 from tests.support.calls import reply_text

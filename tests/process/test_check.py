@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from agent.app import build_agent
 from agent.config.settings import load_settings
-from agent.preflight import main as check_main
+from agent.ops.preflight import main as check_main
 from skills.mfa.delivery.signing import verify_signature
 from testkit.agent_env import agent_env, write_config
 from testkit.fake_signalwire import API_TOKEN, FakeSignalWire
@@ -314,7 +314,7 @@ def test_an_untrusted_certificate_is_named_not_taken_for_nothing_answering():
 
     import httpx
 
-    from agent.preflight.public_url import is_certificate_problem as _is_certificate_problem
+    from agent.ops.preflight.public_url import is_certificate_problem as _is_certificate_problem
 
     try:
         try:
@@ -335,7 +335,7 @@ async def test_a_public_name_that_does_not_resolve_fails_rather_than_waits(world
 
     import httpx
 
-    from agent.preflight.public_url import check_public_url
+    from agent.ops.preflight.public_url import check_public_url
 
     def unresolvable(request: httpx.Request) -> httpx.Response:
         try:

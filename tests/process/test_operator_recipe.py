@@ -32,7 +32,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 import httpx
 import pytest
 
-from agent.platform import signalwire_signature
+from agent.ops.platform import signalwire_signature
 from testkit.agent_env import write_config
 from testkit.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
 from testkit.servers import ServerThread, free_port

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
-from agent.simulator import first_event
+from agent.ops.platform import PlatformCall
+from agent.ops.simulator import first_event
 from testkit.servers import ServerThread
 from tests.agent.test_outcome_webhook import SECRET, Receiver
 from tests.support.agent_process import AgentProcess

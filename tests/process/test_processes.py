@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
-from agent.simulator import first_event
+from agent.ops.platform import PlatformCall
+from agent.ops.simulator import first_event
 from tests.support.agent_process import AgentProcess, sandbox_env
 from tests.support.defaults import AUTH, CALLER, DASHBOARD
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.platform import PlatformCall
-from agent.simulator import first_event
+from agent.ops.platform import PlatformCall
+from agent.ops.simulator import first_event
 from tests.support.agent_process import AgentProcess
 from tests.support.defaults import AUTH, DASHBOARD
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from agent.platform import PlatformCall, ToolReply
-from agent.simulator import first_event
+from agent.ops.platform import PlatformCall, ToolReply
+from agent.ops.simulator import first_event
 from tests.replicas.test_replicas import code_of, next_event, replicas, sandbox_text_to
 from tests.support.defaults import AUTH, DASHBOARD
 

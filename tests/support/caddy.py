@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from agent.local_server import free_port
+from agent.ops.local_server import free_port
 from tests.support.process_group import ShellRun
 from tests.support.required_servers import missing_test_server
 

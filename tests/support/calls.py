@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from agent.platform import PlatformCall, ToolReply
+from agent.ops.platform import PlatformCall, ToolReply
 from tests.support.defaults import AUTH, CALLER
 
 

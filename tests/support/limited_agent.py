@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.local_server import free_port
+from agent.ops.local_server import free_port
 from tests.support.agent_process import AgentProcess, sandbox_env
 
 

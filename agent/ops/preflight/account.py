@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.config.settings import ProviderName, Settings, SettingsError
-from agent.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
+from agent.ops.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
 from skills.mfa.delivery.providers.signalwire import SPACE_FORMS
 
 MFA_SCOPE_HINT = (

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.config.settings import Settings
-from agent.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
+from agent.ops.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
 
 
 async def check_public_url(settings: Settings, http: httpx.AsyncClient) -> list[CheckLine]:
@@ -82,7 +82,7 @@ async def check_public_url(settings: Settings, http: httpx.AsyncClient) -> list[
     body = json.dumps({"call": {"call_id": f"preflight-{uuid.uuid4()}"}, "vars": {}}).encode()
     headers = {"content-type": "application/json"}
     if settings.signing_key is not None:
-        from agent.platform import signalwire_signature
+        from agent.ops.platform import signalwire_signature
 
         key = settings.signing_key.get_secret_value()
         headers.update(signalwire_signature(key, f"{base}/", body))

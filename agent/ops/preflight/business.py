@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.config.settings import Settings
-from agent.preflight.lines import FAIL, OK, CheckLine, bad_status, unreachable
+from agent.ops.preflight.lines import FAIL, OK, CheckLine, bad_status, unreachable
 from skills.mfa.delivery.signing import signed_headers
 
 UNKNOWN_ACCOUNT = "preflight-check-no-such-account"

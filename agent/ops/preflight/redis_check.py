@@ -6,7 +6,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from agent.config.settings import Settings
-from agent.preflight.lines import FAIL, OK, CheckLine
+from agent.ops.preflight.lines import FAIL, OK, CheckLine
 
 
 async def check_redis(settings: Settings) -> list[CheckLine]:

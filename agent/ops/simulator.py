@@ -4,7 +4,7 @@ It does what SignalWire does around a call: fetches the SWML, calls
 ``send_mfa`` through its ``web_hook_url``, shows the text the caller's phone
 would get (sandbox), asks what the caller says (or takes ``--say``), calls
 ``verify_mfa``, and keeps ``meta_data``/``global_data`` between steps exactly
-as the platform does (``agent.platform.PlatformCall``). There is no language
+as the platform does (``agent.ops.platform.PlatformCall``). There is no language
 model here: the person at the keyboard plays the caller, the simulator plays
 the platform, and the transcript shows each tool call and its answer.
 
@@ -28,7 +28,7 @@ from typing import Any, TextIO
 import httpx
 
 from agent.config.settings import Settings
-from agent.platform import PlatformCall, ToolReply
+from agent.ops.platform import PlatformCall, ToolReply
 from skills.mfa.delivery.providers.sandbox import SandboxText
 from skills.mfa.phone import mask_number
 
@@ -348,7 +348,7 @@ def _in_process_agent(
 ) -> Iterator[tuple[str, tuple[str, str]]]:
     """Serve an agent with ``settings`` on a free loopback port."""
     from agent.app import build_agent  # a run with --url builds no agent
-    from agent.local_server import ServerThread
+    from agent.ops.local_server import ServerThread
 
     # The simulator prints the sandbox text itself, in the transcript.
     agent = build_agent(settings, sandbox_deliver=outbox.append)

@@ -37,11 +37,11 @@ from typing import TextIO
 import httpx
 
 from agent.config.settings import Settings, SettingsError
-from agent.preflight.account import check_configuration, check_signing_key, check_space
-from agent.preflight.business import check_directory, check_outcome_receiver
-from agent.preflight.lines import FAIL, TIMEOUT, WARN, CheckLine
-from agent.preflight.public_url import check_public_url, tls_context
-from agent.preflight.redis_check import check_redis
+from agent.ops.preflight.account import check_configuration, check_signing_key, check_space
+from agent.ops.preflight.business import check_directory, check_outcome_receiver
+from agent.ops.preflight.lines import FAIL, TIMEOUT, WARN, CheckLine
+from agent.ops.preflight.public_url import check_public_url, tls_context
+from agent.ops.preflight.redis_check import check_redis
 
 __all__ = ["CheckLine", "main", "run_checks"]
 
