@@ -1,4 +1,5 @@
-"""Cheap checks where two sources of truth exist: the README and the code."""
+"""Cheap checks where two sources of truth exist: the documentation (README.md and the pages
+under docs/, found by what they say: tests/support/docs.py) and the code."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import Any
 
 import yaml
 
+from tests.support.docs import DOCS, page_holding, pages, text_holding
+from tests.support.docs import section as doc_section
+
 REPO = Path(__file__).resolve().parents[1]
+ENV_TABLE = "Environment (secrets and deployment facts only):"
 
 
 def readme_env_table() -> set[str]:
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("Environment (secrets and deployment facts only):", 1)[1]
+    table = text_holding(ENV_TABLE).split(ENV_TABLE, 1)[1]
     table = table.split("\n\n", 2)[1]  # the table right after the heading line
     return set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", table))
 
@@ -27,18 +31,22 @@ def env_vars_read_by_settings() -> set[str]:
 def test_every_env_var_in_the_readme_is_read_by_the_settings():
     documented = readme_env_table()
     assert "SWML_BASIC_AUTH_PASSWORD" in documented
-    assert documented <= env_vars_read_by_settings()
+    unknown = sorted(documented - env_vars_read_by_settings())
+    where = page_holding(ENV_TABLE).relative_to(REPO)
+    assert not unknown, f"{where}'s environment table names {unknown}, which no setting reads"
 
 
 def test_every_env_var_the_settings_read_is_in_the_readme():
-    assert env_vars_read_by_settings() <= readme_env_table()
+    missing = sorted(env_vars_read_by_settings() - readme_env_table())
+    where = page_holding(ENV_TABLE).relative_to(REPO)
+    assert not missing, f"{missing} are missing from the environment table of {where}"
 
 
 def test_the_readmes_configuration_file_names_settings_each_single_quoted():
     """The one file replicas, systemd and ``check`` read: every line a variable the
     settings read, written ``NAME='value'`` as the README asks."""
-    readme = (REPO / "README.md").read_text()
-    after = readme.split("**One file for the configuration.**", 1)[1]
+    marker = "**One file for the configuration.**"
+    after = text_holding(marker).split(marker, 1)[1]
     block = after.split("```\n", 2)[1]
     pairs = [line.split("=", 1) for line in block.splitlines()]
     assert len(pairs) >= 10
@@ -49,16 +57,15 @@ def test_the_readmes_configuration_file_names_settings_each_single_quoted():
 
 def readme_yaml_keys() -> set[str]:
     """Every key the README's YAML paragraph names, ``limits.*`` and ``breaker.*`` included."""
-    readme = (REPO / "README.md").read_text()
-    yaml_part = readme.split("YAML (`agent/config.yaml`", 1)[1].split("\n\n", 1)[0]
+    marker = "YAML (`agent/config.yaml`"
+    yaml_part = text_holding(marker).split(marker, 1)[1].split("\n\n", 1)[0]
     return set(re.findall(r"`([a-z_]+(?:\.(?:[a-z_]+|\*))?)`", yaml_part))
 
 
 def readme_security_defaults() -> dict[str, str]:
     """``section.key: value`` pairs from the Security table (a bare ``key: value`` right
     after one belongs to the same section, as in ``per_recipient_per_day: 10``)."""
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("### Security\n", 1)[1].split("\n#", 1)[0]
+    table = doc_section("Security")
     found: dict[str, str] = {}
     for row in table.splitlines():
         section = None
@@ -97,9 +104,9 @@ def test_every_yaml_key_in_the_readme_exists_in_the_settings():
     for key in keys:
         if key.endswith(".*"):
             section = key[:-2]
-            assert any(f.startswith(section + ".") for f in fields), f"README names {key}"
+            assert any(f.startswith(section + ".") for f in fields), f"the docs name {key}"
         else:
-            assert key in fields, f"README names `{key}`, which the settings do not have"
+            assert key in fields, f"the docs name `{key}`, which the settings do not have"
 
 
 def test_every_default_the_security_table_states_is_the_real_default():
@@ -118,7 +125,7 @@ def test_every_default_the_security_table_states_is_the_real_default():
         assert key in fields, f"the Security table names `{key}`, which the settings lack"
         value = yaml.safe_load(text)
         section, _, name = key.partition(".")
-        assert fields[key] == value, f"{key}: README says {text}, the default is {fields[key]}"
+        assert fields[key] == value, f"{key}: the docs say {text}, the default is {fields[key]}"
         assert shipped[section][name] == value, f"{key}: agent/config.yaml ships another value"
 
 
@@ -144,3 +151,45 @@ def test_help_names_every_environment_variable():
 
     missing = sorted(name for name in env_vars_read_by_settings() if name not in USAGE)
     assert not missing, f"--help does not name {missing}"
+
+
+# The README is a few screens (issue 26): what it is, the two commands, the quick start and a
+# map of docs/; the rest is the site. Its links are read on GitHub, where mkdocs checks none.
+README_MAX_LINES = 250
+LINK = re.compile(r"\]\((?!https?://)([^)#\s]+)?(?:#([^)\s]+))?\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub (and MkDocs' toc, for these titles) gives the page's headings."""
+    found, fenced = set(), False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"#{1,6} (.+?)\s*$", line)):
+            found.add(re.sub(r"[^\w\- ]", "", heading[1].lower()).replace(" ", "-"))
+    return found
+
+
+def test_the_readme_is_a_few_screens_and_maps_every_page():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines"
+    assert lines[2].startswith("<!-- run: two-commands "), "the two commands come first"
+    linked = {(REPO / target).resolve() for target, _ in LINK.findall(readme) if target}
+    # The site's home and quick start are the README's own intro and quick start.
+    site_only = {DOCS / "index.md", DOCS / "quick-start.md"}
+    unmapped = [
+        str(page.relative_to(REPO))
+        for page in pages()[1:]
+        if page not in site_only and page.resolve() not in linked
+    ]
+    assert not unmapped, f"pages the README's map does not link: {unmapped}"
+
+
+def test_every_link_of_the_readme_reaches_its_file_and_heading():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for target, anchor in LINK.findall(readme):
+        path = (REPO / target) if target else REPO / "README.md"
+        assert path.exists(), f"README.md links {target}, which does not exist"
+        if anchor:
+            assert anchor in anchors(path), f"README.md links {target}#{anchor}: no such heading"

@@ -1,4 +1,5 @@
-"""Every command README.md and docs/ show is run by a test, as written from a fresh clone.
+"""Every command README.md and the pages under docs/ show is run by a test, as written from a
+fresh clone.
 
 The blocks are found by tests/support/shown.py: a block with commands must carry a
 ``<!-- run: NAME by tests/....py -->`` marker, and that test must fetch it by name
@@ -65,6 +66,23 @@ def test_commands_run_from_a_fresh_clone_without_an_activated_venv(block):
             assert f".venv/bin/{tool} " in command or f"/.venv/bin/{tool} " in command, (
                 f"{block.where}: `{command}` runs {tool} from PATH, not .venv/bin"
             )
+
+
+def test_every_page_is_checked_but_the_benchmarks_which_ci_runs():
+    """README.md and every page under docs/ are read for blocks, but docs/performance.md: it
+    shows the benchmark's own commands (``python -m bench`` in an activated venv), and
+    ``.ci/run`` runs the benchmark itself."""
+    from tests.support.docs import pages
+    from tests.support.shown import NOT_SHOWN, SHOWN_FILES
+
+    assert set(NOT_SHOWN) == {REPO / "docs" / "performance.md"}
+    assert all(page.is_file() for page in NOT_SHOWN)
+    assert "python -m bench" in (REPO / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert "-m bench --quick" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert set(SHOWN_FILES) == set(pages()) - set(NOT_SHOWN)
+    assert {REPO / "README.md", REPO / "docs" / "calls.md", REPO / "docs" / "swaig-test.md"} <= set(
+        SHOWN_FILES
+    )
 
 
 def test_the_checker_sees_sh_lines_and_transcript_commands():

@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,11 +30,11 @@ from testkit.servers import ServerThread
 from tests.agent.test_outcome_webhook import SECRET, Receiver, async_equals, eventually
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import AUTH, CALLER, DASHBOARD
+from tests.support.docs import section as doc_section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 DAY = 86400.0
-README = Path(__file__).resolve().parents[2] / "README.md"
 DASHBOARD_ROUTES = ("/live", "/events", "/outcomes", "/outcomes.csv", "/metrics")
 
 
@@ -407,12 +406,11 @@ async def test_metrics_count_what_happened(fake_signalwire, make_settings, serve
 
 
 async def test_the_readmes_alert_rules_and_table_name_real_metrics(make_settings, serve_agent):
-    """Every metric the README's alert rules and table name is one the agent exposes."""
+    """Every metric the docs' alert rules and table (Monitoring, "Metrics") name is one the
+    agent exposes."""
     import re
 
-    readme = README.read_text()
-    end = readme.index("### The dashboard's credentials")
-    section = readme[readme.index("### Metrics") : end]
+    section = doc_section("Metrics")
     named = set(re.findall(r"\b(mfa_[a-z_]+)", section))
     assert {"mfa_breaker_open", "mfa_outbox_pending", "mfa_verifications_total"} <= named
     text = (await get(serve_agent(make_settings()), "/metrics")).text

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,22 +38,25 @@ from agent.outcomes.webhook import sign, verify_signature
 from testkit.servers import ServerThread, free_port
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import CALLER, DASHBOARD
+from tests.support.docs import REPO, page_holding
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 #: Standard Webhooks' form: whsec_ and the base64 of 32 bytes.
 SECRET = "whsec_" + base64.b64encode(b"outcome-webhook-test-key-0123456").decode()
 TOOL_ANSWER_BOUND = 2.0
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_receiver() -> Callable[..., bool]:
-    """``mfa_webhook_ok`` from the README's Python block, executed as an operator would paste it."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    """``mfa_webhook_ok`` from the docs' Python block (Monitoring, "Learn the outcome on your
+    server"), executed as an operator would paste it."""
+    page = page_holding("def mfa_webhook_ok")
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
     snippet = next((b for b in blocks if "def mfa_webhook_ok" in b), None)
-    assert snippet is not None, "README.md has no receiver snippet (def mfa_webhook_ok)"
+    assert snippet is not None, f"{page.name} has no receiver snippet (def mfa_webhook_ok)"
     namespace: dict[str, Any] = {}
-    exec(compile(snippet, "README.md:mfa_webhook_ok", "exec"), namespace)
+    where = f"{page.relative_to(REPO)}:mfa_webhook_ok"
+    exec(compile(snippet, where, "exec"), namespace)
     return namespace["mfa_webhook_ok"]
 
 

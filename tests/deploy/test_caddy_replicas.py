@@ -1,11 +1,11 @@
-"""The README's replicas recipe, run as written: two agents on one Redis behind one Caddy.
+"""The operator's guide's replicas recipe, run as written: two agents on one Redis behind one Caddy.
 
-The test takes the shell block marked ``replicas-recipe`` in README.md and runs it with
-bash, changing only what cannot be the same on a test machine: the host name and ports
-(free loopback ports), the certificate (made at test time), the env file (this test's
-sandbox secrets and Redis) and ``.venv/bin`` (the venv running the tests). Then calls play
-through Caddy over HTTPS as SignalWire would, and each replica's log (the recipe gives each
-its own) shows the requests it served.
+The test takes the shell block marked ``replicas-recipe`` (in docs/operators-guide/replicas.md;
+found by name, wherever it is) and runs it with bash, changing only what cannot be the same on
+a test machine: the host name and ports (free loopback ports), the certificate (made at test
+time), the env file (this test's sandbox secrets and Redis) and ``.venv/bin`` (the venv running
+the tests). Then calls play through Caddy over HTTPS as SignalWire would, and each replica's log
+(the recipe gives each its own) shows the requests it served.
 """
 
 from __future__ import annotations

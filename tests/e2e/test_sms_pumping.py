@@ -20,6 +20,7 @@ import pytest
 from agent.app import build_agent
 from skills.mfa.log_throttle import RateLimitedLog
 from tests.support.calls import new_call
+from tests.support.docs import section as doc_section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -169,8 +170,7 @@ def test_a_bad_lists_file_stops_start_up_naming_the_line(make_settings, tmp_path
 def test_the_readme_lists_example_reads_as_documented(tmp_path):
     from skills.mfa.limits.pumping_lists import read_lists_file
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## SMS pumping", 1)[1].split("## ", 1)[0]
+    section = doc_section("SMS pumping")  # the reference page's lists example
     example = section.split("```\n# comments", 1)[1].split("```", 1)[0]
     path = tmp_path / "lists.txt"
     path.write_text("# comments" + example)

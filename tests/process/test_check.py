@@ -3,7 +3,8 @@
 Every dependency is real on loopback: the fake SignalWire (its number list and MFA API),
 a redis-server, a directory server and an outcome receiver, and the agent itself at its
 public URL. Each test breaks one thing the way an operator would and reads the line; the
-process test runs README.md's ``check-run`` transcript and must print what it shows.
+process test runs the ``check-run`` transcript the docs show (the operator's guide, "Check
+before the phone rings") and must print what it shows.
 """
 
 from __future__ import annotations
@@ -299,9 +300,11 @@ def test_check_as_a_process_prints_the_readme_transcript_and_exits_0_and_1(
     serve_at(world["env"], world["agent_port"])
     ok = run_shown_check(world["env"], tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    ((_, shown),) = shown_block("check-run").transcript
+    block = shown_block("check-run")
+    ((_, shown),) = block.transcript
     assert without_ports(ok.stdout.splitlines()) == without_ports(shown), (
-        "README.md's check-run transcript no longer matches the program's output:\n" + ok.stdout
+        f"{block.where}: the check-run transcript no longer matches the program's output:\n"
+        + ok.stdout
     )
     broken = run_shown_check({**world["env"], "REDIS_URL": "redis://127.0.0.1:9/0"}, tmp_path)
     assert broken.returncode == 1

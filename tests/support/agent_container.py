@@ -20,7 +20,8 @@ from tests.support.defaults import AUTH, DASHBOARD
 from tests.support.shown import shown_block, venv_bin
 
 README_DIR = Path(__file__).resolve().parents[2]
-# The commands of the block README.md marks ``container-commands``, in the order shown.
+# The commands of the block the docs mark ``container-commands`` (the operator's guide, "With
+# containers"), in the order shown.
 COMMANDS = shown_block("container-commands").commands
 
 

@@ -1,4 +1,4 @@
-"""The commands README.md and the docs it points to show, found by name: tests run what a
+"""The commands README.md and the pages under docs/ show, found by name: tests run what a
 reader reads.
 
 A code block that shows commands is preceded by one marker line naming it and the test that
@@ -23,10 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-# The README and the walks it moved to docs/ (docs/performance.md shows the bench's own commands,
-# which .ci/run runs).
-SHOWN_FILES = (REPO / "README.md", REPO / "docs" / "calls.md", REPO / "docs" / "swaig-test.md")
+from tests.support.docs import REPO, pages
+
+# README.md and every page of the docs site (tests/support/docs.py), but docs/performance.md:
+# it shows the bench's own commands (in an activated venv), which .ci/run runs itself.
+NOT_SHOWN = {REPO / "docs" / "performance.md": ".ci/run runs the benchmark it shows"}
+SHOWN_FILES = tuple(page for page in pages() if page not in NOT_SHOWN)
 
 _BLOCK = re.compile(
     r"(?:^<!-- run: (?P<name>[\w.-]+) by (?P<test>\S+\.py)[^\n]*-->\n)?"
