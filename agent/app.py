@@ -84,7 +84,7 @@ def build_agent(
         transport=http_transport,
     )
     agent.on_lifecycle(stop=http.aclose)
-    state = agent.state = state_backend(settings.redis_url, settings.sandbox_db_path)
+    state = agent.state = state_backend(settings.redis_target, settings.sandbox_db_path)
     agent.on_lifecycle(start=state.start, stop=state.aclose)
     agent.add_readiness_check(state.name if state.name == "redis" else "state", state.ready)
 

@@ -44,6 +44,9 @@ Environment (secrets and deployment facts; README "Configuration" lists them all
   MFA_PROVIDER                    signalwire or sandbox (default: from the account)
   MFA_SANDBOX_WITH_ACCOUNT=1      run the sandbox beside account variables on purpose
   REDIS_URL                       state shared by replicas
+  REDIS_SENTINELS, REDIS_SENTINEL_MASTER
+                                  the same through Redis Sentinel (host:port,... and the
+                                  monitored name; instead of REDIS_URL)
   MFA_OUTCOME_WEBHOOK_URL, MFA_OUTCOME_WEBHOOK_SECRET
                                   signed POST of each final outcome
   MFA_DIRECTORY_URL, MFA_DIRECTORY_SECRET
@@ -155,11 +158,12 @@ def serve() -> None:
                 "test server): a real space requires it"
             },
         )
-    if settings.redis_url and settings.swaig_secret is None:
+    if settings.redis_target and settings.swaig_secret is None:
+        shared = "REDIS_URL" if settings.redis_url else "REDIS_SENTINELS"
         log.warning(
             "replicas_need_swaig_secret",
             extra={
-                "why": "REDIS_URL is set but SIGNALWIRE_SWAIG_SECRET is not: each replica signs "
+                "why": f"{shared} is set but SIGNALWIRE_SWAIG_SECRET is not: each replica signs "
                 "tool tokens with its own random secret, so a call's tool requests fail on "
                 "every replica but the one that served its SWML"
             },

@@ -1,9 +1,9 @@
 """Where the agent's shared state lives: in this process, or in Redis for replicas.
 
-``REDIS_URL`` unset: the sandbox's pending codes and the outcomes' outbox in SQLite
-files, counters (the account directory's per-call misses too) and breaker states in
-memory, the live stream in this process. Set: all of them in Redis, so any replica can
-answer any request of a call. A ``StateBackend`` offers each piece plus its own
+``REDIS_URL`` (or Redis Sentinel) unset: the sandbox's pending codes and the outcomes'
+outbox in SQLite files, counters (the account directory's per-call misses too) and
+breaker states in memory, the live stream in this process. Set: all of them in Redis, so
+any replica can answer any request of a call. A ``StateBackend`` offers each piece plus its own
 start/stop hooks and readiness check; ``build_agent`` decides where each goes.
 """
 
@@ -23,6 +23,7 @@ from skills.mfa.limits.send_limits import CounterStore, InProcessCounterStore
 if TYPE_CHECKING:
     from agent.outcomes.outbox_store import OutboxStore
     from agent.outcomes.redis_events import RedisEventRelay, Show
+    from skills.mfa.redis_client import RedisTarget
 
 
 class StateBackend:
@@ -67,17 +68,22 @@ class StateBackend:
 
 
 class RedisStateBackend(StateBackend):
-    """Everything shared through one Redis, with keys that expire on their own."""
+    """Everything shared through one Redis, with keys that expire on their own.
+
+    ``target`` is ``REDIS_URL`` or a ``SentinelTarget``. With Sentinel there is a replica
+    to promote, so each final outcome also waits (briefly) until a replica has it: the
+    write a failover could otherwise lose is the one a business acts on."""
 
     name = "redis"
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, target: RedisTarget) -> None:
         from skills.mfa.flow.directory.misses import RedisMissCounter
         from skills.mfa.limits.pumping import RedisDestinations
-        from skills.mfa.redis_client import connect
+        from skills.mfa.redis_client import SentinelTarget, connect
         from skills.mfa.stores.redis_state import RedisBreakerState, RedisCounterStore
 
-        self._redis = connect(redis_url)
+        self._redis = connect(target)
+        self._replicas_to_wait = 1 if isinstance(target, SentinelTarget) else 0
         self.counters = RedisCounterStore(self._redis)
         self.breaker_state = RedisBreakerState(self._redis)
         self.directory_breaker_state = RedisBreakerState(self._redis, key="mfa:breaker:directory")
@@ -107,6 +113,7 @@ class RedisStateBackend(StateBackend):
             consumer=consumer,
             retention_seconds=retention_seconds,
             claim_idle_seconds=claim_idle_seconds,
+            replicas_to_wait=self._replicas_to_wait,
         )
 
     async def ready(self) -> bool:
@@ -122,5 +129,6 @@ class RedisStateBackend(StateBackend):
         await self._redis.aclose()
 
 
-def state_backend(redis_url: str | None, sandbox_db_path: Path) -> StateBackend:
-    return RedisStateBackend(redis_url) if redis_url else StateBackend(sandbox_db_path)
+def state_backend(redis: RedisTarget | None, sandbox_db_path: Path) -> StateBackend:
+    """``redis``: ``Settings.redis_target`` (a URL, Sentinel's primary, or ``None``)."""
+    return RedisStateBackend(redis) if redis else StateBackend(sandbox_db_path)

@@ -44,6 +44,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SIGNALWIRE_SPACE", "signalwire.base_url"),
     EnvVar("MFA_FROM_NUMBER", "signalwire.from_number"),
     EnvVar("REDIS_URL", "redis_url"),
+    # Redis Sentinel instead of REDIS_URL: the sentinels and the name they monitor.
+    EnvVar("REDIS_SENTINELS", "redis_sentinels"),
+    EnvVar("REDIS_SENTINEL_MASTER", "redis_sentinel_master"),
     EnvVar("MFA_OUTCOME_WEBHOOK_URL", "outcome_webhook_url"),
     EnvVar("MFA_OUTCOME_WEBHOOK_SECRET", "outcome_webhook_secret", secret=True, strip=False),
     EnvVar("MFA_DIRECTORY_URL", "directory_url"),

@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -37,13 +37,19 @@ from agent.config.env_vars import (
 from agent.config.settings_rules import (
     ProviderName,
     absolute_http_url,
+    check_sentinel_master,
+    parse_sentinels,
     refuse_sandbox_beside_an_account,
     require_e164,
+    require_one_redis,
     require_signing_key_off_loopback,
 )
 from agent.http.ingress import parse_trusted_proxies
 from skills.mfa.delivery.providers.signalwire import is_loopback_host, normalize_space_url
 from skills.mfa.delivery.signing import secret_problem
+
+if TYPE_CHECKING:
+    from skills.mfa.redis_client import RedisTarget
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -114,6 +120,9 @@ class Settings(Strict):
     sandbox_with_account: bool = False
     signalwire: SignalWireCredentials | None = None
     redis_url: str | None = None
+    # Redis Sentinel (exclusive with redis_url): the sentinels, and the monitored name.
+    redis_sentinels: tuple[tuple[str, int], ...] | None = None
+    redis_sentinel_master: str | None = None
     outcome_webhook_url: str | None = None
     outcome_webhook_secret: SecretStr | None = None
     directory_url: str | None = None
@@ -164,6 +173,26 @@ class Settings(Strict):
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"must be a redis:// or rediss:// URL such as {example}")
         return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _redis_sentinels(cls, value: Any) -> Any:
+        return parse_sentinels(value) if isinstance(value, str) else value
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _redis_sentinel_master(cls, value: str | None) -> str | None:
+        return None if value is None else check_sentinel_master(value)
+
+    @property
+    def redis_target(self) -> RedisTarget | None:
+        """Where the shared state lives: ``REDIS_URL``, the primary the sentinels name,
+        or ``None`` (this process alone)."""
+        if self.redis_sentinels and self.redis_sentinel_master:
+            from skills.mfa.redis_client import SentinelTarget
+
+            return SentinelTarget(self.redis_sentinels, self.redis_sentinel_master)
+        return self.redis_url
 
     @field_validator("outcome_webhook_url", "directory_url")
     @classmethod
@@ -230,6 +259,8 @@ class Settings(Strict):
         else:
             raise ValueError(f"{env_name('provider')} must be 'signalwire' or 'sandbox'")
         refuse_sandbox_beside_an_account(data, mentioned)
+
+        require_one_redis(data)
 
         if data.get("outcome_webhook_url") and not data.get("outcome_webhook_secret"):
             raise ValueError(

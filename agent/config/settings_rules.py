@@ -6,6 +6,8 @@ runs them while it validates, and ``load_settings`` turns them into ``SettingsEr
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,3 +78,82 @@ def require_e164(value: str) -> str:
     if formatted != value.strip() or not phonenumbers.is_possible_number(number):
         raise ValueError("must be an E.164 number such as +15551234567")
     return formatted
+
+
+SENTINELS_EXAMPLE = "10.0.0.5:26379,10.0.0.6:26379,10.0.0.7:26379"
+
+
+def parse_sentinels(value: str) -> tuple[tuple[str, int], ...]:
+    """``REDIS_SENTINELS``: ``host:port`` entries separated by commas (an IPv6 address in
+    brackets, ``[fd00::5]:26379``); each names the entry at fault when it is wrong."""
+    if "://" in value:
+        raise ValueError(f"is a list of host:port, not a URL; use one such as {SENTINELS_EXAMPLE}")
+    found: list[tuple[str, int]] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry:
+            raise ValueError(
+                f"has an empty entry; use host:port,host:port such as {SENTINELS_EXAMPLE}"
+            )
+        address = _sentinel_address(entry)
+        if address in found:
+            raise ValueError(f"names {entry} twice")
+        found.append(address)
+    return tuple(found)
+
+
+def _sentinel_address(entry: str) -> tuple[str, int]:
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        if not rest.startswith(":"):
+            raise ValueError(f"{entry!r} has no port; write [address]:port")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r}: {host!r} is not an IPv6 address") from None
+    else:
+        host, colon, port_text = entry.rpartition(":")
+        if not colon:
+            raise ValueError(
+                f"{entry!r} has no port; write host:port (a sentinel listens on 26379 by default)"
+            )
+        if ":" in host:
+            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, [address]:port")
+        if not _HOSTNAME.fullmatch(host):
+            raise ValueError(f"{entry!r}: {host!r} is not a host name or an IP address")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
+#: What ``sentinel monitor`` accepts as a name, less anything a typo would bring.
+_MASTER_NAME = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def check_sentinel_master(value: str) -> str:
+    """``REDIS_SENTINEL_MASTER``: the name in the sentinels' ``sentinel monitor`` line."""
+    if not _MASTER_NAME.fullmatch(value):
+        raise ValueError(
+            "must be the name the sentinels monitor the primary under (their "
+            "'sentinel monitor <name> ...' line): letters, digits and . _ : - only"
+        )
+    return value
+
+
+def require_one_redis(data: dict[str, Any]) -> None:
+    """``REDIS_URL`` or Sentinel (its two variables together), not both."""
+    sentinels, master = data.get("redis_sentinels"), data.get("redis_sentinel_master")
+    if sentinels and data.get("redis_url"):
+        raise ValueError(
+            f"{env_name('redis_url')} and {env_name('redis_sentinels')}: set one, not both "
+            "(with Sentinel the sentinels name the primary; REDIS_URL is one fixed address)"
+        )
+    if bool(sentinels) != bool(master):
+        missing = env_name("redis_sentinel_master" if sentinels else "redis_sentinels")
+        other = env_name("redis_sentinels" if sentinels else "redis_sentinel_master")
+        raise ValueError(
+            f"{missing} is required when {other} is set: Sentinel needs the sentinels' "
+            "addresses and the name they monitor the primary under"
+        )

@@ -16,11 +16,20 @@ groups, "Recovering from permanent failures").
 
 The hashes and indexes also expire on their own one day after the retention, in case
 no replica is running to purge them.
+
+Writing an outcome is one script (atomic, like the ``MULTI`` it replaced). With
+``replicas_to_wait`` (Redis Sentinel: there is a replica to promote) the same round trip
+ends with ``WAIT``, which returns once that many replicas have every write up to this
+outcome, or after ``wait_ms``: replication is asynchronous, and a primary that dies
+before sending a write on loses it in the failover. ``WAIT`` narrows that window for the
+one write a business acts on; it never refuses the outcome (a primary left without its
+replica still records it, logging ``outcome_not_replicated``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable, Collection
@@ -38,6 +47,26 @@ _BY_AT = "mfa:outcomes:at"
 _BY_CALL = "mfa:outcomes:call:"
 _BY_LAST4 = "mfa:outcomes:last4:"
 _DAY = 86400
+#: How long a final outcome waits for a replica to have it (Sentinel only): on loopback a
+#: replica answers in about 0.1 ms; without one the write costs this much more.
+WAIT_MS = 100
+
+log = logging.getLogger("mfa.outbox")
+
+# KEYS: the outcome's hash, the time index, the stream, then the call's and last four's
+# indexes. ARGV: expiry seconds, the outcome id, its time, "1" to announce it on the
+# stream (pending delivery), then the hash's fields and values.
+_ADD = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2])
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+end
+if ARGV[4] == '1' then redis.call('XADD', KEYS[3], '*', 'id', ARGV[2]) end
+return 0
+"""
 
 
 class RedisOutbox:
@@ -50,10 +79,16 @@ class RedisOutbox:
         consumer: str,
         retention_seconds: float,
         claim_idle_seconds: float = 60.0,
+        replicas_to_wait: int = 0,
+        wait_ms: int = WAIT_MS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``clock`` only paces the claims (monotonic); outcome times come from callers."""
+        """``clock`` only paces the claims (monotonic); outcome times come from callers.
+        ``replicas_to_wait``: how many replicas each new outcome waits for (``WAIT``)."""
         self._redis = redis
+        self._add = redis.register_script(_ADD)
+        self._replicas_to_wait = replicas_to_wait
+        self._wait_ms = wait_ms
         self.consumer = f"{consumer}-{secrets.token_hex(4)}"
         self._expire = int(retention_seconds) + _DAY
         self._claim_idle_ms = int(claim_idle_seconds * 1000)
@@ -66,17 +101,24 @@ class RedisOutbox:
     # -- writing ---------------------------------------------------------------------------
 
     async def add(self, entry: OutboxEntry) -> None:
-        key = _HASH + entry.id
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=_fields(entry))
-            pipe.expire(key, self._expire)
-            pipe.zadd(_BY_AT, {entry.id: entry.at})
-            for index in _indexes(entry.call_id, entry.last4):
-                pipe.zadd(index, {entry.id: entry.at})
-                pipe.expire(index, self._expire)
-            if entry.state is DeliveryState.PENDING:
-                pipe.xadd(STREAM, {"id": entry.id})
-            await pipe.execute()
+        keys = [_HASH + entry.id, _BY_AT, STREAM, *_indexes(entry.call_id, entry.last4)]
+        pending = "1" if entry.state is DeliveryState.PENDING else "0"
+        args: list[Any] = [self._expire, entry.id, repr(entry.at), pending]
+        for field, value in _fields(entry).items():
+            args += [field, value]
+        # One pipeline, so WAIT runs on the connection that wrote (it waits for that
+        # connection's writes) in the same round trip; redis-py checks SCRIPT EXISTS
+        # first (and loads the script on a new primary, which has none).
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._add(keys=keys, args=args, client=pipe)  # queued, not sent yet
+            if self._replicas_to_wait:
+                pipe.wait(self._replicas_to_wait, self._wait_ms)
+            answers = await pipe.execute()
+        if self._replicas_to_wait and int(answers[-1]) < self._replicas_to_wait:
+            log.warning(
+                "outcome_not_replicated",
+                extra={"replicas": int(answers[-1]), "wait_ms": self._wait_ms},
+            )
 
     async def settle(
         self, entry_id: str, state: DeliveryState, attempts: int, next_at: float
@@ -96,7 +138,14 @@ class RedisOutbox:
 
     async def due(self, now: float, limit: int, busy: Collection[str]) -> list[OutboxEntry]:
         await self._ensure_group()
-        await self._take_new(limit)
+        try:
+            await self._take_new(limit)
+        except ResponseError as exc:
+            # The group replicates with the stream, but a failover that lost the stream's
+            # first writes, or a FLUSHALL, leaves none: make it again on the next round.
+            if "NOGROUP" in str(exc):
+                self._group_ready = False
+            raise
         await self._claim_abandoned(limit)
         await self._refresh_held()
         waiting = [i for i in self._held if i not in busy]

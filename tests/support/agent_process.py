@@ -21,7 +21,7 @@ def sandbox_env(tmp_path: Path, config: dict[str, Any] | None = None, **extra: s
     inherited = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SIGNALWIRE_", "MFA_")) and k != "REDIS_URL"
+        if not k.startswith(("SIGNALWIRE_", "MFA_", "REDIS_SENTINEL")) and k != "REDIS_URL"
     }
     return agent_env(
         write_config(tmp_path, config),

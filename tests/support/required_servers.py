@@ -1,5 +1,5 @@
-"""Servers some tests need (redis-server, Chromium, Prism): skipped where missing, unless
-required.
+"""Servers some tests need (redis-server and redis-sentinel, Chromium, Prism): skipped
+where missing, unless required.
 
 ``.ci/run`` installs every server the tests use and sets ``MFA_REQUIRE_TEST_SERVERS=1``:
 there a missing one is a failure, so a broken install step cannot hide behind a skip.
@@ -14,6 +14,7 @@ from typing import NoReturn
 import pytest
 
 from testkit import container
+from testkit.redis_sentinel import SentinelCluster
 from testkit.redis_server import RedisServer
 from tests.support.prism import INSTALL_HINT, PRISM_ENV, prism_executable
 
@@ -31,6 +32,15 @@ def missing_test_server(reason: str) -> NoReturn:
 def require_redis_server() -> None:
     if not RedisServer.available():
         missing_test_server("redis-server is not installed (apt-get install redis-server)")
+
+
+def require_redis_sentinel() -> None:
+    """redis-server and redis-sentinel (Debian packages them apart)."""
+    if not SentinelCluster.available():
+        missing_test_server(
+            "redis-server and redis-sentinel are not installed "
+            "(apt-get install redis-server redis-sentinel)"
+        )
 
 
 def require_podman() -> None:
