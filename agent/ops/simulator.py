@@ -308,12 +308,35 @@ def _show(out: TextIO, tool: str, arguments: dict[str, str], reply: ToolReply) -
         print(f"  {reply.tool_prompt}", file=out)
     else:
         print(f"< {reply.status_code} {reply.response}", file=out)
-    for action in reply.actions:
+    for line in _action_lines(reply.actions):
+        print(f"  action: {line}", file=out)
+
+
+def _action_lines(actions: list[dict[str, Any]]) -> list[str]:
+    """One line per action; a run of ``unset_*`` actions (one per key, as SWML's schema has
+    them) as one line naming its keys."""
+    lines: list[str] = []
+    run: list[str] = []  # the keys of the current run of one unset action
+    run_name = ""
+    for action in actions:
+        unset = next(iter(action), "") if len(action) == 1 else ""
+        if unset in ("unset_meta_data", "unset_global_data") and isinstance(action[unset], str):
+            if run and unset != run_name:
+                lines.append(f"{run_name}={','.join(run)}")
+                run = []
+            run_name = unset
+            run.append(action[unset])
+            continue
+        if run:
+            lines.append(f"{run_name}={','.join(run)}")
+            run = []
         shown = [
-            f"{name}={value}" if isinstance(value, int | str) else name
-            for name, value in action.items()
+            f"{key}={item}" if isinstance(item, int | str) else key for key, item in action.items()
         ]
-        print(f"  action: {', '.join(shown)}", file=out)
+        lines.append(", ".join(shown))
+    if run:
+        lines.append(f"{run_name}={','.join(run)}")
+    return lines
 
 
 def _show_ending(out: TextIO, call: PlatformCall) -> None:
