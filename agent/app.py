@@ -37,6 +37,7 @@ from agent.wiring.outbox_part import outbox_for
 from agent.wiring.skill_parts import (
     account_recipients,
     build_provider,
+    channel_policy,
     code_policy,
     log_sandbox_text,
     next_step,
@@ -136,6 +137,7 @@ def build_agent(
             ),
             "replay_pending_seconds": upstream.deadline_seconds + 5.0,
             "next_step": next_step(settings, limiter),
+            "channels": channel_policy(settings, http, state, policy),
             "language_code": settings.file.languages[0].code,
             "languages": {lang.code: lang.name for lang in settings.file.languages},
             # Every final outcome is in the outbox before the tool answers.

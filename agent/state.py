@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skills.mfa.delivery.line_type import InProcessLineTypeCache, LineTypeCache
 from skills.mfa.delivery.providers.breaker import BreakerState, InProcessBreakerState
 from skills.mfa.delivery.providers.pending_codes import PendingCodes, SqlitePendingCodes
 from skills.mfa.flow.directory.misses import InProcessMissCounter, MissCounter
@@ -48,6 +49,10 @@ class StateBackend:
     def event_relay(self, show: Show) -> RedisEventRelay | None:
         """Nothing to share: the live stream shows this process's events."""
         return None
+
+    def line_type_cache(self) -> LineTypeCache:
+        """Line types looked up (``channels``), kept in this process."""
+        return InProcessLineTypeCache()
 
     def outbox_store(
         self, path: Path, *, consumer: str, retention_seconds: float, claim_idle_seconds: float
@@ -94,6 +99,12 @@ class RedisStateBackend(StateBackend):
         from skills.mfa.stores.redis_state import RedisPendingCodes
 
         return RedisPendingCodes(self._redis)
+
+    def line_type_cache(self) -> LineTypeCache:
+        """Line types looked up (``channels``), shared by the replicas: one lookup per number."""
+        from skills.mfa.stores.redis_state import RedisLineTypeCache
+
+        return RedisLineTypeCache(self._redis)
 
     def event_relay(self, show: Show) -> RedisEventRelay:
         """One event stream for all replicas over this Redis; ``show`` puts an event on

@@ -73,6 +73,11 @@ class FakeSignalWire:
     # The token's scopes: without "numbers" the number list is refused (403), without
     # "management" the MFA API is (SignalWire's reference: the MFA API needs Management).
     scopes: set[str] = field(default_factory=lambda: {"management", "numbers"})
+    # What the phone-number lookup's carrier part says per number (``carrier.linetype``);
+    # numbers not listed are "wireless". ``lookup_fault`` ("500", "hang") breaks lookups only.
+    line_types: dict[str, str] = field(default_factory=dict)
+    lookup_fault: str | None = None
+    lookups: list[str] = field(default_factory=list)
     texts: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _pending: dict[str, _Pending] = field(default_factory=dict)
@@ -94,6 +99,7 @@ class FakeSignalWire:
                 Route("/api/relay/rest/mfa/call", self._send_call, methods=["POST"]),
                 Route("/api/relay/rest/mfa/{request_id}/verify", self._verify, methods=["POST"]),
                 Route("/api/relay/rest/phone_numbers", self._phone_numbers, methods=["GET"]),
+                Route("/api/relay/rest/lookup/phone_number/{e164}", self._lookup, methods=["GET"]),
             ]
         )
 
@@ -198,6 +204,26 @@ class FakeSignalWire:
         with self._lock:
             self.requests.append({"path": request.url.path, "body": None})
         return JSONResponse({"links": {}, "data": data})
+
+    async def _lookup(self, request: Request) -> Response:
+        """The phone-number lookup (``PhoneNumberLookupResponse``), ``carrier`` only with
+        ``include=carrier`` as the reference says. No scope is needed; credentials are."""
+        if self.lookup_fault == "hang":
+            await asyncio.sleep(3600)
+        if self.lookup_fault == "500":
+            return JSONResponse({"error": "Internal Server Error"}, status_code=500)
+        if not _authorised(request.headers.get("authorization", "")):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        number = request.path_params["e164"]
+        if not _E164.match(number):
+            return JSONResponse({"error": "Not Found"}, status_code=404)
+        with self._lock:
+            self.lookups.append(number)
+        answer: dict[str, Any] = {"e164": number, "valid_number": True, "possible_number": True}
+        if "carrier" in request.query_params.get("include", "").split(","):
+            kind = self.line_types.get(number, "wireless")
+            answer["carrier"] = {"lec": "Fake Telco", "linetype": kind}
+        return JSONResponse(answer)
 
 
 def _authorised(header: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.config.call_config import CallConfig, HandoffConfig
+from agent.config.channels_config import ChannelsConfig
 from agent.config.language_config import (
     LanguageConfig,
     check_languages,
@@ -156,6 +157,7 @@ class FileConfig(Strict):
     directory: DirectoryConfig = DirectoryConfig()
     webhook: WebhookConfig = WebhookConfig()
     outcomes: OutcomesConfig = OutcomesConfig()
+    channels: ChannelsConfig = ChannelsConfig()
     sandbox_db_path: str = "var/sandbox.sqlite3"
     prompts_dir: str | None = None
 

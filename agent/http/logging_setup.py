@@ -60,7 +60,9 @@ class RedactingFilter(logging.Filter):
             )
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
-        if (record.name or "").startswith(_SDK_LOGGERS):
+        if (record.name or "").startswith(_SDK_LOGGERS) or (record.name or "").startswith(
+            ("httpx", "httpcore")
+        ):
             if isinstance(record.msg, str):
                 record.msg = redact_sdk(record.getMessage())
                 record.args = ()
@@ -138,8 +140,10 @@ def configure_logging(level: str = "INFO") -> None:
     guard_sdk_loggers()
 
 
-#: SDK loggers whose lines may quote a request's arguments (the soft argument check).
-SDK_ECHOING_LOGGERS = ("signalwire.core.mixins.tool_mixin",)
+#: SDK loggers whose lines may quote a request's arguments (the soft argument check), and
+#: httpx's, whose request lines hold URLs: the line-type lookup's has the phone number in
+#: its path (``/lookup/phone_number/+15551230199``).
+SDK_ECHOING_LOGGERS = ("signalwire.core.mixins.tool_mixin", "httpx", "httpcore")
 
 
 def guard_sdk_loggers() -> None:

@@ -48,6 +48,15 @@ class OutboxEntry:
     attempts: int = 0
     next_at: float = 0.0  # the next attempt, not before (unix seconds)
 
+    @property
+    def channel(self) -> str | None:
+        """How the code went, as the webhook body (kept verbatim) says: ``sms`` or ``call``."""
+        try:
+            said = json.loads(self.body).get("channel")
+        except (ValueError, AttributeError):
+            return None
+        return said if isinstance(said, str) else None
+
     def history_row(self) -> dict[str, Any]:
         """What ``GET /outcomes`` shows: nothing but masked numbers."""
         return {
@@ -58,6 +67,7 @@ class OutboxEntry:
                 "account": self.masked_account or None,
             },
             "handoff": self.handoff,
+            "channel": self.channel,
             "at": iso_time(self.at),
             "delivery": (
                 None
@@ -97,6 +107,8 @@ def webhook_body(event: MfaEvent) -> bytes:
     }
     if event.account:  # the account the code went to the number on file of
         payload["account"] = event.account
+    if event.channel:  # how the code went: "sms", or "call" (read out to a landline on file)
+        payload["channel"] = event.channel
     return json.dumps(payload, separators=(",", ":")).encode()
 
 

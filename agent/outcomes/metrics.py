@@ -13,7 +13,11 @@ and Prometheus sums them. Names follow Prometheus's conventions (a ``_total`` co
   scrape time);
 - ``mfa_outbox_deliveries_total{result}``: attempts, ``delivered``/``retry``/``dead``;
 - ``mfa_directory_lookups_total{result}``: what the account directory said;
-- ``mfa_limit_refusals_total{kind}``: sends refused by a limit, by the answer's outcome.
+- ``mfa_limit_refusals_total{kind}``: sends refused by a limit, by the answer's outcome;
+- ``mfa_line_type_lookups_total{result,line_type}``: the line type before a send
+  (``result``: ``looked_up``, ``cached``, ``failed``; a failed one is texted as unknown);
+- ``mfa_codes_sent_total{channel}``: codes that went out, ``sms`` or ``call`` (a voice code
+  read to a landline on file).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ LIMIT_REFUSALS = frozenset(
         Outcome.COUNTRY_REFUSED,
         Outcome.NUMBER_TYPE_REFUSED,
         Outcome.ACCOUNT_LOCKED,
+        Outcome.LANDLINE,
+        Outcome.LINE_TYPE_REFUSED,
     }
 )
 # The provider answers in tens of milliseconds to a few seconds; the deadline is under 10 s.
@@ -80,6 +86,18 @@ class OutcomeMetrics:
         self.limit_refusals = Counter(
             "mfa_limit_refusals", "Sends refused by a limit, by kind", ["kind"], registry=registry
         )
+        self.line_lookups = Counter(
+            "mfa_line_type_lookups",
+            "Line types before a send, by where the answer came from and what it was",
+            ["result", "line_type"],
+            registry=registry,
+        )
+        self.codes_sent = Counter(
+            "mfa_codes_sent",
+            "Codes that went out, by channel (sms, call)",
+            ["channel"],
+            registry=registry,
+        )
 
     def on_event(self, event: MfaEvent) -> None:
         """``EventPublisher`` subscriber: count one tool answer."""
@@ -92,6 +110,10 @@ class OutcomeMetrics:
             self.directory_lookups.labels(result=event.lookup).inc()
         if event.outcome in LIMIT_REFUSALS:
             self.limit_refusals.labels(kind=outcome).inc()
+        if event.line_lookup:
+            self.line_lookups.labels(result=event.line_lookup, line_type=event.line_type).inc()
+        if event.outcome is Outcome.CODE_SENT and event.channel:
+            self.codes_sent.labels(channel=event.channel).inc()
 
     def on_delivery(self, result: str) -> None:
         self.deliveries.labels(result=result).inc()

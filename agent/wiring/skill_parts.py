@@ -12,9 +12,16 @@ import httpx
 
 from agent.config.settings import ProviderName, Settings, SettingsError
 from agent.state import StateBackend
+from skills.mfa.delivery.line_type import (
+    CachedLineTypes,
+    LineTypeLookup,
+    SignalWireLineTypes,
+    StaticLineTypes,
+)
 from skills.mfa.delivery.providers.base import CodeProvider
 from skills.mfa.delivery.providers.sandbox import SandboxProvider, SandboxText
 from skills.mfa.delivery.providers.signalwire import SignalWireProvider
+from skills.mfa.flow.channels import ChannelPolicy, LinePolicy
 from skills.mfa.flow.directory.base import Directory
 from skills.mfa.flow.directory.csv_directory import CsvDirectory, DirectoryFileError
 from skills.mfa.flow.directory.guarded import GuardedDirectory, directory_breaker
@@ -182,4 +189,47 @@ def log_sandbox_text(text: SandboxText) -> None:
     sandbox_log.warning(
         "sandbox_text",
         extra={"sandbox": True, "to": mask_number(text.to), "body": text.body},
+    )
+
+
+def channel_policy(
+    settings: Settings, http: httpx.AsyncClient, state: StateBackend, policy: CodePolicy
+) -> ChannelPolicy:
+    """The ``channels`` section: a line-type lookup before each send (SignalWire's, or the
+    sandbox's table), cached where the state lives, and the voice call's words per language."""
+    config = settings.file.channels
+    company = settings.file.company_name
+    voice = tuple(
+        (language, template.replace("{company}", company))
+        for language in policy.languages
+        if (template := config.voice_template(language)) is not None
+    )
+    rules = {"voip": LinePolicy(config.voip), "other": LinePolicy(config.other)}
+    on = (
+        config.lookup
+        if isinstance(config.lookup, bool)
+        else settings.provider is ProviderName.SIGNALWIRE
+    )
+    if not on:
+        return ChannelPolicy(
+            voice_to_number_on_file=config.voice_to_number_on_file, voice_messages=voice, **rules
+        )
+    lookup: LineTypeLookup
+    if settings.provider is ProviderName.SIGNALWIRE:
+        assert settings.signalwire is not None  # guaranteed by Settings validation
+        creds = settings.signalwire
+        lookup = SignalWireLineTypes(
+            http=http,
+            base_url=creds.base_url,
+            project_id=creds.project_id,
+            api_token=creds.api_token.get_secret_value(),
+            deadline_seconds=config.lookup_timeout_seconds,
+        )
+    else:
+        lookup = StaticLineTypes(config.sandbox_line_types)
+    return ChannelPolicy(
+        CachedLineTypes(lookup, state.line_type_cache(), config.cache_days * 86400),
+        voice_to_number_on_file=config.voice_to_number_on_file,
+        voice_messages=voice,
+        **rules,
     )

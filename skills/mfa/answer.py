@@ -50,6 +50,11 @@ class ToolAnswer:
     lookup: str = ""
     # Which limit refused this send (``limits.LimitKind``), empty when none did.
     limit: str = ""
+    # How the code went or goes (``sms``, ``call``), empty before a recipient is known; the
+    # line type and the lookup's source when one was made (``flow/channels.py``).
+    channel: str = ""
+    line_type: str = ""
+    line_lookup: str = ""
     # Set by ``skills.mfa.flow.next_step`` once the tool has decided (see there):
     status: str = ""  # a status line for the model that it must not read aloud
     history_note: str = ""  # replaces this call and its answer in the model's history

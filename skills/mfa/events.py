@@ -48,6 +48,10 @@ class Outcome(StrEnum):
     REPLAYED = "replayed"
     #: a code older than the call's latest send: refused, nothing checked upstream.
     SUPERSEDED = "superseded"
+    #: the number is a landline a text cannot reach, and no voice code applies to it.
+    LANDLINE = "landline"
+    #: the number's line type (VoIP, other) is one the operator refuses.
+    LINE_TYPE_REFUSED = "line_type_refused"
 
 
 FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.EXHAUSTED, Outcome.EXPIRED})
@@ -78,12 +82,26 @@ class MfaEvent:
     # The language code a send named for the caller (its text message's language); empty
     # for a verify, whose call keeps the language of its send on the live page.
     language: str = ""
+    # How the code went (``sms``, ``call``): set on a send and on every verify of its code.
+    channel: str = ""
+    # The recipient's line type when it was looked up (``wireless``, ``landline``...), and
+    # where the answer came from (``looked_up``, ``cached``, ``failed``).
+    line_type: str = ""
+    line_lookup: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # Present only when set (the account path, a refusal, a language), so others keep
         # their shape.
-        for key in ("account", "lookup", "limit", "language"):
+        for key in (
+            "account",
+            "lookup",
+            "limit",
+            "language",
+            "channel",
+            "line_type",
+            "line_lookup",
+        ):
             if not data[key]:
                 del data[key]
         if self.account:

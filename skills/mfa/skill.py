@@ -15,6 +15,7 @@ from signalwire.core.skill_base import SkillBase
 
 from skills.mfa.delivery.providers.base import CodeProvider
 from skills.mfa.events import EventPublisher
+from skills.mfa.flow.channels import ChannelPolicy
 from skills.mfa.flow.next_step import NextStep
 from skills.mfa.flow.recipient import AccountRecipients
 from skills.mfa.flow.tools import CodePolicy, MfaTools
@@ -92,6 +93,12 @@ class MfaSkill(SkillBase):
                     "tool answers (optional; the agent's durable outbox)",
                     "required": False,
                 },
+                "channels": {
+                    "type": "object",
+                    "description": "ChannelPolicy: line type looked up before a send, a voice "
+                    "code to a landline on file (optional; without it, always a text)",
+                    "required": False,
+                },
                 "language_code": {
                     "type": "string",
                     "description": "Language the spoken fillers are keyed by (one language)",
@@ -151,6 +158,10 @@ class MfaSkill(SkillBase):
         if next_step is not None and not isinstance(next_step, NextStep):
             self.logger.error("mfa skill: params['next_step'] must be a NextStep")
             return False
+        channels = self.params.get("channels")
+        if channels is not None and not isinstance(channels, ChannelPolicy):
+            self.logger.error("mfa skill: params['channels'] must be a ChannelPolicy")
+            return False
         self.tools = MfaTools(
             provider=provider,
             policy=policy,
@@ -162,6 +173,7 @@ class MfaSkill(SkillBase):
             pending_seconds=float(pending_seconds),
             next_step=next_step,
             recorder=self.params.get("recorder"),
+            channels=channels,
         )
         return True
 

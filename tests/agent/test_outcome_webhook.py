@@ -212,7 +212,16 @@ async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receive
     assert got["content_type"] == "application/json"
     assert abs(int(got["timestamp"]) - time.time()) < 60
     payload = json.loads(got["body"])
-    assert set(payload) == {"call_id", "agent_id", "masked_number", "outcome", "handoff", "at"}
+    assert set(payload) == {
+        "call_id",
+        "agent_id",
+        "masked_number",
+        "outcome",
+        "handoff",
+        "at",
+        "channel",
+    }
+    assert payload["channel"] == "sms"  # how the code went; "call" for a voice code
     assert payload["handoff"] is None  # no handoff configured: the caller stays
     assert payload["call_id"] == call.call_id
     assert payload["agent_id"] == "mfa-agent"

@@ -453,7 +453,8 @@ def _assert_keys_are_fields(data: dict[str, Any], model: type[BaseModel], where:
         if isinstance(value, dict) and not _is_model(annotation):
             # A mapping of free keys (code.message: a template per language code).
             origins = [typing.get_origin(arg) for arg in typing.get_args(annotation)]
-            assert dict in origins, f"{where}{key} takes no mapping"
+            takes = typing.get_origin(annotation) is dict or dict in origins
+            assert takes, f"{where}{key} takes no mapping"
         elif isinstance(value, dict):
             _assert_keys_are_fields(value, annotation, f"{where}{key}.")
         elif isinstance(value, list) and value and isinstance(value[0], dict):

@@ -343,3 +343,23 @@ async def test_each_call_shows_its_language(make_settings, serve_agent, browser)
     await expect(live.card(spanish)).to_have_attribute("data-language", "es")
     await expect(live.card(english).locator(".lang")).to_have_text("en")
     assert live.errors == []
+
+
+async def test_each_call_shows_how_its_code_went(
+    fake_signalwire, make_settings, serve_agent, browser, tmp_path
+):
+    """A text, or a voice call to a landline on file: the card names the channel."""
+    fake, sw_url = fake_signalwire
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_number,phone_number\n12345678,+12025550199\n")
+    config = {"directory": {"path": str(accounts), "neutral_answer_seconds": 0}}
+    fake.line_types["+12025550199"] = "landline"
+    agent = build_agent(make_settings(signalwire_url=sw_url, config=config))
+    url = serve_agent(agent)
+    live = await open_live(browser, url)
+    async with httpx.AsyncClient(timeout=15) as http:
+        voiced = await new_call(http, url)
+        await voiced.invoke("send_mfa", account_number="12345678")
+    await expect(live.card(voiced)).to_have_attribute("data-channel", "call")
+    await expect(live.card(voiced).locator(".channel")).to_have_text("voice call")
+    assert live.errors == []

@@ -38,15 +38,16 @@ NOT_CONFIRMED = "did not confirm the text"
 
 
 class CountingApp:
-    """ASGI wrapper that counts every HTTP request the fake receives, faults included
-    (the fake itself only records requests that pass its fault knobs)."""
+    """ASGI wrapper that counts every request to the fake's MFA API, faults included (the
+    fake itself only records requests that pass its fault knobs). Line-type lookups are not
+    the provider the breaker guards: not counted."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.hits = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and "/mfa/" in scope["path"]:
             self.hits += 1
         await self.app(scope, receive, send)
 

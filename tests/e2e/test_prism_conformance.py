@@ -45,7 +45,10 @@ async def test_a_whole_call_sends_and_verifies_within_the_spec(prism, make_setti
     came back in the verify path, the example ``{"success": true}`` verified the caller)."""
     request_id = prisms_request_id(prism)
     call_window = prism.prism.window()
-    agent_url = serve_agent(make_settings(signalwire_url=prism.url))
+    # Prism answers every lookup with the spec's example, a landline: this call texts
+    # without one (the next test sends the lookup).
+    config = {"channels": {"lookup": False}}
+    agent_url = serve_agent(make_settings(signalwire_url=prism.url, config=config))
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, agent_url)
         sent = await call.invoke("send_mfa")
@@ -55,6 +58,23 @@ async def test_a_whole_call_sends_and_verifies_within_the_spec(prism, make_setti
     assert sent.status_code == 200
     assert "caller is verified" in reply.response, reply.body
     assert call.global_data["mfa_verified"] is True
+
+
+@pytest.mark.anyio
+async def test_the_line_type_lookup_before_a_send_is_within_the_spec(
+    prism, make_settings, serve_agent
+):
+    """With an account the number is looked up before a send (``include=carrier``): Prism
+    flags nothing, and the agent went by its answer, the spec's example ``linetype``
+    (``landline``): the caller's own landline gets no text."""
+    window = prism.prism.window()
+    agent_url = serve_agent(make_settings(signalwire_url=prism.url))
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        sent = await call.invoke("send_mfa")
+    assert window.violations() == []
+    assert window.requests_seen() == [f"GET /api/relay/rest/lookup/phone_number/{CALLER}"]
+    assert "landline" in sent.response and "no code was sent" in sent.response
 
 
 def test_check_sends_only_requests_the_spec_allows(prism, tmp_path: Path):
@@ -80,9 +100,11 @@ def test_check_sends_only_requests_the_spec_allows(prism, tmp_path: Path):
     )
     assert prism.violations() == []
     seen = prism.requests_seen()
-    assert len(seen) == 2, seen
+    assert len(seen) == 3, seen
     assert seen[0] == "GET /api/relay/rest/phone_numbers"
     assert re.fullmatch(f"POST {MFA}/{UUID}/verify", seen[1]), seen
+    # The line-type lookup, without include=carrier (the billable part).
+    assert seen[2] == "GET /api/relay/rest/lookup/phone_number/+15559870000", seen
     lines = done.stdout.splitlines()
     assert any(line.startswith("ok    space: ") for line in lines), done.stdout + done.stderr
     failed = {line[6:].split(":", 1)[0] for line in lines if line.startswith("FAIL")}

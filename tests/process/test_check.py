@@ -128,20 +128,21 @@ def test_everything_ok_with_the_agent_answering_at_its_public_url(world, serve_a
     serve_at(world["env"], world["agent_port"])
     status, lines = run_check(world["env"])
     assert status == 0, lines
-    assert [line.split(None, 1)[0] for line in lines[:-1]] == ["ok"] * 9, lines
+    assert [line.split(None, 1)[0] for line in lines[:-1]] == ["ok"] * 10, lines
     names = [line.split(None, 1)[1].split(":", 1)[0] for line in lines[:-1]]
     assert names == [
         "configuration",
         "space",
         "MFA API",
         "from number",
+        "line-type lookup",
         "signing key",
         "public URL",
         "redis",
         "directory",
         "outcome receiver",
     ]
-    assert lines[-1] == "9 checks: 0 failed, 0 warnings; ready for a call"
+    assert lines[-1] == "10 checks: 0 failed, 0 warnings; ready for a call"
     # The receiver got a signed test delivery; the directory a signed unknown lookup.
     (delivery,) = world["receiver"].received
     assert delivery["body"]["outcome"] == "test" and delivery["headers"]["x-mfa-delivery"]
@@ -161,7 +162,7 @@ def test_nothing_at_the_public_url_yet_is_a_warning_not_a_failure(world):
     assert line_for(lines, "public URL").startswith(
         f"warn  public URL: nothing answers at http://127.0.0.1:{world['agent_port']} yet"
     )
-    assert lines[-1] == "9 checks: 0 failed, 1 warning; ready for a call"
+    assert lines[-1] == "10 checks: 0 failed, 1 warning; ready for a call"
 
 
 def test_another_agent_at_the_public_url_fails(world, serve_at):

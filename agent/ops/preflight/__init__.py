@@ -19,6 +19,9 @@ What each check asks, and why that question:
   the read answered: a 404 means the token reaches the MFA API, a 401/403 means it does
   not (and, when the read was refused too, tells a wrong token from a missing scope).
   That verify changes nothing: an unknown id has no code to use up.
+- **line-type lookup** (when ``channels.lookup`` is on, by default with an account):
+  ``GET /api/relay/rest/lookup/phone_number/MFA_FROM_NUMBER`` without ``include=carrier``
+  (free), so a token the lookup refuses is found before a caller's send falls back to a text.
 - **signing key**: set wherever it is required (a real space).
 - **public URL**: ``SWML_PROXY_URL_BASE/health`` names this agent and ``POST /`` there
   takes this configuration's credentials; nothing answering is a warning, since ``check``
@@ -40,6 +43,7 @@ from agent.config.settings import Settings, SettingsError
 from agent.ops.preflight.account import check_configuration, check_signing_key, check_space
 from agent.ops.preflight.business import check_directory, check_outcome_receiver
 from agent.ops.preflight.lines import FAIL, TIMEOUT, WARN, CheckLine
+from agent.ops.preflight.lookup_check import check_lookup
 from agent.ops.preflight.public_url import check_public_url, tls_context
 from agent.ops.preflight.redis_check import check_redis
 
@@ -94,6 +98,7 @@ async def run_checks(
     ) as http:
         checks: list[Callable[[], Awaitable[list[CheckLine]]]] = [
             lambda: check_space(settings, http),
+            lambda: check_lookup(settings, http),
             lambda: _one(check_signing_key(settings)),
             lambda: check_public_url(settings, http),
             lambda: check_redis(settings),

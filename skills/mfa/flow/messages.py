@@ -136,6 +136,62 @@ def unexpected_failure() -> str:
     )
 
 
+def calling_with_code(last4: str, valid_minutes: int) -> str:
+    return (
+        f"Texts cannot reach the number on file, so a voice call is reading the code to the "
+        f"number on file ending in {spoken_digits(last4)}. Tell the caller: I'll call you on "
+        f"the number on file ending in {spoken_digits(last4)} and read you the code. It is "
+        f"good for {valid_minutes} minutes. Ask them to answer that phone, listen to the code, "
+        "then read it out here or type it on the keypad followed by the pound key."
+    )
+
+
+def recalled_with_code(last4: str, valid_minutes: int) -> str:
+    return (
+        calling_with_code(last4, valid_minutes)
+        + " This new code replaces the earlier one, which no longer works."
+    )
+
+
+def landline_cannot_text() -> str:
+    return (
+        "The phone the caller is calling from is a landline, and text messages cannot reach "
+        "it, so no code was sent. Say so plainly: verification needs a code texted to a "
+        "mobile phone."
+    )
+
+
+def landline_goodbye() -> str:
+    return (
+        "The phone the caller is calling from is a landline, and text messages cannot reach "
+        "it, so no code was sent and the caller cannot be verified on this call. Say so "
+        "plainly, apologise and say a polite goodbye in one short sentence. The call ends "
+        "after your sentence."
+    )
+
+
+def landline_transferring() -> str:
+    return (
+        "The phone the caller is calling from is a landline, and text messages cannot reach "
+        "it, so no code was sent. Say so plainly in one short sentence and that you are "
+        "transferring them to someone who can help. The transfer follows your sentence."
+    )
+
+
+def landline_on_file_cannot_text() -> str:
+    return (
+        "The number on file is a landline, and text messages cannot reach it, so no code was "
+        "sent. Say so plainly and suggest updating the number on file with the business."
+    )
+
+
+def line_type_refused() -> str:
+    return (
+        "Codes cannot be sent to that kind of phone line, so no code was sent. Apologise and "
+        "explain that verification needs a mobile phone."
+    )
+
+
 def resent(last4: str, valid_minutes: int) -> str:
     return (
         code_sent(last4, valid_minutes)

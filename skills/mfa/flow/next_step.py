@@ -17,7 +17,8 @@ then adds what the call as a caller lives it needs, without changing the outcome
 - a replayed answer (the platform retried a request) is shaped as its first copy was
   (``first_outcome``), so the retry's reply is the same reply;
 - the business's handoff: ``on_verified`` after a verified code; ``on_failed`` when
-  the code is exhausted or expired and no send is left in this call.
+  the code is exhausted or expired and no send is left in this call, or when the caller's
+  own line is a landline that no code can reach (``flow/channels.py``).
 
 ``shape`` never raises: whatever fails here, the tool's own answer still goes out.
 """
@@ -109,6 +110,10 @@ class NextStep:
         if outcome is Outcome.VERIFIED:
             destination = self._on_verified
             verified = True
+        elif outcome is Outcome.LANDLINE and self._on_failed is not None:
+            # The caller's own landline: no code can reach it on this call, whatever is left.
+            destination = self._on_failed
+            verified = False
         elif outcome in _FAILED and self._on_failed is not None:
             if self._sends_left is None or await self._sends_left(call_id) > 0:
                 return None  # a new code can still be offered
@@ -133,6 +138,10 @@ class NextStep:
 def _handoff_text(outcome: Outcome, destination: Destination) -> str:
     if outcome is Outcome.VERIFIED:
         return messages.verified_transferring()
+    if outcome is Outcome.LANDLINE:
+        if destination.kind is DestinationKind.HANGUP:
+            return messages.landline_goodbye()
+        return messages.landline_transferring()
     if destination.kind is DestinationKind.HANGUP:
         return messages.cannot_verify_goodbye()
     return messages.cannot_verify_transferring()

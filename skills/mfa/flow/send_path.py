@@ -9,14 +9,18 @@ newest, so older ones stop verifying).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from skills.mfa.answer import ToolAnswer
+from skills.mfa.delivery.line_type import LookupSource
+from skills.mfa.delivery.providers.base import Channel
 from skills.mfa.events import Outcome
 from skills.mfa.flow import messages
+from skills.mfa.flow.channels import ChannelChoice, ChannelPolicy, choose_channel
 from skills.mfa.flow.policy import CodePolicy
 from skills.mfa.flow.recipient import AccountRecipients
 from skills.mfa.flow.tool_call import ToolCall, answering_errors, refused_meta_data
@@ -58,6 +62,7 @@ class SendPath:
         replays: Replays,
         limiter: SendLimiter | None,
         accounts: AccountRecipients | None,
+        channels: ChannelPolicy | None = None,
     ) -> None:
         self._policy = policy
         self._binder = binder
@@ -67,6 +72,15 @@ class SendPath:
         self._replays = replays
         self._limiter = limiter
         self._accounts = accounts
+        self._channels = channels or ChannelPolicy()
+
+    def _message(self, language: str, channel: Channel) -> str:
+        """The words before the code: the text message's, or the voice call's."""
+        text = self._policy.message_for(language)
+        if channel is Channel.CALL:
+            chosen = language or self._policy.languages[0]
+            return self._channels.voice_message_for(chosen, text)
+        return text
 
     async def answer(self, call: ToolCall, args: Any, language: str) -> ToolAnswer:
         state = self._binder.open(call.id, call.meta_data)
@@ -130,12 +144,47 @@ class SendPath:
             return ToolAnswer(
                 Outcome.COUNTRY_REFUSED, messages.country_not_supported(), number_last4=last4
             )
+        # Premium rate, shared cost, pagers...: refused before any (billable) lookup.
         if not textable_type(target):
             return ToolAnswer(
                 Outcome.NUMBER_TYPE_REFUSED,
                 messages.number_cannot_receive_texts(),
                 number_last4=last4,
             )
+        on_file = request["account"] is not None
+        caller = to_e164(call.raw.get("caller_id_num"), self._policy.default_region)
+        choice = await choose_channel(self._channels, target, caller=caller, on_file=on_file)
+        line = _line_fields(choice)
+        if choice.refusal is not None:
+            if choice.refusal is Outcome.LANDLINE:
+                text = (
+                    messages.landline_on_file_cannot_text()
+                    if on_file
+                    else messages.landline_cannot_text()
+                )
+            else:
+                text = messages.line_type_refused()
+            log.info(
+                "send_refused_line", extra={"line_type": line["line_type"], "call_id": call.id}
+            )
+            return ToolAnswer(choice.refusal, text, number_last4=last4, **line)
+        channel = choice.channel or Channel.SMS
+        if channel is Channel.CALL:
+            # A voice code is another request than a text (its replay record apart).
+            request = {**request, "channel": str(channel)}
+        answer = await self._reserve_and_send(call, target, last4, state, request, channel)
+        return dataclasses.replace(answer, **line) if line["line_type"] else answer
+
+    async def _reserve_and_send(
+        self,
+        call: ToolCall,
+        target: str,
+        last4: str,
+        state: Pending | Closed,
+        request: Mapping[str, str | None],
+        channel: Channel,
+    ) -> ToolAnswer:
+        """The replay record, the limits (counting a voice code like a text), the send."""
         replaces_earlier = isinstance(state, Pending)
         prior = state.seal if isinstance(state, Pending) else state.marker
         claim = self._replays.claim_for(call.id, call.tool, request, prior)
@@ -176,7 +225,8 @@ class SendPath:
                 state,
                 ticket,
                 account=request["account"],
-                message=self._policy.message_for(request.get("language") or ""),
+                message=self._message(request.get("language") or "", channel),
+                channel=channel,
             )
             answer = await self._after_send(call, answer, request["account"])
         finally:
@@ -200,6 +250,13 @@ class SendPath:
         if _verified_other_subject(call.raw.get("global_data"), answer.number_last4, account):
             answer = replace(answer, unset_global_data=GLOBAL_VERIFIED_KEYS)
         return answer
+
+
+def _line_fields(choice: ChannelChoice) -> dict[str, str]:
+    """What the answer (and so the event, metrics and record) says of the line lookup."""
+    if choice.line.source is LookupSource.OFF:
+        return {"line_type": "", "line_lookup": ""}
+    return {"line_type": str(choice.line.line_type), "line_lookup": str(choice.line.source)}
 
 
 def _verified_other_subject(global_data: Any, last4: str, account: str | None) -> bool:

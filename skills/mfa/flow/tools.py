@@ -34,6 +34,7 @@ from skills.mfa.delivery.providers.base import (
     CodeProvider,
 )
 from skills.mfa.events import FINAL_OUTCOMES, EventPublisher, MfaEvent
+from skills.mfa.flow.channels import ChannelPolicy
 from skills.mfa.flow.next_step import NextStep
 from skills.mfa.flow.policy import CodePolicy
 from skills.mfa.flow.recipient import AccountRecipients
@@ -101,6 +102,7 @@ class MfaTools:
         pending_seconds: float = 15.0,
         next_step: NextStep | None = None,
         recorder: OutcomeRecorder | None = None,
+        channels: ChannelPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock`` (seconds, like ``time.time``) stamps ``mfa_verified_at``; tests fix it.
@@ -113,7 +115,8 @@ class MfaTools:
         ``next_step`` adds speech timing, history and the handoff to each answer.
         The code ledger (``code_ledger.py``) lives beside the limiter's counters too; in
         this process, on ``clock``, without a limiter. ``recorder`` keeps each final
-        outcome durably before the tool answers.
+        outcome durably before the tool answers. ``channels`` looks up the line type before
+        a send and picks a text or a voice call (``flow/channels.py``); none: always a text.
         """
         self._provider = provider
         self._next_step = next_step
@@ -148,6 +151,7 @@ class MfaTools:
             replays=self._replays,
             limiter=limiter,
             accounts=accounts,
+            channels=channels,
         )
         self._verifies = VerifyPath(
             policy=policy,
@@ -196,6 +200,9 @@ class MfaTools:
             limit=answer.limit,
             language=language,
             handoff=answer.handoff.describe() if answer.handoff else None,
+            channel=answer.channel,
+            line_type=answer.line_type,
+            line_lookup=answer.line_lookup,
         )
         if self._recorder is not None and event.outcome in FINAL_OUTCOMES:
             await recording(self._recorder, event)

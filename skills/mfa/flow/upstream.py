@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.delivery.providers.base import (
+    Channel,
     CodeNotFound,
     CodeProvider,
     ProviderRejected,
@@ -25,8 +26,10 @@ from skills.mfa.flow import messages
 from skills.mfa.flow.policy import CodePolicy
 from skills.mfa.ledgers.binding import (
     META_ACCOUNT,
+    META_CHANNEL,
     META_CLOSED,
     PENDING_KEYS,
+    VOICE,
     Binder,
     Closed,
     Pending,
@@ -80,16 +83,19 @@ class Upstream:
         *,
         account: str | None = None,
         message: str | None = None,
+        channel: Channel = Channel.SMS,
     ) -> ToolAnswer:
-        """Text ``target``; ``account`` (the directory's, when it named the number) is
-        sealed with the pending code, so the verified caller's account comes from it.
-        ``message`` is the text in the caller's language (the policy's first by default)."""
+        """Text ``target`` (or call it, ``channel``); ``account`` (the directory's, when it
+        named the number) is sealed with the pending code, so the verified caller's account
+        comes from it. ``message`` is the words before the code in the caller's language (the
+        policy's first by default)."""
         request = SendRequest(
             to=target,
             message=message or self._policy.message,
             token_length=self._policy.token_length,
             valid_for=self._policy.valid_for,
             max_attempts=self._policy.max_attempts,
+            channel=channel,
         )
         try:
             sent = await self._provider.send(request)
@@ -121,7 +127,12 @@ class Upstream:
 
         minutes = max(1, self._policy.valid_for // 60)
         replaces_earlier = isinstance(state, Pending)
-        sent_text = messages.resent if replaces_earlier else messages.code_sent
+        if channel is Channel.CALL:
+            sent_text = (
+                messages.recalled_with_code if replaces_earlier else messages.calling_with_code
+            )
+        else:
+            sent_text = messages.resent if replaces_earlier else messages.code_sent
         sealed = self._binder.seal(
             call_id,
             request_id=sent.request_id,
@@ -129,13 +140,16 @@ class Upstream:
             last4=last4,
             sent_at=int(self._clock()),
             account=account,
+            channel=str(channel),
         )
-        # A code sent to the caller's own number replaces an earlier account's code.
-        stale = (
-            (META_ACCOUNT,)
-            if account is None and isinstance(state, Pending) and state.account is not None
-            else ()
-        )
+        # A new code's sealed fields replace the earlier code's: a key the new one does not
+        # have (an account, a voice channel) goes.
+        stale: tuple[str, ...] = ()
+        if isinstance(state, Pending):
+            if account is None and state.account is not None:
+                stale += (META_ACCOUNT,)
+            if channel is Channel.SMS and state.channel == VOICE:
+                stale += (META_CHANNEL,)
         return ToolAnswer(
             Outcome.CODE_SENT,
             sent_text(last4, minutes),
@@ -144,6 +158,7 @@ class Upstream:
             # A resend replaces the pending request: the newest code is the one that counts.
             set_meta_data=sealed,
             unset_meta_data=stale,
+            channel=str(channel),
         )
 
     async def verify(

@@ -74,8 +74,9 @@ class VerifyPath:
             state.last4,
             self._verify_code(call, args if isinstance(args, dict) else {}, state),
         )
-        # The account comes from the sealed record, never from the request's claim.
-        return answer if state.account is None else replace(answer, account=state.account)
+        # The account and the channel come from the sealed record, never from the request's
+        # claim.
+        return replace(answer, account=state.account or answer.account, channel=state.channel)
 
     async def _verify_code(
         self, call: ToolCall, args: Mapping[str, Any], pending: Pending

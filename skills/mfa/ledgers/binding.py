@@ -8,6 +8,8 @@ trust. Everything the agent writes there about a pending code is sealed with
     mfa_binding = hex(HMAC-SHA256(key, canonical))
     canonical   = JSON of ["mfa-binding-v1", call_id, request_id, attempts_left,
                            last4, sent_at, account]   (compact, ASCII, account null if none)
+                  + ["call"] for a code read out by a voice call (``mfa_channel``: "call";
+                  absent for a text, so a texted code's seal is what it always was)
     key         = HMAC-SHA256(SIGNALWIRE_SWAIG_SECRET, "mfa-binding-v1")
 
 so a claim copied from another call, or with any field altered, added or
@@ -41,6 +43,7 @@ META_ATTEMPTS_LEFT = "mfa_attempts_left"
 META_NUMBER_LAST4 = "mfa_number_last4"
 META_SENT_AT = "mfa_sent_at"
 META_ACCOUNT = "mfa_account"
+META_CHANNEL = "mfa_channel"
 META_BINDING = "mfa_binding"
 META_CLOSED = "mfa_closed"
 
@@ -51,8 +54,11 @@ PENDING_KEYS = (
     META_NUMBER_LAST4,
     META_SENT_AT,
     META_ACCOUNT,
+    META_CHANNEL,
     META_BINDING,
 )
+#: The one channel ``mfa_channel`` may name; absent means a text.
+VOICE = "call"
 
 KEY_LABEL = b"mfa-binding-v1"
 _SEAL_VERSION = "mfa-binding-v1"
@@ -85,6 +91,7 @@ class Pending:
     sent_at: int
     account: str | None
     seal: str
+    channel: str = "sms"  # "call" when the code was read out by a voice call
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,7 @@ class Binder:
         last4: str,
         sent_at: int,
         account: str | None = None,
+        channel: str = "sms",
     ) -> dict[str, Any]:
         """The ``meta_data`` entries of a pending code, binding included."""
         fields: dict[str, Any] = {
@@ -135,8 +143,12 @@ class Binder:
         }
         if account is not None:
             fields[META_ACCOUNT] = account
+        voice = channel == VOICE
+        if voice:
+            fields[META_CHANNEL] = VOICE
         fields[META_BINDING] = self._mac(
             [_SEAL_VERSION, call_id, request_id, attempts_left, last4, sent_at, account]
+            + ([VOICE] if voice else [])
         )
         return fields
 
@@ -149,6 +161,7 @@ class Binder:
             last4=pending.last4,
             sent_at=pending.sent_at,
             account=pending.account,
+            channel=pending.channel,
         )
         return {META_ATTEMPTS_LEFT: attempts_left, META_BINDING: sealed[META_BINDING]}
 
@@ -178,6 +191,7 @@ class Binder:
         last4 = meta.get(META_NUMBER_LAST4)
         sent_at = meta.get(META_SENT_AT)
         account = meta.get(META_ACCOUNT)
+        channel = meta.get(META_CHANNEL)
         seal = meta.get(META_BINDING)
         if not (
             _short_match(_REQUEST_ID, request_id, 128)
@@ -186,15 +200,21 @@ class Binder:
             and _bounded_int(sent_at, _MAX_SENT_AT)
             # The agent writes an account or no key at all: an explicit null is an edit.
             and (META_ACCOUNT not in meta or _account_ok(account))
+            # The agent writes "call" or no key at all.
+            and (META_CHANNEL not in meta or channel == VOICE)
             and _short_match(_HEX64, seal, 64)
         ):
             return Refused("shape")
+        voice = META_CHANNEL in meta
         expected = self._mac(
             [_SEAL_VERSION, call_id, request_id, attempts_left, last4, sent_at, account]
+            + ([VOICE] if voice else [])
         )
         if not hmac.compare_digest(expected, seal):
             return Refused("seal")
-        return Pending(request_id, attempts_left, last4, sent_at, account, seal)
+        return Pending(
+            request_id, attempts_left, last4, sent_at, account, seal, VOICE if voice else "sms"
+        )
 
     def _mac(self, fields: list[Any]) -> str:
         return hmac.new(self._key, canonical(fields), hashlib.sha256).hexdigest()

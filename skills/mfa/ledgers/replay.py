@@ -235,6 +235,7 @@ def encode(answer: ToolAnswer) -> str:
             "global": dict(answer.global_data),
             "unset_global": list(answer.unset_global_data),
             "account": answer.account,
+            "channel": answer.channel,
         },
         separators=(",", ":"),
     )
@@ -254,5 +255,6 @@ def decode(record: str) -> ToolAnswer:
         # Absent from records written before these fields existed.
         unset_global_data=tuple(data.get("unset_global", ())),
         account=data.get("account", ""),
+        channel=data.get("channel", ""),
         first_outcome=Outcome(data["outcome"]),
     )

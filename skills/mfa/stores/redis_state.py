@@ -361,3 +361,20 @@ class RedisBreakerState:
             open_until=float(fields.get("open_until", 0)),
             trial_in_flight=float(fields.get("trial_until", 0)) > 0,
         )
+
+
+class RedisLineTypeCache:
+    """``LineTypeCache`` on Redis: one key per number's hash (``line_type.cache_key``),
+    expiring on its own after the configured days."""
+
+    _PREFIX = "mfa:linetype:"
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(self._PREFIX + key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def put(self, key: str, value: str, ttl_seconds: float) -> None:
+        await self._redis.set(self._PREFIX + key, value.encode(), px=_ms(ttl_seconds))

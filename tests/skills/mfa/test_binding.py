@@ -96,6 +96,29 @@ def test_the_account_is_sealed_too():
     assert isinstance(BINDER.open(CALL, without), Refused)
 
 
+def test_a_voice_code_is_sealed_with_its_channel():
+    voice = BINDER.seal(
+        CALL, request_id="r1", attempts_left=3, last4="0001", sent_at=1, channel="call"
+    )
+    # The documented canonical form: the texted one, then "call".
+    assert voice["mfa_channel"] == "call"
+    assert voice["mfa_binding"] == mac("mfa-binding-v1", CALL, "r1", 3, "0001", 1, None, "call")
+    assert BINDER.open(CALL, voice).channel == "call"  # type: ignore[union-attr]
+    assert BINDER.open(CALL, meta()).channel == "sms"  # type: ignore[union-attr]
+    # A text's seal is unchanged by the channel's existence: no mfa_channel, same MAC.
+    texted = BINDER.seal(CALL, request_id="r1", attempts_left=3, last4="0001", sent_at=1)
+    assert "mfa_channel" not in texted
+    assert texted["mfa_binding"] == mac("mfa-binding-v1", CALL, "r1", 3, "0001", 1, None)
+    # Dropped from a voice claim, added to a texted one, or any other value: refused.
+    dropped = {k: v for k, v in voice.items() if k != "mfa_channel"}
+    assert isinstance(BINDER.open(CALL, dropped), Refused)
+    assert isinstance(BINDER.open(CALL, {**texted, "mfa_channel": "call"}), Refused)
+    assert isinstance(BINDER.open(CALL, {**voice, "mfa_channel": "sms"}), Refused)
+    # A wrong try re-seals it with the channel kept.
+    resealed = BINDER.reseal(CALL, BINDER.open(CALL, voice), 2)  # type: ignore[arg-type]
+    assert BINDER.open(CALL, {**voice, **resealed}).channel == "call"  # type: ignore[union-attr]
+
+
 ALTERED = {
     "mfa_request_id": ["3f2b1c9e-0d4a-4e7b-9c1a-2b3c4d5e6f71", "other", ""],
     "mfa_attempts_left": [2, 20, 0, "3", 3.0, True, None],

@@ -105,6 +105,7 @@ UNSET_ALL = [
         "mfa_number_last4",
         "mfa_sent_at",
         "mfa_account",
+        "mfa_channel",
         "mfa_binding",
     )
 ]
@@ -213,8 +214,11 @@ async def verify(
     return closing(result.to_dict(), call_id)
 
 
-def event(tool: str, outcome: str, masked: str, attempts_left: int | None = None) -> dict:
-    return {
+def event(
+    tool: str, outcome: str, masked: str, attempts_left: int | None = None, channel: str = ""
+) -> dict:
+    """The event's fields that do not vary; ``channel`` ("sms") once a code is known."""
+    fields = {
         "agent_id": "jim",
         "call_id": "call-1",
         "tool": tool,
@@ -224,6 +228,7 @@ def event(tool: str, outcome: str, masked: str, attempts_left: int | None = None
         "attempts_left": attempts_left,
         "handoff": None,
     }
+    return {**fields, "channel": channel} if channel else fields
 
 
 # -- send_mfa -----------------------------------------------------------------------------
@@ -232,7 +237,7 @@ def event(tool: str, outcome: str, masked: str, attempts_left: int | None = None
 async def test_code_sent_to_the_caller():
     rig = make_rig()
     assert await send(rig) == {"response": SENT, "action": [{"set_meta_data": sealed("req-1")}]}
-    assert rig.only_event() == event("send_mfa", "code_sent", "***0001", 3)
+    assert rig.only_event() == event("send_mfa", "code_sent", "***0001", 3, channel="sms")
     assert rig.provider.calls == 1
 
 
@@ -252,7 +257,7 @@ async def test_resend_after_the_cooldown_replaces_the_pending_code():
         "response": SENT + " This new code replaces the earlier one, which no longer works.",
         "action": [{"set_meta_data": sealed("req-2", sent_at=int(T0) + 31)}],
     }
-    assert rig.only_event() == event("send_mfa", "code_sent", "***0001", 3)
+    assert rig.only_event() == event("send_mfa", "code_sent", "***0001", 3, channel="sms")
 
 
 async def test_another_number_is_refused_and_never_named():
@@ -450,7 +455,7 @@ async def test_right_code_verifies_and_ends_the_pending_request():
             *UNSET_ALL,
         ],
     }
-    assert rig.only_event() == event("verify_mfa", "verified", "***0001")
+    assert rig.only_event() == event("verify_mfa", "verified", "***0001", channel="sms")
     assert rig.provider.calls == 1
 
 
@@ -475,7 +480,7 @@ async def test_wrong_code_counts_down(stored_tries, left, text):
             }
         ],
     }
-    assert rig.only_event() == event("verify_mfa", "wrong_code", "***0001", left)
+    assert rig.only_event() == event("verify_mfa", "wrong_code", "***0001", left, channel="sms")
 
 
 async def test_wrong_code_on_the_last_try_exhausts_the_request():
@@ -486,7 +491,7 @@ async def test_wrong_code_on_the_last_try_exhausts_the_request():
         "a new code.",
         "action": [CLOSED, *UNSET_ALL],
     }
-    assert rig.only_event() == event("verify_mfa", "exhausted", "***0001", 0)
+    assert rig.only_event() == event("verify_mfa", "exhausted", "***0001", 0, channel="sms")
 
 
 async def test_expired_or_used_request():
@@ -497,7 +502,7 @@ async def test_expired_or_used_request():
         "verified. Offer to text a new code.",
         "action": [CLOSED, *UNSET_ALL],
     }
-    assert rig.only_event() == event("verify_mfa", "expired", "***0001")
+    assert rig.only_event() == event("verify_mfa", "expired", "***0001", channel="sms")
 
 
 async def test_malformed_code_is_not_sent_upstream_and_costs_no_try():
@@ -507,7 +512,7 @@ async def test_malformed_code_is_not_sent_upstream_and_costs_no_try():
         "used. Ask the caller to say the 6 digits again, one at a time, or to type them on the "
         "keypad followed by pound."
     }
-    assert rig.only_event() == event("verify_mfa", "malformed_code", "***0001")
+    assert rig.only_event() == event("verify_mfa", "malformed_code", "***0001", channel="sms")
     assert rig.provider.calls == 0
 
 
@@ -537,7 +542,7 @@ async def test_provider_failures_on_verify_keep_the_pending_request(error, outco
     rig = make_rig()
     rig.provider.then(error)
     assert await verify(rig, RIGHT_CODE) == {"response": text}  # no unset: the id is kept
-    assert rig.only_event() == event("verify_mfa", outcome, "***0001")
+    assert rig.only_event() == event("verify_mfa", outcome, "***0001", channel="sms")
 
 
 # -- the tool boundary --------------------------------------------------------------------
@@ -561,7 +566,7 @@ async def test_unexpected_failure_on_verify_gives_the_generic_answer_only():
     reply = await verify(rig, RIGHT_CODE)
     assert reply == {"response": GENERIC}
     assert "boom" not in json.dumps(reply)
-    assert rig.only_event() == event("verify_mfa", "error", "***0001")
+    assert rig.only_event() == event("verify_mfa", "error", "***0001", channel="sms")
 
 
 async def test_request_that_is_not_an_object_is_answered_not_raised():
@@ -585,7 +590,7 @@ async def test_send_then_verify_with_the_stored_meta_data():
     right = await verify(rig, RIGHT_CODE, meta)
     assert right["action"][0]["set_global_data"]["mfa_verified"] is True
     assert right["action"][1:] == [CLOSED, *UNSET_ALL]
-    assert rig.only_event() == event("verify_mfa", "verified", "***0001")
+    assert rig.only_event() == event("verify_mfa", "verified", "***0001", channel="sms")
 
 
 async def test_a_burst_against_the_agent_rate_cap_logs_one_alert_not_one_per_send(caplog):

@@ -62,7 +62,7 @@ async def test_a_send_with_altered_meta_data_texts_nothing():
     # The claim is cleared, or every later send on the call would be refused the same way.
     # One unset action per key (SWML's schema types the value as a string).
     unset = [action["unset_meta_data"] for action in reply["action"]]
-    assert sorted(unset) == sorted({*altered, "mfa_account", "mfa_closed"})
+    assert sorted(unset) == sorted({*altered, "mfa_account", "mfa_channel", "mfa_closed"})
     assert rig.provider.calls == 0
     assert rig.only_event() == event("send_mfa", "tampered", "unknown")
     # With the claim cleared, the caller's next request for a code is texted.

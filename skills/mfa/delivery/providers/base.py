@@ -17,18 +17,28 @@ Error tree::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+
+class Channel(StrEnum):
+    """How the code reaches the phone: a text (``POST /mfa/sms``) or a voice call that reads
+    it out (``POST /mfa/call``); both verify through ``/mfa/{id}/verify``."""
+
+    SMS = "sms"
+    CALL = "call"
 
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """What to send: the recipient in E.164 and the rules the code obeys."""
+    """What to send: the recipient in E.164, the rules the code obeys, and the channel."""
 
     to: str
     message: str
     token_length: int
     valid_for: int
     max_attempts: int
+    channel: Channel = Channel.SMS
 
 
 @dataclass(frozen=True, slots=True)

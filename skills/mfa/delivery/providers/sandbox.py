@@ -41,7 +41,8 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 @dataclass(frozen=True, slots=True)
 class SandboxText:
-    """The text message the sandbox "sends": what SignalWire would put on the phone.
+    """The text message (or voice call) the sandbox "sends": what SignalWire would put on
+    the phone.
 
     ``body`` is the request's message followed by a space and the code; ``code`` is given
     separately so a test or a fake phone need not parse it. Both are left out of ``repr``
@@ -53,6 +54,8 @@ class SandboxText:
     body: str = field(repr=False)
     code: str = field(repr=False)
     sent_at: float
+    # "call": a voice call would read ``body`` out (``POST /mfa/call``); "sms": a text.
+    channel: str = "sms"
 
 
 Deliver = Callable[[SandboxText], Awaitable[None] | None]
@@ -124,6 +127,7 @@ class SandboxProvider:
             body=f"{request.message} {code}",
             code=code,
             sent_at=now,
+            channel=str(request.channel),
         )
         try:
             result = self._deliver(text)

@@ -39,7 +39,8 @@ _CONNECT_RETRIES = 1
 
 
 class SignalWireProvider:
-    """``CodeProvider`` backed by ``POST /mfa/sms`` and ``POST /mfa/{id}/verify``."""
+    """``CodeProvider`` backed by ``POST /mfa/sms`` or ``/mfa/call`` and
+    ``POST /mfa/{id}/verify``."""
 
     name = "signalwire"
 
@@ -70,7 +71,9 @@ class SignalWireProvider:
             "max_attempts": request.max_attempts,
             "allow_alphas": False,
         }
-        response = await self._post("/sms", body)
+        # The same body for both channels (signalwire/docs openapi.yaml: /mfa/sms and
+        # /mfa/call both take MfaRequest).
+        response = await self._post(f"/{request.channel}", body)
         if response.status_code != 200:
             raise _error_for_status(response.status_code, _error_reason(response))
         payload = _json_object(response)
