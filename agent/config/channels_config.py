@@ -61,6 +61,10 @@ class ChannelsConfig(_Strict):
             normalised[e164] = kind
         return normalised
 
+    def looks_up(self, *, with_account: bool) -> bool:
+        """``lookup``, where ``auto`` means with an account (the lookup is billable)."""
+        return self.lookup if isinstance(self.lookup, bool) else with_account
+
     def voice_template(self, language: str) -> str | None:
         """The voice message for a language code (or its primary subtag), or None."""
         if isinstance(self.voice_message, str):

@@ -204,18 +204,11 @@ def channel_policy(
         for language in policy.languages
         if (template := config.voice_template(language)) is not None
     )
-    rules = {"voip": LinePolicy(config.voip), "other": LinePolicy(config.other)}
-    on = (
-        config.lookup
-        if isinstance(config.lookup, bool)
-        else settings.provider is ProviderName.SIGNALWIRE
-    )
-    if not on:
-        return ChannelPolicy(
-            voice_to_number_on_file=config.voice_to_number_on_file, voice_messages=voice, **rules
-        )
-    lookup: LineTypeLookup
-    if settings.provider is ProviderName.SIGNALWIRE:
+    with_account = settings.provider is ProviderName.SIGNALWIRE
+    lookup: LineTypeLookup | None = None
+    if not config.looks_up(with_account=with_account):
+        pass  # no lookup: every code is texted, as before
+    elif with_account:
         assert settings.signalwire is not None  # guaranteed by Settings validation
         creds = settings.signalwire
         lookup = SignalWireLineTypes(
@@ -228,8 +221,11 @@ def channel_policy(
     else:
         lookup = StaticLineTypes(config.sandbox_line_types)
     return ChannelPolicy(
-        CachedLineTypes(lookup, state.line_type_cache(), config.cache_days * 86400),
+        None
+        if lookup is None
+        else CachedLineTypes(lookup, state.line_type_cache(), config.cache_days * 86400),
         voice_to_number_on_file=config.voice_to_number_on_file,
         voice_messages=voice,
-        **rules,
+        voip=LinePolicy(config.voip),
+        other=LinePolicy(config.other),
     )

@@ -12,15 +12,10 @@ from agent.config.settings import ProviderName, Settings
 from agent.ops.preflight.lines import FAIL, OK, CheckLine, bad_status, unreachable
 
 
-def lookups_on(settings: Settings) -> bool:
-    """Whether the agent looks numbers up: ``channels.lookup``, or with an account."""
-    wanted = settings.file.channels.lookup
-    return wanted if isinstance(wanted, bool) else settings.provider is ProviderName.SIGNALWIRE
-
-
 async def check_lookup(settings: Settings, http: httpx.AsyncClient) -> list[CheckLine]:
     account = settings.signalwire
-    if account is None or not lookups_on(settings):
+    with_account = settings.provider is ProviderName.SIGNALWIRE
+    if account is None or not settings.file.channels.looks_up(with_account=with_account):
         return []
     base = account.base_url.rstrip("/")
     host = urlsplit(base).netloc

@@ -21,19 +21,23 @@ from skills.mfa.delivery.providers.base import Channel
 from skills.mfa.events import Outcome
 from skills.mfa.flow import messages
 from skills.mfa.flow.channels import ChannelChoice, ChannelPolicy, choose_channel
-from skills.mfa.flow.policy import CodePolicy
 from skills.mfa.flow.recipient import AccountRecipients
-from skills.mfa.flow.tool_call import ToolCall, answering_errors, refused_meta_data
+from skills.mfa.flow.tool_call import (
+    PathBase,
+    Shared,
+    ToolCall,
+    answering_errors,
+    refused_meta_data,
+)
 from skills.mfa.flow.upstream import (
     GLOBAL_VERIFIED,
     GLOBAL_VERIFIED_ACCOUNT,
     GLOBAL_VERIFIED_KEYS,
     GLOBAL_VERIFIED_LAST4,
-    Upstream,
 )
-from skills.mfa.ledgers.binding import META_REQUEST_ID, Binder, Closed, Pending, Refused
-from skills.mfa.ledgers.code_ledger import CodeLedger, LedgerUnavailable
-from skills.mfa.ledgers.replay import Found, Replays
+from skills.mfa.ledgers.binding import META_REQUEST_ID, Closed, Pending, Refused
+from skills.mfa.ledgers.code_ledger import LedgerUnavailable
+from skills.mfa.ledgers.replay import Found
 from skills.mfa.limits.send_limits import (
     CounterStoreUnavailable,
     LimitKind,
@@ -48,28 +52,18 @@ alerts = throttled_alerts()  # once a minute, with a count
 log = logging.getLogger("mfa.tools")
 
 
-class SendPath:
+class SendPath(PathBase):
     """Decides one ``send_mfa`` request; built once by ``MfaTools`` with the shared parts."""
 
     def __init__(
         self,
+        shared: Shared,
         *,
-        policy: CodePolicy,
-        binder: Binder,
-        upstream: Upstream,
-        ledger: CodeLedger,
-        ledger_seconds: float,
-        replays: Replays,
         limiter: SendLimiter | None,
         accounts: AccountRecipients | None,
         channels: ChannelPolicy | None = None,
     ) -> None:
-        self._policy = policy
-        self._binder = binder
-        self._upstream = upstream
-        self._ledger = ledger
-        self._ledger_seconds = ledger_seconds
-        self._replays = replays
+        super().__init__(shared)
         self._limiter = limiter
         self._accounts = accounts
         self._channels = channels or ChannelPolicy()

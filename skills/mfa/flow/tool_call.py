@@ -19,8 +19,11 @@ from typing import Any
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.events import MfaEvent, Outcome
 from skills.mfa.flow import messages
-from skills.mfa.flow.upstream import META_KEYS
-from skills.mfa.ledgers.binding import META_CLOSED, Refused
+from skills.mfa.flow.policy import CodePolicy
+from skills.mfa.flow.upstream import META_KEYS, Upstream
+from skills.mfa.ledgers.binding import META_CLOSED, Binder, Refused
+from skills.mfa.ledgers.code_ledger import CodeLedger
+from skills.mfa.ledgers.replay import Replays
 from skills.mfa.recorder import OutcomeRecorder
 
 log = logging.getLogger("mfa.tools")
@@ -91,3 +94,29 @@ async def recording(recorder: OutcomeRecorder, event: MfaEvent) -> None:
             "outcome_not_recorded",
             extra={"call_id": event.call_id, "exc_type": type(exc).__name__},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What both paths decide with, built once by ``MfaTools``: the policy, the meta_data
+    binder, the provider calls, the code ledger (entries kept ``ledger_seconds``) and the
+    replay records."""
+
+    policy: CodePolicy
+    binder: Binder
+    upstream: Upstream
+    ledger: CodeLedger
+    ledger_seconds: float
+    replays: Replays
+
+
+class PathBase:
+    """The parts of ``Shared`` as the paths' own attributes."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._policy = shared.policy
+        self._binder = shared.binder
+        self._upstream = shared.upstream
+        self._ledger = shared.ledger
+        self._ledger_seconds = shared.ledger_seconds
+        self._replays = shared.replays

@@ -39,7 +39,7 @@ from skills.mfa.flow.next_step import NextStep
 from skills.mfa.flow.policy import CodePolicy
 from skills.mfa.flow.recipient import AccountRecipients
 from skills.mfa.flow.send_path import SendPath
-from skills.mfa.flow.tool_call import ToolCall, answering_errors, recording
+from skills.mfa.flow.tool_call import Shared, ToolCall, answering_errors, recording
 from skills.mfa.flow.upstream import (
     GLOBAL_VERIFIED,
     META_KEYS,
@@ -142,26 +142,11 @@ class MfaTools:
             record_seconds=policy.valid_for,
             pending_seconds=pending_seconds,
         )
-        self._sends = SendPath(
-            policy=policy,
-            binder=self._binder,
-            upstream=self._upstream,
-            ledger=self._ledger,
-            ledger_seconds=self._ledger_seconds,
-            replays=self._replays,
-            limiter=limiter,
-            accounts=accounts,
-            channels=channels,
+        shared = Shared(
+            policy, self._binder, self._upstream, self._ledger, self._ledger_seconds, self._replays
         )
-        self._verifies = VerifyPath(
-            policy=policy,
-            binder=self._binder,
-            upstream=self._upstream,
-            ledger=self._ledger,
-            ledger_seconds=self._ledger_seconds,
-            replays=self._replays,
-            clock=clock,
-        )
+        self._sends = SendPath(shared, limiter=limiter, accounts=accounts, channels=channels)
+        self._verifies = VerifyPath(shared, clock=clock)
 
     # -- the handlers the skill registers ---------------------------------------------------
 

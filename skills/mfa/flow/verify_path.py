@@ -17,19 +17,23 @@ from typing import Any
 from skills.mfa.answer import ToolAnswer
 from skills.mfa.events import FINAL_OUTCOMES, Outcome
 from skills.mfa.flow import messages
-from skills.mfa.flow.policy import CodePolicy
-from skills.mfa.flow.tool_call import ToolCall, answering_errors, refused_meta_data
-from skills.mfa.flow.upstream import META_KEYS, Upstream
-from skills.mfa.ledgers.binding import META_CLOSED, Binder, Pending, Refused
+from skills.mfa.flow.tool_call import (
+    PathBase,
+    Shared,
+    ToolCall,
+    answering_errors,
+    refused_meta_data,
+)
+from skills.mfa.flow.upstream import META_KEYS
+from skills.mfa.ledgers.binding import META_CLOSED, Pending, Refused
 from skills.mfa.ledgers.code_ledger import (
     Busy,
-    CodeLedger,
     Finished,
     LedgerUnavailable,
     Spent,
     Superseded,
 )
-from skills.mfa.ledgers.replay import Found, Replays, decode, encode
+from skills.mfa.ledgers.replay import Found, decode, encode
 from skills.mfa.limits.send_limits import CounterStoreUnavailable
 from skills.mfa.speech.spoken_code import normalize_spoken_code
 
@@ -41,26 +45,11 @@ log = logging.getLogger("mfa.tools")
 LATE_SECONDS = 1800.0
 
 
-class VerifyPath:
+class VerifyPath(PathBase):
     """Decides one ``verify_mfa`` request; built once by ``MfaTools`` with the shared parts."""
 
-    def __init__(
-        self,
-        *,
-        policy: CodePolicy,
-        binder: Binder,
-        upstream: Upstream,
-        ledger: CodeLedger,
-        ledger_seconds: float,
-        replays: Replays,
-        clock: Callable[[], float],
-    ) -> None:
-        self._policy = policy
-        self._binder = binder
-        self._upstream = upstream
-        self._ledger = ledger
-        self._ledger_seconds = ledger_seconds
-        self._replays = replays
+    def __init__(self, shared: Shared, *, clock: Callable[[], float]) -> None:
+        super().__init__(shared)
         self._clock = clock
 
     async def answer(self, call: ToolCall, args: Any) -> ToolAnswer:
