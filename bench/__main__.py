@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import concurrency, footprint, overhead, report, servers
+from bench import concurrency, footprint, lookups, overhead, report, servers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_S = 0.2
@@ -36,6 +36,8 @@ class Plan:
     footprint_parallel: int = 50
     cap_s: int = 900
     big_pool_from: int = 500  # levels from here on get an agent with upstream pool 1000
+    lookup_calls: int = 500  # measurement 5: calls with the line-type lookup on,
+    lookup_numbers: int = 100  # drawn from this many phones (callers come back)
     pools: dict[str, int] = field(default_factory=lambda: {"default": 100, "big": 1000})
 
 
@@ -50,6 +52,8 @@ FULL = Plan(
     cap_s=900,
 )
 QUICK = Plan(
+    lookup_calls=40,
+    lookup_numbers=10,
     overhead_repeats=2,
     overhead_samples=30,
     overhead_warmup=5,
@@ -228,6 +232,30 @@ def _replica_levels(plan: Plan, tmp: Path, fake: servers.Server) -> list[dict[st
         redis.stop()
 
 
+def run_lookups(plan: Plan, tmp: Path) -> dict[str, Any]:
+    concurrent = min(100, plan.lookup_calls)
+    started = phase(
+        f"5 line types ({plan.lookup_calls} calls from {plan.lookup_numbers} phones, "
+        f"{concurrent} concurrent, lookup on)"
+    )
+    result = lookups.run(
+        tmp,
+        calls=plan.lookup_calls,
+        numbers=plan.lookup_numbers,
+        concurrent=concurrent,
+        latency=LATENCY_S,
+        limit_s=LEVEL_LIMIT_S,
+    )
+    print(
+        f"   lookup cache hit rate {result['hit_rate'] * 100:.0f}% "
+        f"({result['lookups']}), agent CPU {result['level']['cpu_ms_per_call']['agent']:.1f} "
+        "ms per call",
+        flush=True,
+    )
+    result["phase_s"] = time.perf_counter() - started
+    return result
+
+
 def run_footprint(plan: Plan, tmp: Path) -> dict[str, Any]:
     started = phase(f"4 footprint (sandbox, {plan.footprint_codes} codes)")
     result = asyncio.run(
@@ -276,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results["overhead"] = run_overhead(plan, tmp)
                 results["concurrency"] = run_concurrency(plan, tmp)
+                results["lookups"] = run_lookups(plan, tmp)
                 results["footprint"] = run_footprint(plan, tmp)
             except BaseException:
                 _print_log_tails(tmp)

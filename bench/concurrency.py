@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -41,6 +42,7 @@ async def run_level(
     agent_pids: list[int],
     fake_pid: int,
     limit_s: float,
+    callers: Callable[[], str] = fresh_caller,
 ) -> dict[str, Any]:
     """With several ``agent_urls`` (replicas sharing Redis), each request of a call goes to
     the next replica in turn, as a load balancer may send them: SWML from one, ``send_mfa``
@@ -59,7 +61,7 @@ async def run_level(
                 http=clients[(i // rounds) // WORKERS_PER_CLIENT],
                 base_url=agent_url,
                 auth=AUTH,
-                caller=fresh_caller(),
+                caller=callers(),
             )
             for i in range(total)
         ]

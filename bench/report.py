@@ -157,6 +157,23 @@ def rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 f"load generator {cpu['load_generator']:.1f} ms",
             )
 
+    looked = results.get("lookups")
+    if looked:
+        level = looked["level"]
+        add(
+            "5 line types",
+            f"lookup cache hit rate: {looked['calls']} calls from {looked['numbers']} phones, "
+            f"{looked['concurrency']} concurrent ({level['failed_calls']} failed)",
+            f"{looked['hit_rate'] * 100:.0f}% "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(looked["lookups"].items())),
+        )
+        cpu = level["cpu_ms_per_call"]
+        add(
+            "5 line types",
+            "CPU per call with the lookup on",
+            f"agent {cpu['agent']:.1f} ms, fake {cpu['fake']:.1f} ms",
+        )
+
     foot = results.get("footprint")
     if foot:
         runs = len(foot["start_s_runs"])

@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 SDK_CONFIG_FILE = REPO / "agent" / "sdk_config.json"
 AUTH = ("bench", "bench-password-not-secret")
 SWAIG_SECRET = "bench-swaig-secret"
+#: The dashboard's pair: the bench reads the agent's /metrics with it.
+DASHBOARD = ("bench-admin", "bench-dashboard-password")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_LIMITS = {
     "agent_sends_per_minute": 100_000,
@@ -64,17 +66,22 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def write_agent_config(directory: Path, *, max_connections: int = 100) -> Path:
+def write_agent_config(
+    directory: Path, *, max_connections: int = 100, lookup: bool = False
+) -> Path:
+    """``lookup``: the line type looked up before each send (on by default with an account;
+    off here unless asked, so the rows compare with releases that had no lookup)."""
     return write_config(
         directory,
         {
             "upstream": {"max_connections": max_connections},
+            "channels": {"lookup": lookup},
             # The abuse limits still run on every send (their cost is measured); their caps
             # are lifted so that the load, not the throttle, is what gets measured.
             "limits": BENCH_LIMITS,
             "pumping": BENCH_PUMPING,
         },
-        name=f"config-{max_connections}.yaml",
+        name=f"config-{max_connections}{'-lookup' if lookup else ''}.yaml",
     )
 
 
@@ -152,6 +159,7 @@ def start_agent(
     name: str = "agent",
     probe_args: list[str] | None = None,  # e.g. ["--profile", OUT]: see bench/agent_probe.py
     redis_url: str | None = None,
+    lookup: bool = False,
 ) -> Server:
     """The product's own entry point, ``python -m agent``, as it runs in production.
 
@@ -159,10 +167,11 @@ def start_agent(
     agent with a diagnostic patch applied in that process (see ``bench/agent_probe.py``).
     """
     port = free_port()
-    config = write_agent_config(log_dir, max_connections=max_connections)
+    config = write_agent_config(log_dir, max_connections=max_connections, lookup=lookup)
     env = agent_env(
         config,
         auth=AUTH,
+        dashboard=DASHBOARD,
         swaig_secret=SWAIG_SECRET,
         signalwire_url=fake_url,
         redis_url=redis_url,

@@ -176,15 +176,38 @@ class CachedLineTypes:
     """Looks each number up once per ``ttl_seconds``; a failure is ``unknown`` (not cached).
 
     A cache that fails (Redis down) is skipped, never the call's problem: the lookup is
-    made again."""
+    made again. Sends to one number at the same moment share one lookup in this process
+    (the later ones count as ``cached``): a burst of calls from one phone pays once."""
 
     def __init__(self, lookup: LineTypeLookup, cache: LineTypeCache, ttl_seconds: float) -> None:
         self._lookup = lookup
         self._cache = cache
         self._ttl = ttl_seconds
+        self._in_flight: dict[str, asyncio.Future[LineAnswer]] = {}
 
     async def line_of(self, e164: str) -> LineAnswer:
         key = cache_key(e164)
+        waiting = self._in_flight.get(key)
+        if waiting is not None:
+            shared = await asyncio.shield(waiting)
+            failed = shared.source is LookupSource.FAILED
+            return LineAnswer(
+                shared.line_type, LookupSource.FAILED if failed else LookupSource.CACHED
+            )
+        future: asyncio.Future[LineAnswer] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            answer = await self._line_of(key, e164)
+        except BaseException:
+            future.set_result(LineAnswer(LineType.UNKNOWN, LookupSource.FAILED))
+            raise
+        else:
+            future.set_result(answer)
+        finally:
+            del self._in_flight[key]
+        return answer
+
+    async def _line_of(self, key: str, e164: str) -> LineAnswer:
         try:
             kept = await self._cache.get(key)
         except Exception as exc:

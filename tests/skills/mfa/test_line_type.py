@@ -4,6 +4,8 @@ hash of the number, never the number itself."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -120,3 +122,25 @@ async def test_a_cached_answer_expires():
     assert await cache.get("k") == "landline"
     now[0] = 10.0
     assert await cache.get("k") is None
+
+
+async def test_sends_to_one_number_at_once_share_one_lookup():
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    class Slow(StaticLineTypes):
+        async def lookup(self, e164: str) -> LineType:
+            calls.append(e164)
+            await release.wait()
+            return LineType.LANDLINE
+
+    lines = CachedLineTypes(Slow({}), InProcessLineTypeCache(), ttl_seconds=60)
+    pending = [asyncio.ensure_future(lines.line_of("+12025550199")) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    release.set()
+    answers = await asyncio.gather(*pending)
+    assert calls == ["+12025550199"]
+    assert [a.line_type for a in answers] == [LineType.LANDLINE] * 5
+    assert sorted(a.source for a in answers) == sorted(
+        [LookupSource.LOOKED_UP] + [LookupSource.CACHED] * 4
+    )
