@@ -197,3 +197,21 @@ async def test_the_sandbox_looks_nothing_up_unless_asked(make_settings, serve_ag
         call = await new_call(http, url, caller=CALLER)
         sent = await call.invoke("send_mfa")
     assert outbox == [] and "landline" in sent.response
+
+
+async def test_a_retried_send_gets_the_first_answer_even_if_the_line_type_changed(served, tmp_path):
+    """The lookup failed (a text went out), the platform retries the same request and the
+    lookup now says landline: the retry replays the text's answer, no voice code follows."""
+    fake, url, _ = served(directory(tmp_path))
+    fake.lookup_fault = "500"
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url, caller=CALLER)
+        spec = call.functions["send_mfa"]
+        token = spec.get("meta_data_token") or spec["web_hook_url"]
+        body = call.request_body("send_mfa", {"account_number": ACCOUNT}, token)
+        first = await call.post_to_webhook(spec["web_hook_url"], body)
+        fake.lookup_fault = None
+        fake.line_types[ON_FILE] = "landline"
+        again = await call.post_to_webhook(spec["web_hook_url"], body)
+    assert [text["channel"] for text in fake.texts] == ["sms"]
+    assert again.response == first.response and again.actions == first.actions

@@ -162,10 +162,10 @@ class SendPath(PathBase):
                 "send_refused_line", extra={"line_type": line["line_type"], "call_id": call.id}
             )
             return ToolAnswer(choice.refusal, text, number_last4=last4, **line)
+        # The channel is not part of the request's replay key: a platform retry of a send
+        # gets the first answer even if the line type came back otherwise the second time
+        # (a lookup that failed, then answered), never a second code by the other channel.
         channel = choice.channel or Channel.SMS
-        if channel is Channel.CALL:
-            # A voice code is another request than a text (its replay record apart).
-            request = {**request, "channel": str(channel)}
         answer = await self._reserve_and_send(call, target, last4, state, request, channel)
         return dataclasses.replace(answer, **line) if line["line_type"] else answer
 
