@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import concurrency, servers
 from bench.overhead import caller_number
@@ -23,11 +24,11 @@ from bench.overhead import caller_number
 def _lookups(metrics: str) -> dict[str, float]:
     """``{result: count}`` of ``mfa_line_type_lookups_total``, summed over line types."""
     counts: dict[str, float] = {}
-    for line in metrics.splitlines():
-        if line.startswith("mfa_line_type_lookups_total{"):
-            labels, value = line.rsplit(" ", 1)
-            result = labels.split('result="', 1)[1].split('"', 1)[0]
-            counts[result] = counts.get(result, 0.0) + float(value)
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "mfa_line_type_lookups_total":
+                result = sample.labels["result"]
+                counts[result] = counts.get(result, 0.0) + sample.value
     return counts
 
 

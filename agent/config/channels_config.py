@@ -64,11 +64,3 @@ class ChannelsConfig(_Strict):
     def looks_up(self, *, with_account: bool) -> bool:
         """``lookup``, where ``auto`` means with an account (the lookup is billable)."""
         return self.lookup if isinstance(self.lookup, bool) else with_account
-
-    def voice_template(self, language: str) -> str | None:
-        """The voice message for a language code (or its primary subtag), or None."""
-        if isinstance(self.voice_message, str):
-            return self.voice_message if language.split("-")[0].lower() == "en" else None
-        return self.voice_message.get(language) or self.voice_message.get(
-            language.split("-")[0].lower()
-        )

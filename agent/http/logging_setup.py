@@ -33,7 +33,6 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 _ARGUMENT_ECHO = re.compile(
     r"(Argument validation (?:failed|error) for function '[^']*')[:\s].*", re.S
 )
-_SDK_LOGGERS = "signalwire"
 
 
 def redact_sdk(text: str) -> str:
@@ -60,9 +59,7 @@ class RedactingFilter(logging.Filter):
             )
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
-        if (record.name or "").startswith(_SDK_LOGGERS) or (record.name or "").startswith(
-            ("httpx", "httpcore")
-        ):
+        if (record.name or "").startswith(_SDK_PREFIXES):
             if isinstance(record.msg, str):
                 record.msg = redact_sdk(record.getMessage())
                 record.args = ()
@@ -144,6 +141,10 @@ def configure_logging(level: str = "INFO") -> None:
 #: httpx's, whose request lines hold URLs: the line-type lookup's has the phone number in
 #: its path (``/lookup/phone_number/+15551230199``).
 SDK_ECHOING_LOGGERS = ("signalwire.core.mixins.tool_mixin", "httpx", "httpcore")
+#: Whose records ``RedactingFilter`` also gives ``redact_sdk``: every SDK logger (its handler
+#: filters them all) and httpx's; a logger-level filter sees only its own records, hence the
+#: exact names above for ``guard_sdk_loggers``.
+_SDK_PREFIXES = ("signalwire", "httpx", "httpcore")
 
 
 def guard_sdk_loggers() -> None:

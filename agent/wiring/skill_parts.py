@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from agent.config.language_config import templates_by_language
 from agent.config.settings import ProviderName, Settings, SettingsError
 from agent.state import StateBackend
 from skills.mfa.delivery.line_type import (
@@ -198,11 +199,12 @@ def channel_policy(
     """The ``channels`` section: a line-type lookup before each send (SignalWire's, or the
     sandbox's table), cached where the state lives, and the voice call's words per language."""
     config = settings.file.channels
-    company = settings.file.company_name
+    # The voice message per language as code.message's templates are: the same matching of
+    # codes and subtags, the same {company} filling.
+    templates = templates_by_language(config.voice_message, settings.file.languages)
     voice = tuple(
-        (language, template.replace("{company}", company))
-        for language in policy.languages
-        if (template := config.voice_template(language)) is not None
+        (language, render_message(template, settings.file.company_name))
+        for language, template in templates.items()
     )
     with_account = settings.provider is ProviderName.SIGNALWIRE
     lookup: LineTypeLookup | None = None

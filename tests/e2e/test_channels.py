@@ -15,15 +15,18 @@ whole path runs as on a real account, where the lookup is on by default:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from agent.app import build_agent
 from agent.ops.platform import PlatformCall
+from tests.agent.test_outbox import metric
 from tests.support.calls import new_call
 from tests.support.defaults import AUTH, DASHBOARD
 
@@ -60,13 +63,6 @@ async def dashboard(url: str, path: str, **params: str) -> httpx.Response:
         return await http.get(url + path, params=params, auth=DASHBOARD)
 
 
-def metric(text: str, line_start: str) -> float:
-    """The value of the one sample line that starts with ``line_start`` (0 when absent)."""
-    found = [line for line in text.splitlines() if line.startswith(line_start)]
-    assert len(found) <= 1, found
-    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
-
-
 async def test_a_landline_on_file_gets_a_voice_code_that_verifies(served, tmp_path):
     fake, url, events = served(directory(tmp_path))
     fake.line_types[ON_FILE] = "landline"
@@ -90,10 +86,11 @@ async def test_a_landline_on_file_gets_a_voice_code_that_verifies(served, tmp_pa
     (row,) = (await dashboard(url, "/outcomes", call_id=call.call_id)).json()["outcomes"]
     assert row["channel"] == "call" and row["outcome"] == "verified"
     metrics = (await dashboard(url, "/metrics")).text
-    assert metric(metrics, 'mfa_codes_sent_total{channel="call"}') == 1
-    assert metric(metrics, 'mfa_codes_sent_total{channel="sms"}') == 0
+    assert metric(metrics, "mfa_codes_sent_total", channel="call") == 1
+    assert metric(metrics, "mfa_codes_sent_total", channel="sms") == 0
     assert (
-        metric(metrics, 'mfa_line_type_lookups_total{line_type="landline",result="looked_up"}') == 1
+        metric(metrics, "mfa_line_type_lookups_total", line_type="landline", result="looked_up")
+        == 1
     )
 
 
@@ -137,8 +134,8 @@ async def test_a_lookup_that_fails_or_hangs_still_texts(served, fault):
     assert took < 5  # bounded by the lookup's deadline, never the caller's silence
     assert (events[-1]["line_type"], events[-1]["line_lookup"]) == ("unknown", "failed")
     metrics = (await dashboard(url, "/metrics")).text
-    assert metric(metrics, 'mfa_line_type_lookups_total{line_type="unknown",result="failed"}') == 1
-    assert metric(metrics, 'mfa_codes_sent_total{channel="sms"}') == 1
+    assert metric(metrics, "mfa_line_type_lookups_total", line_type="unknown", result="failed") == 1
+    assert metric(metrics, "mfa_codes_sent_total", channel="sms") == 1
 
 
 @pytest.mark.parametrize(("rule", "texted"), [("allow", True), ("refuse", False)])
@@ -180,6 +177,16 @@ async def test_replicas_share_the_lookups_cache_on_redis(
             await call.invoke("send_mfa")
     assert fake.lookups == [CALLER]  # the second replica found it in Redis
     assert len(fake.texts) == 2
+    # Kept channels.cache_days (30 by default), measured from below on Redis's own clock:
+    # the key is the number's salted hash, worked out here without the product's helper.
+    digest = hashlib.sha256(b"mfa-line-type:" + CALLER.encode()).hexdigest()[:32]
+    redis = Redis.from_url(redis_url)
+    try:
+        pttl = await redis.pttl(f"mfa:linetype:{digest}")
+    finally:
+        await redis.aclose()
+    thirty_days_ms = 30 * 86_400_000
+    assert thirty_days_ms - 60_000 < pttl <= thirty_days_ms
 
 
 async def test_the_sandbox_looks_nothing_up_unless_asked(make_settings, serve_agent):

@@ -35,9 +35,6 @@ ZERO_WORDS = frozenset({"oh", "o", "nought", "naught", "zero"})
 INTERJECTIONS = frozenset({"oh", "o"})  # alone between other words: "oh, it's ..."
 REPEATS = {"double": 2, "triple": 3}
 SCALES = frozenset({"hundred", "thousand"})
-NUMBER_WORDS = frozenset(
-    UNITS.keys() | TEENS.keys() | TENS.keys() | ZERO_WORDS | REPEATS.keys() | SCALES
-)
 PAUSE = ","  # what any punctuation becomes
 # Words that may sit between digit groups without ending the run.
 PAUSES = frozenset({PAUSE, "um", "umm", "uh", "uhh", "er", "erm", "ah", "hmm", "mm"})
