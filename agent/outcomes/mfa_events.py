@@ -45,7 +45,12 @@ class LiveFeed:
     def sandbox_text(self, text: SandboxText) -> None:
         """The sandbox outbox. Never raises: a failure here must not fail the delivery."""
         try:
-            fields = {"to": mask_number(text.to), "body": text.body, "sandbox": True}
+            fields = {
+                "to": mask_number(text.to),
+                "body": text.body,
+                "sandbox": True,
+                "channel": text.channel,
+            }
             self._publish("sandbox_text", {**fields, "at": text.sent_at})
         except Exception:
             log.exception("live_publish_failed")

@@ -189,7 +189,12 @@ def log_sandbox_text(text: SandboxText) -> None:
     tried without a phone. The real provider never sees this function."""
     sandbox_log.warning(
         "sandbox_text",
-        extra={"sandbox": True, "to": mask_number(text.to), "body": text.body},
+        extra={
+            "sandbox": True,
+            "to": mask_number(text.to),
+            "body": text.body,
+            "channel": text.channel,
+        },
     )
 
 

@@ -222,3 +222,27 @@ async def test_a_retried_send_gets_the_first_answer_even_if_the_line_type_change
         again = await call.post_to_webhook(spec["web_hook_url"], body)
     assert [text["channel"] for text in fake.texts] == ["sms"]
     assert again.response == first.response and again.actions == first.actions
+
+
+async def test_the_sandbox_reads_a_voice_code_to_a_landline_on_file(
+    make_settings, serve_agent, tmp_path
+):
+    """Without an account the whole voice path runs: the sandbox's table says landline,
+    the code is "called" (a SandboxText on the call channel, with the voice message) and
+    verifies."""
+    config = {
+        **directory(tmp_path),
+        "channels": {"lookup": True, "sandbox_line_types": {ON_FILE: "landline"}},
+    }
+    outbox: list[Any] = []
+    agent = build_agent(make_settings(config=config), sandbox_deliver=outbox.append)
+    url = serve_agent(agent)
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, url, caller=CALLER)
+        sent = await call.invoke("send_mfa", account_number=ACCOUNT)
+        (voice,) = outbox
+        verified = await call.invoke("verify_mfa", token=voice.code)
+    assert CALLING in sent.response
+    assert voice.channel == "call" and voice.to == ON_FILE
+    assert voice.body.startswith("Hello, this is our company")
+    assert "caller is verified" in verified.response
