@@ -6,11 +6,18 @@ process being killed (SIGKILL, a crash, a deploy), which is what the outbox prom
 only a power cut may lose the last commits. Every statement runs on one dedicated
 thread, so the event loop never waits on the disk and the connection is never shared
 between threads.
+
+Adds are committed in groups: the outcomes that arrive while a commit is under way are
+written together in the next transaction (one trip to the thread, one commit), and each
+``add`` returns only once the transaction holding its entry has committed. A batch that
+fails is written again one entry at a time, so only an entry that cannot be written
+fails its caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Collection
@@ -50,6 +57,7 @@ _COLUMNS = (
     "id, call_id, outcome, masked_number, last4, masked_account, handoff, at, body, "
     "state, attempts, next_at"
 )
+_INSERT = f"INSERT INTO outcomes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 class OutboxStore(Protocol):
@@ -105,6 +113,9 @@ class SqliteOutbox:
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mfa-outbox")
+        # Entries waiting for the next group commit, each with the future its add awaits.
+        self._queued: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)
@@ -124,11 +135,62 @@ class SqliteOutbox:
             entry.attempts,
             entry.next_at,
         )
-        await self._run(
-            lambda: self._db.execute(
-                f"INSERT INTO outcomes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
-            )
-        )
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = loop.create_future()
+        self._queued.append((row, committed))
+        if self._committer is None:
+            self._committer = loop.create_task(self._commit_queued(), name="mfa-outbox-commit")
+        # A caller that stops waiting (cancelled) leaves its entry in the batch: it is
+        # written all the same, as a write already handed to the thread always was.
+        await committed
+
+    async def _commit_queued(self) -> None:
+        """Commit what is queued, then what was queued meanwhile, until nothing is left."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                rows = [row for row, _ in batch]
+                try:
+                    failures = await self._run(functools.partial(self._insert, rows))
+                except asyncio.CancelledError:
+                    for _, committed in batch + self._queued:
+                        committed.cancel()
+                    raise
+                except Exception as exc:  # the thread could not run it at all
+                    failures = [exc] * len(batch)
+                for (_, committed), failure in zip(batch, failures, strict=True):
+                    if committed.done():
+                        continue
+                    if failure is None:
+                        committed.set_result(None)
+                    else:
+                        committed.set_exception(failure)
+        finally:
+            self._committer = None
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> list[Exception | None]:
+        """On the thread: one transaction for ``rows``; if it fails, each row alone.
+        Returns, per row, None once committed or the error that kept it out."""
+        if len(rows) > 1:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(_INSERT, rows)
+                    self._db.execute("COMMIT")
+                    return [None] * len(rows)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except Exception:
+                pass  # each row alone below: only a row that cannot be written fails
+        failures: list[Exception | None] = []
+        for row in rows:
+            try:
+                self._db.execute(_INSERT, row)
+                failures.append(None)
+            except Exception as exc:
+                failures.append(exc)
+        return failures
 
     async def due(self, now: float, limit: int, busy: Collection[str]) -> list[OutboxEntry]:
         def select() -> list[OutboxEntry]:
@@ -183,6 +245,8 @@ class SqliteOutbox:
         return int(row[0])
 
     async def aclose(self) -> None:
+        if self._committer is not None:
+            await asyncio.shield(self._committer)  # what was added is written first
         await self._run(self._db.close)
         self._thread.shutdown(wait=True)
 
