@@ -111,6 +111,10 @@ class CounterStore(Protocol):
         """Hits on ``key`` within the last ``window`` seconds, recording nothing."""
         ...
 
+    async def counts(self, queries: Sequence[tuple[str, float]], now: float) -> list[int]:
+        """``count`` for each ``(key, window)``, read in one step (one round trip)."""
+        ...
+
 
 class SendGuard(Protocol):
     """More rules for a send, from outside this module (``pumping.PumpingGuard``)."""
@@ -210,6 +214,14 @@ class InProcessCounterStore:
         async with self._lock:
             hits = self._hits.get(key, [])
             return len(hits) - bisect_right(hits, now - window)
+
+    async def counts(self, queries: Sequence[tuple[str, float]], now: float) -> list[int]:
+        async with self._lock:
+            found = []
+            for key, window in queries:
+                hits = self._hits.get(key, [])
+                found.append(len(hits) - bisect_right(hits, now - window))
+            return found
 
     def key_count(self) -> int:
         return len(self._hits)

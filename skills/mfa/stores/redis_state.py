@@ -207,6 +207,16 @@ class RedisCounterStore:
         except REDIS_ERRORS:
             raise CounterStoreUnavailable("redis") from None
 
+    async def counts(self, queries: Sequence[tuple[str, float]], now: float) -> list[int]:
+        # One pipeline, one round trip; read-only, like ``count`` (no transaction needed).
+        pipe = self._redis.pipeline(transaction=False)
+        for key, window in queries:
+            pipe.zcount(f"{self._prefix}:limit:{key}", f"({now - window!r}", "+inf")
+        try:
+            return [int(found) for found in await pipe.execute()]
+        except REDIS_ERRORS:
+            raise CounterStoreUnavailable("redis") from None
+
     def _keys(self, rules: Sequence[Rule]) -> list[str]:
         return [f"{self._prefix}:limit:{rule.key}" for rule in rules]
 

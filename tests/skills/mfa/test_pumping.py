@@ -93,6 +93,9 @@ class DownStore:
     async def count(self, key, window, now):
         raise CounterStoreUnavailable("down")
 
+    async def counts(self, queries, now):
+        raise CounterStoreUnavailable("down")
+
 
 class DownDestinations:
     async def remember(self, call_id, prefix, ttl):

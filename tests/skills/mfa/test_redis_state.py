@@ -14,7 +14,13 @@ from skills.mfa.delivery.providers.base import (
 from skills.mfa.delivery.providers.breaker import CircuitBreakerProvider
 from skills.mfa.delivery.providers.sandbox import SandboxProvider
 from skills.mfa.ledgers.replay import Found, ReplayClaim
-from skills.mfa.limits.send_limits import CounterStoreUnavailable, LimitKind, Refusal, Rule
+from skills.mfa.limits.send_limits import (
+    CounterStoreUnavailable,
+    InProcessCounterStore,
+    LimitKind,
+    Refusal,
+    Rule,
+)
 from skills.mfa.redis_client import connect, ping
 from skills.mfa.stores.redis_state import (
     RedisAnswerStore,
@@ -98,6 +104,24 @@ async def test_a_refusal_records_nothing_and_windows_roll(redis_url):
     assert await redis.zcard("mfa:limit:to:d:r") == 1  # the refused send was not counted
     assert await store.acquire([loose, tight], 61.0) is None
     assert 0 < await redis.pttl("mfa:limit:call:c") <= 61_000
+
+
+@pytest.mark.parametrize("where", ["redis", "in-process"])
+async def test_counts_reads_every_window_in_one_step(where, redis_url):
+    """``counts`` (one pipeline on Redis) gives, per (key, window), the hits newer than
+    now - window: here computed by hand from the times the hits were recorded at."""
+    store = RedisCounterStore(connect(redis_url)) if where == "redis" else InProcessCounterStore()
+    key = f"pump:{where}"
+    hits_at = [0.0, 100.0, 3000.0, 3500.0, 3590.0]
+    for at in hits_at:
+        assert await store.acquire([Rule(LimitKind.AGENT_RATE, key, 100, 7200.0)], at) is None
+    now = 3600.0
+    queries = [(key, 3600.0), (key, 120.0), (key, 10.0), ("pump:none", 3600.0), (key, 3550.0)]
+    expected = [sum(1 for at in hits_at if at > now - window and k == key) for k, window in queries]
+
+    assert expected == [4, 2, 0, 0, 4]
+    assert await store.counts(queries, now) == expected
+    assert [await store.count(k, w, now) for k, w in queries] == expected
 
 
 async def test_record_only_rules_are_kept_for_later_checks(redis_url):
