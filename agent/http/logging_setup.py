@@ -172,12 +172,37 @@ def _adopt_sdk_logging() -> None:
     from signalwire.core.logging_config import configure_logging as configure_sdk_logging
 
     configure_sdk_logging()
+    _skip_disabled_sdk_levels()
     sdk = logging.getLogger("signalwire")
     # On the handler: a logger's own filters never see its children's records.
     sdk_handler = json_handler()
     sdk_handler.addFilter(_DropSdkSigningWarning())
     sdk.handlers[:] = [sdk_handler]
     sdk.propagate = False
+
+
+def _skip_disabled_sdk_levels() -> None:
+    """The SDK's structlog loggers run their processors (context copy, contextvars merge)
+    before ``filter_by_level`` drops a debug or info line (3.3 us a line, 0.9 us with this):
+    2.8% of the agent's CPU per call at 100 calls, at the default warning level. Asked first
+    here, ``isEnabledFor`` drops the same lines, the same way, before any of that runs;
+    an enabled level goes through unchanged."""
+    from structlog.stdlib import BoundLogger
+
+    if getattr(BoundLogger, "_mfa_level_checked", False):
+        return
+    for name, level in (("debug", logging.DEBUG), ("info", logging.INFO)):
+        setattr(BoundLogger, name, _level_checked(getattr(BoundLogger, name), level))
+    BoundLogger._mfa_level_checked = True  # type: ignore[attr-defined]
+
+
+def _level_checked(method: Any, level: int) -> Any:
+    def checked(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(level):
+            return None
+        return method(self, event, *args, **kw)
+
+    return checked
 
 
 class _DropSdkSigningWarning(logging.Filter):

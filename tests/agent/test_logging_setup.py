@@ -95,3 +95,38 @@ def test_the_sdks_argument_check_never_logs_what_the_caller_said():
         "(arguments withheld: they may hold the caller's code)"
     )
     assert "481229" not in seen[1].replace(" ", "") and "5551230001" not in seen[1]
+
+
+def test_the_sdks_lines_below_its_level_are_dropped_and_those_above_kept():
+    """The SDK's structlog loggers ask the level first (a shortcut taken for the CPU per
+    call): what is enabled still arrives whole, at any level, and what is not never does."""
+    from signalwire.core.logging_config import get_logger
+
+    from agent.http.logging_setup import configure_logging
+
+    configure_logging()
+    seen: list[tuple[str, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.levelname, record.getMessage()))
+
+    sdk = get_logger("signalwire.levels_probe")
+    stdlib = logging.getLogger("signalwire.levels_probe")
+    handler = Keep()
+    stdlib.addHandler(handler)
+    try:
+        sdk.debug("debug_dropped")
+        sdk.info("info_dropped", detail="x")
+        sdk.warning("warning_kept")
+        stdlib.setLevel(logging.DEBUG)
+        sdk.debug("debug_kept")
+        sdk.info("info_kept")
+    finally:
+        stdlib.removeHandler(handler)
+        stdlib.setLevel(logging.NOTSET)
+    assert seen == [
+        ("WARNING", "warning_kept"),
+        ("DEBUG", "debug_kept"),
+        ("INFO", "info_kept"),
+    ]
