@@ -77,6 +77,35 @@ async def test_the_configured_connections_really_run_at_once():
         server.close()
 
 
+async def test_a_pooled_connection_the_server_closed_is_not_used_again():
+    """The pool asks each idle connection whether the server has closed it (the shared
+    client checks that on the raw socket): a server that closes after each answer, as
+    an upstream's idle timeout does, costs a new connection, never a failed request."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        # Keep-alive is offered, then the server goes away: as an idle timeout would.
+        writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with new_shared_client(
+            deadline_seconds=5.0, connect_timeout_seconds=5.0, max_connections=1
+        ) as http:
+            for _ in range(3):
+                assert (await http.get(f"http://127.0.0.1:{port}/x")).status_code == 204
+                await asyncio.sleep(0.1)  # the server's FIN has arrived
+        assert connections == 3
+    finally:
+        server.close()
+
+
 def test_no_shards_is_refused():
     with pytest.raises(ValueError):
         ShardedTransport([])
