@@ -18,7 +18,8 @@ a traceback once per pending connection, thousands of times a second. Here:
 - repeated alerts from asyncio and uvicorn (accept failures, invalid requests)
   are logged at most once a minute with a count (``RateLimitedLog``).
 
-The HTTP parser is httptools (llhttp, in C), as ``uvicorn[standard]`` runs it: with h11
+The event loop is uvloop and the HTTP parser httptools (llhttp, in C), as
+``uvicorn[standard]`` runs them: with h11
 (pure Python, uvicorn's fallback) the server side was 10% of the agent's CPU per call at
 100 concurrent calls, with httptools 5-6% (docs/performance.md).
 """
@@ -195,6 +196,10 @@ def server_config(
         # Ingress owns forwarded headers (MFA_TRUSTED_PROXIES). uvicorn's own handling
         # would apply X-Forwarded-Proto/-For from 127.0.0.1 before Ingress sees the peer.
         proxy_headers=False,
+        # uvloop (libuv): the event loop and its socket calls were a seventh of the CPU per
+        # call, and with two replicas on Redis the stdlib loop's lag let limits' 1 s Redis
+        # timeouts fire (docs/performance.md). uvicorn[standard] runs it the same way.
+        loop="uvloop",
         **options,
     )
     # After uvicorn.Config, which applies its logging config: the filters stay.
