@@ -159,7 +159,12 @@ def build_agent(
     )
     agent.mount(history_router(outbox.history))
     agent.mount(
-        metrics_router(metrics, breaker_open=breaker.is_open, outbox_pending=outbox.store.pending)
+        metrics_router(
+            metrics,
+            breaker_open=breaker.is_open,
+            outbox_pending=outbox.store.pending,
+            outbox_oldest_age=outbox.oldest_pending_age,
+        )
     )
     exit_signals = CloseOnExitSignals(hub.close)
     agent.on_lifecycle(start=exit_signals.start, stop=exit_signals.stop)

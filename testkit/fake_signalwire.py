@@ -17,7 +17,9 @@ E.164, ``token_length`` 4..20, ``max_attempts`` 1..20, ``valid_for`` up to 60480
 no schema keyword carries: there the fake is stricter than Prism, as the service says it is.
 
 Knobs for fault tests: ``latency`` (seconds before answering) and ``fault``
-(``"500"``, ``"garbage"``, ``"hang"``, ``"422"``) applied to every request while set.
+(``"500"``, ``"garbage"``, ``"hang"``, ``"422"``) applied to every request while set;
+``fail_after_sending``: the next that many sends text their code and then answer 500 (the
+service acted, its answer was lost), so the code is on the phone and its id nowhere.
 ``new_code(length)`` draws each code: random digits unless a caller passes another source
 (the benchmark fixes every code so that its load generator need not ask for it).
 """
@@ -66,6 +68,7 @@ class _Pending:
 class FakeSignalWire:
     latency: float = 0.0
     fault: str | None = None
+    fail_after_sending: int = 0
     clock_offset: float = 0.0
     new_code: Callable[[int], str] = random_digits
     # What ``GET /api/relay/rest/phone_numbers`` lists (the preflight checks the sender).
@@ -167,6 +170,9 @@ class FakeSignalWire:
                     "channel": channel,
                 }
             )
+            if self.fail_after_sending > 0:
+                self.fail_after_sending -= 1
+                return JSONResponse({"error": "Internal Server Error"}, status_code=500)
         return JSONResponse({"id": request_id, "success": True, "to": to, "channel": channel})
 
     async def _verify(self, request: Request) -> Response:

@@ -155,12 +155,20 @@ class PlatformCall:
     def request_body(
         self, function: str, arguments: dict[str, Any], meta_data_token: str
     ) -> dict[str, Any]:
+        """The body SignalWire POSTs to a function's ``web_hook_url``: the shape of
+        ``Webhooks.AI.AiSwaigToolWebhookPayload`` in its REST OpenAPI, which allows nothing
+        else (``tests/e2e/test_swaig_payload_spec.py`` validates it against the vendored
+        spec), so the tests drive the agent with what the platform sends. The SDK reads
+        ``function``, ``argument``, ``call_id``, ``meta_data`` and ``global_data`` from it;
+        the agent also ``caller_id_num``. (The spec has no ``substituted`` when the whole
+        argument is JSON, and no ``purpose``: it names the description ``description``.)"""
+        declared = self.functions.get(function, {})
         return {
             "app_name": "swml app",
             "function": function,
-            "purpose": self.functions.get(function, {}).get("description", ""),
-            "argument": {"parsed": [arguments], "raw": json.dumps(arguments), "substituted": ""},
-            "argument_desc": self.functions.get(function, {}).get("parameters", {}),
+            "description": declared.get("description", ""),
+            "argument": {"parsed": [arguments], "raw": json.dumps(arguments)},
+            "argument_desc": declared.get("parameters", {}),
             "call_id": self.call_id,
             "ai_session_id": f"ai-{self.call_id}",
             "caller_id_num": self.caller,
@@ -170,9 +178,12 @@ class PlatformCall:
             "global_data": dict(self.global_data),
             "project_id": "00000000-0000-0000-0000-000000000000",
             "space_id": "00000000-0000-0000-0000-000000000001",
+            "channel_active": True,
+            "channel_offhook": True,
+            "channel_ready": True,
             "conversation_type": "voice",
             "content_type": "text/swaig",
-            "content_disposition": "function request",
+            "content_disposition": "SWAIG Function",
             "version": "2.0",
         }
 

@@ -11,6 +11,9 @@ and Prometheus sums them. Names follow Prometheus's conventions (a ``_total`` co
 - ``mfa_breaker_open``: 1 while the provider's circuit breaker is open;
 - ``mfa_outbox_pending``: final outcomes not yet delivered (the whole outbox's, read at
   scrape time);
+- ``mfa_outbox_oldest_pending_seconds``: how long the oldest of them has waited (0 when none):
+  a backlog that is stuck but flat keeps growing older, so an alert on it fires where one on
+  the count's change stays silent;
 - ``mfa_outbox_deliveries_total{result}``: attempts, ``delivered``/``retry``/``dead``;
 - ``mfa_directory_lookups_total{result}``: what the account directory said;
 - ``mfa_limit_refusals_total{kind}``: sends refused by a limit, by the answer's outcome;
@@ -18,6 +21,11 @@ and Prometheus sums them. Names follow Prometheus's conventions (a ``_total`` co
   (``result``: ``looked_up``, ``cached``, ``failed``; a failed one is texted as unknown);
 - ``mfa_codes_sent_total{channel}``: codes that went out, ``sms`` or ``call`` (a voice code
   read to a landline on file).
+
+Every labelled series a known label value names is exposed at 0 from start-up: a rate or a
+ratio over a series that does not exist yet is empty, not 0, so an alert such as "few
+callers verify" could never fire on an agent that has verified nobody since it started
+(Prometheus's instrumentation guide: "avoid missing metrics").
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from skills.mfa.delivery.line_type import LineType, LookupSource
 from skills.mfa.delivery.providers.base import CodeProvider, SendRequest, SentCode, VerifyOutcome
 from skills.mfa.events import MfaEvent, Outcome
 
@@ -45,6 +54,48 @@ LIMIT_REFUSALS = frozenset(
         Outcome.LINE_TYPE_REFUSED,
     }
 )
+# What each tool can answer (skills/mfa/flow/: the send path with the recipient and the
+# channel, the verify path, the upstream and the boundary's refusals and errors).
+_EITHER_TOOL = (Outcome.ERROR, Outcome.META_REFUSED, Outcome.REPLAYED)
+SEND_OUTCOMES = (
+    Outcome.CODE_SENT,
+    Outcome.SEND_FAILED,
+    Outcome.PROVIDER_REJECTED,
+    Outcome.OTHER_NUMBER_REFUSED,
+    Outcome.NO_CALLER_NUMBER,
+    Outcome.INVALID_NUMBER,
+    Outcome.ACCOUNT_REQUIRED,
+    Outcome.ACCOUNT_UNCLEAR,
+    Outcome.ACCOUNT_UNKNOWN,
+    Outcome.DIRECTORY_UNAVAILABLE,
+    *LIMIT_REFUSALS,
+    *_EITHER_TOOL,
+)
+VERIFY_OUTCOMES = (
+    Outcome.VERIFIED,
+    Outcome.WRONG_CODE,
+    Outcome.EXHAUSTED,
+    Outcome.EXPIRED,
+    Outcome.MALFORMED_CODE,
+    Outcome.NO_CODE_SENT,
+    Outcome.SUPERSEDED,
+    Outcome.PROVIDER_UNAVAILABLE,
+    Outcome.PROVIDER_REJECTED,
+    *_EITHER_TOOL,
+)
+DELIVERY_RESULTS = ("delivered", "retry", "dead")
+# skills/mfa/flow/recipient.py: what the account directory said.
+DIRECTORY_RESULTS = ("found", "unknown", "locked", "refused", "rejected", "unavailable")
+# A lookup or the cache names a line type; a failed lookup is texted as unknown.
+LINE_LOOKUPS = (
+    *(
+        (str(source), str(line))
+        for source in (LookupSource.LOOKED_UP, LookupSource.CACHED)
+        for line in LineType
+    ),
+    (str(LookupSource.FAILED), str(LineType.UNKNOWN)),
+)
+CHANNELS = ("sms", "call")
 # The provider answers in tens of milliseconds to a few seconds; the deadline is under 10 s.
 UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
 
@@ -98,6 +149,31 @@ class OutcomeMetrics:
             ["channel"],
             registry=registry,
         )
+        self.outbox_oldest = Gauge(
+            "mfa_outbox_oldest_pending_seconds",
+            "How long the oldest final outcome waiting for delivery has waited (0: none)",
+            registry=registry,
+        )
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Every series of a known label value, at 0 (see the module's docstring)."""
+        for outcome in SEND_OUTCOMES:
+            self.sends.labels(outcome=str(outcome))
+        for outcome in VERIFY_OUTCOMES:
+            self.verifications.labels(outcome=str(outcome))
+        for operation in ("send", "verify"):
+            self.upstream.labels(operation=operation)
+        for result in DELIVERY_RESULTS:
+            self.deliveries.labels(result=result)
+        for result in DIRECTORY_RESULTS:
+            self.directory_lookups.labels(result=result)
+        for kind in LIMIT_REFUSALS:
+            self.limit_refusals.labels(kind=str(kind))
+        for result, line_type in LINE_LOOKUPS:
+            self.line_lookups.labels(result=result, line_type=line_type)
+        for channel in CHANNELS:
+            self.codes_sent.labels(channel=channel)
 
     def on_event(self, event: MfaEvent) -> None:
         """``EventPublisher`` subscriber: count one tool answer."""
@@ -157,6 +233,7 @@ def metrics_router(
     *,
     breaker_open: Callable[[], Awaitable[bool]],
     outbox_pending: Callable[[], Awaitable[int]] | None,
+    outbox_oldest_age: Callable[[], Awaitable[float]] | None,
 ) -> APIRouter:
     """``/metrics``; the gauges that live elsewhere are read when scraped."""
     router = APIRouter()
@@ -171,6 +248,9 @@ def metrics_router(
             # The store is down: keep the last value; /ready says so.
             with contextlib.suppress(Exception):
                 metrics.outbox_pending.set(await outbox_pending())
+        if outbox_oldest_age is not None:
+            with contextlib.suppress(Exception):
+                metrics.outbox_oldest.set(await outbox_oldest_age())
         return Response(
             metrics.render(),
             media_type=CONTENT_TYPE_LATEST,

@@ -60,6 +60,11 @@ class Outbox:
             HistoryQuery(call_id=query.call_id, last4=query.last4, since=since, limit=query.limit)
         )
 
+    async def oldest_pending_age(self) -> float:
+        """Seconds the oldest undelivered outcome has waited; 0 when none waits."""
+        oldest = await self.store.oldest_pending_at()
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+
     async def purge_expired(self) -> int:
         """Drop what is older than the retention; how many went."""
         return await self.store.purge(self._clock() - self.retention_seconds)

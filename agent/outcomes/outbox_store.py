@@ -93,6 +93,11 @@ class OutboxStore(Protocol):
         """How many outcomes still wait for delivery."""
         ...
 
+    async def oldest_pending_at(self) -> float | None:
+        """When the oldest outcome that still waits for delivery happened (unix seconds);
+        ``None`` when none waits."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -243,6 +248,14 @@ class SqliteOutbox:
             ).fetchone()
         )
         return int(row[0])
+
+    async def oldest_pending_at(self) -> float | None:
+        row = await self._run(
+            lambda: self._db.execute(
+                "SELECT MIN(at) FROM outcomes WHERE state = ?", (str(DeliveryState.PENDING),)
+            ).fetchone()
+        )
+        return None if row[0] is None else float(row[0])
 
     async def aclose(self) -> None:
         if self._committer is not None:

@@ -262,6 +262,15 @@ class RedisOutbox:
     async def pending(self) -> int:
         return int(await self._redis.xlen(STREAM))
 
+    async def oldest_pending_at(self) -> float | None:
+        """The stream holds only what is still to deliver, in the order it was written:
+        its first entry is the oldest."""
+        first = await self._redis.xrange(STREAM, count=1)
+        if not first:
+            return None
+        at = await self._redis.hget(_HASH + _text(first[0][1][b"id"]), "at")
+        return None if at is None else float(at)
+
     async def aclose(self) -> None:
         """The connection is the state backend's to close."""
 

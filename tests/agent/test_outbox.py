@@ -30,6 +30,7 @@ from testkit.servers import ServerThread
 from tests.agent.test_outcome_webhook import SECRET, Receiver, async_equals, eventually
 from tests.support.calls import new_call, wrong_code
 from tests.support.defaults import AUTH, CALLER, DASHBOARD
+from tests.support.docs import REPO
 from tests.support.docs import section as doc_section
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -406,11 +407,12 @@ async def test_metrics_count_what_happened(fake_signalwire, make_settings, serve
 
 
 async def test_the_readmes_alert_rules_and_table_name_real_metrics(make_settings, serve_agent):
-    """Every metric the docs' alert rules and table (Monitoring, "Metrics") name is one the
-    agent exposes."""
+    """Every metric the shipped alert rules and the docs' table (Monitoring, "Metrics") name
+    is one the agent exposes."""
     import re
 
-    section = doc_section("Metrics")
+    rules = (REPO / "deploy" / "prometheus" / "mfa-alerts.yml").read_text(encoding="utf-8")
+    section = doc_section("Metrics") + rules  # the section shows the rules file
     named = set(re.findall(r"\b(mfa_[a-z_]+)", section))
     assert {"mfa_breaker_open", "mfa_outbox_pending", "mfa_verifications_total"} <= named
     text = (await get(serve_agent(make_settings()), "/metrics")).text

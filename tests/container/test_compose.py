@@ -80,6 +80,44 @@ def test_two_agent_replicas_build_the_shipped_containerfile():
         assert service["image"] == COMPOSE["services"][AGENTS[0]]["image"]
 
 
+def test_every_service_waited_for_as_healthy_has_its_own_health_check():
+    """``condition: service_healthy`` on a service without a compose ``healthcheck`` waits on
+    the image's HEALTHCHECK, which an OCI image (podman's default format) does not carry:
+    Caddy would never start under podman-compose. Each such service states one here."""
+    waited = {
+        name
+        for service in COMPOSE["services"].values()
+        for name, how in (service.get("depends_on") or {}).items()
+        if how.get("condition") == "service_healthy"
+    }
+    assert set(AGENTS) | {"redis"} <= waited
+    for name in waited:
+        assert "test" in COMPOSE["services"][name].get("healthcheck", {}), name
+
+
+def test_the_agents_health_check_is_the_images():
+    joined = CONTAINERFILE.rsplit("\nFROM ", 1)[1].replace("\\\n", " ")
+    (healthcheck,) = re.findall(r"^HEALTHCHECK (.+)$", joined, flags=re.MULTILINE)
+    options = dict(re.findall(r"--([a-z-]+)=(\S+)", healthcheck))
+    command = json.loads(re.search(r"CMD (\[.*\])", healthcheck).group(1))  # type: ignore[union-attr]
+    for agent in AGENTS:
+        check = COMPOSE["services"][agent]["healthcheck"]
+        assert check["test"] == ["CMD", *command]
+        assert {
+            "interval": check["interval"],
+            "timeout": check["timeout"],
+            "start-period": check["start_period"],
+            "retries": str(check["retries"]),
+        } == options
+
+
+def test_the_supported_compose_tools_are_named():
+    """docker-compose 1.x refuses the top-level ``name``; the file says which tools run it."""
+    assert "name" in COMPOSE
+    assert "Supported: Docker Compose v2 (`docker compose`) and podman-compose" in COMPOSE_TEXT
+    assert "Not the Python\n# docker-compose 1.x" in COMPOSE_TEXT
+
+
 def test_ports_match_what_the_image_exposes_and_caddy_proxies_to():
     exposed = instruction("EXPOSE")
     assert exposed == ["3000"]

@@ -263,11 +263,61 @@ async def test_upstream_fault_on_verify_keeps_the_code_usable(fake_signalwire, a
         assert "caller is verified" in (await call.invoke("verify_mfa", token=code)).response
 
 
-async def test_unreadable_answer_to_a_send_says_a_code_may_still_arrive(fake_signalwire, agent_url):
+async def test_unreadable_answer_to_a_send_promises_no_code(fake_signalwire, agent_url):
+    """A 200 that cannot be read may have texted a code, but without its id that code can
+    never be checked: the answer says so instead of "a code may still arrive" (only a 5xx
+    is sent again; ``test_bounded_answers`` counts that a huge answer is not)."""
     fake, _ = fake_signalwire
     fake.fault = "garbage"
     async with httpx.AsyncClient(timeout=15) as http:
         call = await new_call(http, agent_url)
         reply = await call.invoke("send_mfa")
-        assert "A code may still arrive" in reply.response
+        assert "there is no code to check on this call" in reply.response
+        assert "may still arrive" not in reply.response
         assert META_REQUEST_ID not in call.meta_data.get("mfa_skill", {})
+        fake.fault = None
+        verify = await call.invoke("verify_mfa", token="123456")
+    assert "no code has been sent" in verify.response.lower(), verify.response
+
+
+async def test_a_5xx_after_the_code_was_texted_leaves_a_code_that_verifies(
+    fake_signalwire, agent_url
+):
+    """The space texts a code, then answers 500 (its answer lost): the agent sends once
+    more at once and keeps that request's id, so the code the caller now holds, the newest
+    the space texted, verifies on this call; the model is told two texts may come."""
+    fake, _ = fake_signalwire
+    fake.fail_after_sending = 1
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        sent = await call.invoke("send_mfa")
+        assert "A code was texted to the phone number ending in" in sent.response
+        assert "only the code in the newest one works" in sent.response
+        assert [text["to"] for text in fake.texts] == [CALLER, CALLER]
+        first, newest = (text["code"] for text in fake.texts)
+        assert first not in sent.response and newest not in sent.response
+        request_id = call.meta_data["mfa_skill"][META_REQUEST_ID]
+        assert request_id not in sent.response
+        reply = await call.invoke("verify_mfa", token=fake.last_code_for(CALLER))
+    assert "caller is verified" in reply.response, reply.body
+    assert call.global_data["mfa_verified"] is True
+
+
+async def test_two_5xx_in_a_row_promise_no_code(fake_signalwire, agent_url):
+    """Both tries texted and answered 500: no id is known, so nothing can be verified and
+    the answer promises nothing; a verify says no code was sent, and a new send works."""
+    fake, _ = fake_signalwire
+    fake.fail_after_sending = 2
+    async with httpx.AsyncClient(timeout=15) as http:
+        call = await new_call(http, agent_url)
+        sent = await call.invoke("send_mfa")
+        assert "there is no code to check on this call" in sent.response
+        assert "may still arrive" not in sent.response
+        assert len(fake.texts) == 2  # two tries, never a third
+        assert META_REQUEST_ID not in call.meta_data.get("mfa_skill", {})
+        verify = await call.invoke("verify_mfa", token=fake.last_code_for(CALLER))
+        assert "no code has been sent" in verify.response.lower(), verify.response
+        again = await call.invoke("send_mfa")
+        assert "A code was texted" in again.response, again.response
+        reply = await call.invoke("verify_mfa", token=fake.last_code_for(CALLER))
+    assert "caller is verified" in reply.response

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testkit.agent_env import write_config
 from tests.support.shown import shown_block, venv_bin
@@ -41,13 +42,16 @@ def test_every_swaig_test_command_uses_the_venv(command):
 
 def run_readme_command(tmp_path: Path, command: str) -> subprocess.CompletedProcess[str]:
     """``command`` after the README's export, with the venv running the tests standing for
-    the clone's ``.venv``, on a sandbox database of this test's own."""
+    the clone's ``.venv``: the shipped agent/config.yaml (its languages shape the tools'
+    parameters) on a sandbox database of this test's own."""
     environ = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("SIGNALWIRE_", "MFA_", "SWML_")) and k != "REDIS_URL"
     }
-    environ["MFA_AGENT_CONFIG"] = str(write_config(tmp_path))
+    shipped = yaml.safe_load((REPO / "agent" / "config.yaml").read_text(encoding="utf-8"))
+    shipped["sandbox_db_path"] = str(tmp_path / "sandbox.sqlite3")
+    environ["MFA_AGENT_CONFIG"] = str(write_config(tmp_path, shipped))
     script = f"{EXPORTS[0]}\n{venv_bin()}{command.removeprefix(VENV_BIN)}"
     return subprocess.run(
         ["bash", "-c", script], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60
@@ -69,6 +73,23 @@ def test_the_readme_recipe_verifies_with_your_own_meta_data_and_code(tmp_path):
     result = run_readme_command(tmp_path, mine)
     assert "status: verified" in result.stdout, result.stdout + result.stderr
     assert '"mfa_verified": true' in result.stdout
+
+
+def test_the_list_tools_transcript_is_what_the_command_prints(tmp_path):
+    """The page's ``--list-tools`` transcript, from ``Available SWAIG functions:`` on, is what
+    the command prints now: a parameter the tools gain (``language``) shows on the page."""
+    (list_tools, shown) = next(
+        (command, lines)
+        for command, lines in shown_block("swaig-test-send").transcript
+        if "--list-tools" in command
+    )
+    printed = run_readme_command(tmp_path, list_tools).stdout.splitlines()
+
+    def tools_part(lines: list[str]) -> list[str]:
+        start = lines.index("Available SWAIG functions:")
+        return [line.rstrip() for line in lines[start:] if line.strip()]
+
+    assert tools_part(shown) == tools_part(printed)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

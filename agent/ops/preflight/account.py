@@ -9,6 +9,7 @@ import httpx
 
 from agent.config.settings import ProviderName, Settings, SettingsError
 from agent.ops.preflight.lines import FAIL, OK, WARN, CheckLine, bad_status, unreachable
+from agent.ops.preflight.mfa_answers import REFUSED, SERVER_ERROR, reached_the_api
 from skills.mfa.delivery.providers.signalwire import SPACE_FORMS
 
 MFA_SCOPE_HINT = (
@@ -77,7 +78,9 @@ async def check_space(settings: Settings, http: httpx.AsyncClient) -> list[Check
 async def _mfa_scope(
     http: httpx.AsyncClient, base: str, host: str, auth: tuple[str, str]
 ) -> CheckLine:
-    """A verify of a random, unknown request id: 404 when the token reaches the MFA API."""
+    """A verify of a random, unknown request id, read by SignalWire's spec: every answer it
+    declares (or its guide documents: 404) but a refusal comes from past the token's scope
+    check, so it proves the scope; a server error proves it too, but is worth a warning."""
     try:
         answer = await http.post(
             f"{base}/api/relay/rest/mfa/{uuid.uuid4()}/verify",
@@ -86,17 +89,26 @@ async def _mfa_scope(
         )
     except httpx.HTTPError as exc:
         return unreachable("MFA API", host, exc, "try again; check SIGNALWIRE_SPACE")
-    if answer.status_code in (404, 422):
+    status = answer.status_code
+    if status in SERVER_ERROR:
+        return CheckLine(
+            WARN,
+            "MFA API",
+            f"the token is accepted by the MFA API (scope Management), but {host} answered "
+            f"HTTP {status} to a verify",
+            "try again; if it persists, look at SignalWire's status page",
+        )
+    if reached_the_api(status):
         return CheckLine(OK, "MFA API", "the token is accepted by the MFA API (scope Management)")
-    if answer.status_code in (401, 403):
+    if status in REFUSED:
         return CheckLine(
             FAIL,
             "MFA API",
-            f"{host} refused the project id and API token (HTTP {answer.status_code})",
+            f"{host} refused the project id and API token (HTTP {status})",
             "check SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN (Dashboard > API); "
             + MFA_SCOPE_HINT,
         )
-    return bad_status("MFA API", host, answer.status_code)
+    return bad_status("MFA API", host, status)
 
 
 def _number_owned(listed: httpx.Response, number: str) -> CheckLine:

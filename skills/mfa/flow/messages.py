@@ -7,6 +7,8 @@ any exception text. Keeping them together makes that easy to review and test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from skills.mfa.phone import spoken_digits
 
 
@@ -113,6 +115,27 @@ def send_failed_maybe_sent() -> str:
         "The verification service did not confirm the text. A code may still arrive; if it "
         "does not within a minute, offer to send a new one."
     )
+
+
+def send_unconfirmed() -> str:
+    return (
+        "The verification service did not confirm the text, so there is no code to check on "
+        "this call. If a text arrives anyway, its code will not work here: tell the caller to "
+        "ignore it, and offer to send a new one."
+    )
+
+
+def sent_after_unconfirmed(sent_text: Callable[[str, int], str]) -> Callable[[str, int], str]:
+    """``sent_text`` after a send that took a second try: the first text may arrive too."""
+
+    def text(last4: str, valid_minutes: int) -> str:
+        return (
+            sent_text(last4, valid_minutes)
+            + " The first try was not confirmed, so the caller may get two texts: only the "
+            "code in the newest one works."
+        )
+
+    return text
 
 
 def provider_misconfigured() -> str:

@@ -4,11 +4,22 @@
 replay, limits); this module asks the provider and turns each of its answers or
 errors into one ``ToolAnswer``: the sentence, the ``meta_data`` to seal or close,
 the ``global_data`` of a verified caller, and the refund of a send that never left.
+
+A send answered with a 5xx may still have texted a code, but SignalWire returns the
+request id only in a 200, and a code without its id can never be verified. So a text
+that the service answered with a 5xx is sent once more, at once, while the caller's
+answer can still come in time (``RESEND_WITHIN_SECONDS``): the second code's id is kept,
+so the call holds a code that verifies, and the model is told the newest text is the one
+that counts. When no second try fits or it fails too, the answer promises no code (a text
+that arrives anyway cannot be checked on this call). Timeouts and unreadable answers are
+not sent again: the deadline is spent, or the service answers in a way not to repeat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -20,6 +31,7 @@ from skills.mfa.delivery.providers.base import (
     ProviderRejected,
     ProviderUnavailable,
     SendRequest,
+    SentCode,
 )
 from skills.mfa.events import Outcome
 from skills.mfa.flow import messages
@@ -53,6 +65,10 @@ GLOBAL_VERIFIED_KEYS = (
 
 #: What a final outcome removes from meta_data (it leaves a new ``mfa_closed`` instead).
 META_KEYS = PENDING_KEYS
+#: Both tries of a send end within this much (the caller hears an answer before 10 s);
+#: a second try starts only with at least ``MIN_RESEND_SECONDS`` of it left.
+RESEND_WITHIN_SECONDS = 8.0
+MIN_RESEND_SECONDS = 1.0
 
 
 class Upstream:
@@ -98,7 +114,7 @@ class Upstream:
             channel=channel,
         )
         try:
-            sent = await self._provider.send(request)
+            sent, resent = await self._send_confirmed(request, call_id)
         except ProviderRejected as exc:
             log.warning(
                 "send_rejected",
@@ -117,7 +133,7 @@ class Upstream:
         except ProviderUnavailable as exc:
             log.warning("send_unavailable", extra={"kind": exc.kind, "call_id": call_id})
             if exc.may_have_arrived:
-                text = messages.send_failed_maybe_sent()
+                text = messages.send_unconfirmed()
             else:
                 # It never left (breaker open, no connection): it costs no budget.
                 text = messages.provider_unavailable()
@@ -133,6 +149,8 @@ class Upstream:
             )
         else:
             sent_text = messages.resent if replaces_earlier else messages.code_sent
+        if resent:
+            sent_text = messages.sent_after_unconfirmed(sent_text)
         sealed = self._binder.seal(
             call_id,
             request_id=sent.request_id,
@@ -160,6 +178,29 @@ class Upstream:
             unset_meta_data=stale,
             channel=str(channel),
         )
+
+    async def _send_confirmed(self, request: SendRequest, call_id: str) -> tuple[SentCode, bool]:
+        """The provider's send, and whether it took a second try (see the module's
+        docstring). A second try that fails raises the first's error: the first may have
+        gone out, so nothing is refunded."""
+        started = time.monotonic()
+        try:
+            return await self._provider.send(request), False
+        except ProviderUnavailable as exc:
+            left = RESEND_WITHIN_SECONDS - (time.monotonic() - started)
+            # A voice code is not placed twice: two calls ringing is worse than two texts.
+            text_with_a_5xx = request.channel is Channel.SMS and exc.kind == "server_error"
+            if not text_with_a_5xx or left < MIN_RESEND_SECONDS:
+                raise
+            first = exc
+        log.warning(
+            "send_unconfirmed_resent", extra={"status": first.status_code, "call_id": call_id}
+        )
+        try:
+            async with asyncio.timeout(left):
+                return await self._provider.send(request), True
+        except (ProviderUnavailable, ProviderRejected, TimeoutError):
+            raise first from None
 
     async def verify(
         self, call_id: str, pending: Pending, code: str, *, check: int = 0

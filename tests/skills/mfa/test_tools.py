@@ -420,8 +420,9 @@ async def test_unreachable_counters_fail_closed():
         (
             ProviderUnavailable("timeout", may_have_arrived=True),
             "send_failed",
-            "The verification service did not confirm the text. A code may still arrive; if it "
-            "does not within a minute, offer to send a new one.",
+            "The verification service did not confirm the text, so there is no code to check "
+            "on this call. If a text arrives anyway, its code will not work here: tell the "
+            "caller to ignore it, and offer to send a new one.",
         ),
         (ProviderUnavailable("connect", may_have_arrived=False), "send_failed", UNAVAILABLE),
     ],

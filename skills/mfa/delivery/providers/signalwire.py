@@ -6,7 +6,9 @@ overall deadline per call (the caller is listening to silence), and turns every
 failure into a domain error from ``base.py``. It retries only when the request
 provably never left (the connection could not be opened), because a send that
 reached SignalWire may have texted the caller and a verify may have used an
-attempt.
+attempt. (A text answered with a 5xx is sent once more by the caller of this
+class, ``flow/upstream.py``, which decides that a code it can verify is worth a
+second text.)
 """
 
 from __future__ import annotations
