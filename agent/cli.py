@@ -32,8 +32,9 @@ Serves SWML at /, the SWAIG webhooks, /health, /ready and the dashboard (/live, 
 Environment (secrets and deployment facts; README "Configuration" lists them all):
   HOST, PORT                      where to listen (default 0.0.0.0:3000)
   SWML_BASIC_AUTH_USER            basic-auth user (default mfa)
-  SWML_BASIC_AUTH_PASSWORD        basic-auth password; unset: one is generated and printed
-                                  once; 16+ characters with a SignalWire account
+  SWML_BASIC_AUTH_PASSWORD        basic-auth password; required (16+ characters) with a
+                                  SignalWire account; unset in the sandbox: generated and
+                                  printed once
   SWML_PROXY_URL_BASE             the public https URL SignalWire reaches (needed with an
                                   account, unless MFA_TRUSTED_PROXIES names your proxy)
   MFA_TRUSTED_PROXIES             IPs/networks of your reverse proxy (host from its headers)
