@@ -19,9 +19,10 @@ log = logging.getLogger("mfa.agent")
 
 USAGE = """\
 usage: python -m agent [serve]             serve the agent (the default)
-       python -m agent check               preflight: talk to every configured dependency,
+       python -m agent check [--running]   preflight: talk to every configured dependency,
                                            one line each (ok, warn, FAIL with the fix);
-                                           exit 0 only when nothing failed
+                                           exit 0 only when nothing failed (--running:
+                                           after start, nothing at the public URL fails)
        python -m agent call [options]      play one verification call, no phone needed
                                            (python -m agent call --help for its options)
        python -m agent --help              this text
