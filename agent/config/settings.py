@@ -330,10 +330,17 @@ class Settings(Strict):
 
     @property
     def outbox_path(self) -> Path:
-        """The outbox's SQLite file: ``outcomes.outbox_path``, else beside the sandbox's."""
+        """The outbox's SQLite file: ``outcomes.outbox_path``, else beside the sandbox's,
+        one file per provider: sandbox outcomes (nobody's phone verified) must never land
+        in an account's history, and both default to the same directory."""
         configured = self.file.outcomes.outbox_path
         if configured is None:
-            return self.sandbox_db_path.with_name("outcomes.sqlite3")
+            name = (
+                "outcomes.sqlite3"
+                if self.provider is ProviderName.SIGNALWIRE
+                else "outcomes-sandbox.sqlite3"
+            )
+            return self.sandbox_db_path.with_name(name)
         path = Path(configured)
         return path if path.is_absolute() else Path.cwd() / path
 
