@@ -19,9 +19,10 @@ log = logging.getLogger("mfa.agent")
 
 USAGE = """\
 usage: python -m agent [serve]             serve the agent (the default)
-       python -m agent check               preflight: talk to every configured dependency,
+       python -m agent check [--running]   preflight: talk to every configured dependency,
                                            one line each (ok, warn, FAIL with the fix);
-                                           exit 0 only when nothing failed
+                                           exit 0 only when nothing failed (--running:
+                                           after start, nothing at the public URL fails)
        python -m agent call [options]      play one verification call, no phone needed
                                            (python -m agent call --help for its options)
        python -m agent --help              this text
@@ -32,8 +33,9 @@ Serves SWML at /, the SWAIG webhooks, /health, /ready and the dashboard (/live, 
 Environment (secrets and deployment facts; README "Configuration" lists them all):
   HOST, PORT                      where to listen (default 0.0.0.0:3000)
   SWML_BASIC_AUTH_USER            basic-auth user (default mfa)
-  SWML_BASIC_AUTH_PASSWORD        basic-auth password; unset: one is generated and printed
-                                  once; 16+ characters with a SignalWire account
+  SWML_BASIC_AUTH_PASSWORD        basic-auth password; required (16+ characters) with a
+                                  SignalWire account; unset in the sandbox: generated and
+                                  printed once
   SWML_PROXY_URL_BASE             the public https URL SignalWire reaches (needed with an
                                   account, unless MFA_TRUSTED_PROXIES names your proxy)
   MFA_TRUSTED_PROXIES             IPs/networks of your reverse proxy (host from its headers)

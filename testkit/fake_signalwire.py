@@ -82,6 +82,8 @@ class FakeSignalWire:
     lookup_fault: str | None = None
     lookups: list[str] = field(default_factory=list)
     texts: list[dict[str, Any]] = field(default_factory=list)
+    # Called with each text as it is "delivered" (``python -m testkit.fake_space`` prints it).
+    on_text: Callable[[dict[str, Any]], None] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -161,18 +163,21 @@ class FakeSignalWire:
         request_id = str(uuid.uuid4())
         with self._lock:
             self._pending[request_id] = _Pending(to, code, self.now() + valid_for, attempts)
-            self.texts.append(
-                {
-                    "to": to,
-                    "from": body.get("from"),
-                    "code": code,
-                    "body": f"{body.get('message', 'Your Personal Authorization Code is:')} {code}",
-                    "channel": channel,
-                }
-            )
-            if self.fail_after_sending > 0:
+            text = {
+                "to": to,
+                "from": body.get("from"),
+                "code": code,
+                "body": f"{body.get('message', 'Your Personal Authorization Code is:')} {code}",
+                "channel": channel,
+                "at": self.now(),
+            }
+            self.texts.append(text)
+        if self.on_text is not None:
+            self.on_text(text)
+        if self.fail_after_sending > 0:  # texted, then the space answers 500: no id given
+            with self._lock:
                 self.fail_after_sending -= 1
-                return JSONResponse({"error": "Internal Server Error"}, status_code=500)
+            return JSONResponse({"error": "Internal Server Error"}, status_code=500)
         return JSONResponse({"id": request_id, "success": True, "to": to, "channel": channel})
 
     async def _verify(self, request: Request) -> Response:

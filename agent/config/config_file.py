@@ -130,7 +130,8 @@ class OutcomesConfig(Strict):
     """The outbox and history of final outcomes (agent/outcomes/outbox.py)."""
 
     retention_days: float = Field(30.0, gt=0, le=3650)
-    # The SQLite file without REDIS_URL; unset: outcomes.sqlite3 beside sandbox_db_path.
+    # The SQLite file without REDIS_URL; unset: beside sandbox_db_path, outcomes.sqlite3
+    # with an account and outcomes-sandbox.sqlite3 in the sandbox (never the same history).
     outbox_path: str | None = Field(None, min_length=1)
 
 

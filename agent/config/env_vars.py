@@ -89,6 +89,47 @@ def read_environment(env: Mapping[str, str]) -> dict[str, Any]:
     return raw
 
 
+_CHARACTER_NAMES = {
+    "\r": "a carriage return (\\r)",
+    "\n": "a line break (\\n)",
+    "\t": "a tab (\\t)",
+}
+
+
+def control_character_problem(env: Mapping[str, str]) -> str | None:
+    """A sentence naming the variables of ``ENV_VARS`` whose value holds a control
+    character (never the value), or ``None``.
+
+    An env file saved with Windows line endings gives every value a trailing carriage
+    return: the agent would run on the account and answer 401 to the right password. No
+    value the agent reads has a use for a control character, so one stops start-up. Values
+    judged as the agent takes them: whitespace around a stripped one is dropped first."""
+    names: list[str] = []
+    first = ""
+    for var in ENV_VARS:
+        value = env.get(var.name) or ""
+        taken = value.strip() if var.strip else value
+        found = next((c for c in taken if _is_control(c)), None)
+        if found is not None:
+            names.append(var.name)
+            first = first or found
+    if not names:
+        return None
+    what = _CHARACTER_NAMES.get(first, f"a control character (U+{ord(first):04X})")
+    hint = (
+        "the env file has Windows (CRLF) line endings; convert it with "
+        "sed -i 's/\\r$//' FILE (or dos2unix FILE)"
+        if first == "\r"
+        else "write each value on one line, without control characters"
+    )
+    held = "the value holds" if len(names) == 1 else "the values hold"
+    return f"{', '.join(names)}: {held} {what}: {hint}"
+
+
+def _is_control(character: str) -> bool:
+    return ord(character) < 32 or 127 <= ord(character) < 160
+
+
 def parse_flag(value: Any) -> Any:
     """``1/true/yes/on`` and ``0/false/no/off`` (any case); anything else is left for
     pydantic to refuse."""

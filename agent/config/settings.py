@@ -30,6 +30,7 @@ from agent.config.env_vars import (
     ACCOUNT_FIELDS,
     ENV_NAME_OF_FIELD,
     ENV_VARS,
+    control_character_problem,
     env_name,
     parse_flag,
     read_environment,
@@ -278,19 +279,25 @@ class Settings(Strict):
             return data
         if unusable:
             raise ValueError(f"{env_name('provider')}=signalwire needs " + ", ".join(unusable))
+        if data.get("basic_auth_generated"):
+            # A generated password would change at every restart and differ between
+            # replicas; and an unquoted value with spaces in an env file the shell loads
+            # leaves it unset without a word. With an account it is the operator's.
+            raise ValueError(
+                f"{env_name('basic_auth_password')} is required with a SignalWire account "
+                f"(at least {MIN_PASSWORD_WITH_ACCOUNT} characters, the same on every "
+                "replica and in the number's SWML URL): it is not generated. In an env file, "
+                "write it in single quotes: an unquoted value with spaces is never set"
+            )
         password = data.get("basic_auth_password")
         if isinstance(password, SecretStr):
             password = password.get_secret_value()
-        if (
-            not data.get("basic_auth_generated")
-            and isinstance(password, str)
-            and len(password) < MIN_PASSWORD_WITH_ACCOUNT
-        ):
+        if isinstance(password, str) and len(password) < MIN_PASSWORD_WITH_ACCOUNT:
             raise ValueError(
                 f"{env_name('basic_auth_password')} must be at least "
                 f"{MIN_PASSWORD_WITH_ACCOUNT} characters with a SignalWire account (it guards "
-                "webhooks that text real phones): use a long random string, or unset it to "
-                "have one generated"
+                "webhooks that text real phones): use a long random string, such as the "
+                "output of openssl rand -hex 16"
             )
         require_signing_key_off_loopback(data, account)
         if not data.get("proxy_url_base") and not data.get("trusted_proxies"):
@@ -323,10 +330,17 @@ class Settings(Strict):
 
     @property
     def outbox_path(self) -> Path:
-        """The outbox's SQLite file: ``outcomes.outbox_path``, else beside the sandbox's."""
+        """The outbox's SQLite file: ``outcomes.outbox_path``, else beside the sandbox's,
+        one file per provider: sandbox outcomes (nobody's phone verified) must never land
+        in an account's history, and both default to the same directory."""
         configured = self.file.outcomes.outbox_path
         if configured is None:
-            return self.sandbox_db_path.with_name("outcomes.sqlite3")
+            name = (
+                "outcomes.sqlite3"
+                if self.provider is ProviderName.SIGNALWIRE
+                else "outcomes-sandbox.sqlite3"
+            )
+            return self.sandbox_db_path.with_name(name)
         path = Path(configured)
         return path if path.is_absolute() else Path.cwd() / path
 
@@ -336,7 +350,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises ``SettingsError`` naming the key at fault.
     """
-    raw = read_environment(os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    problem = control_character_problem(env)
+    if problem:
+        raise SettingsError(problem)
+    raw = read_environment(env)
     config_path = Path(raw.pop("config_path", DEFAULT_CONFIG_PATH))
     raw["file"] = _load_file_config(config_path)
     raw["config_path"] = config_path

@@ -100,6 +100,11 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
     """``load_settings`` gives the settings of the in-process agent (``agent.cli`` passes
     the loader that ends start-up with one line on a bad value); unused with ``--url``."""
     args = parse_args(argv)
+    placeholders = any("{code}" in said or "{code_words}" in said for said in args.say)
+    if placeholders and args.url and not args.dashboard_password:
+        # No way to read a sandbox text back: refuse before a real text goes to a phone.
+        print(f"call: {CODE_PLACEHOLDER_UNKNOWN}", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
         outbox: list[SandboxText] = []
         if args.url:
@@ -116,6 +121,9 @@ def main(argv: list[str], *, load_settings: Callable[[], Settings]) -> int:
             )
         else:
             settings = load_settings()
+            if placeholders and settings.provider != "sandbox":
+                print(f"call: {CODE_PLACEHOLDER_UNKNOWN}", file=sys.stderr)
+                return 2
             base_url, auth = stack.enter_context(_in_process_agent(settings, outbox))
             key = settings.signing_key
             signing_key = key.get_secret_value() if key is not None else None

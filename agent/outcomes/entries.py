@@ -51,8 +51,17 @@ class OutboxEntry:
     @property
     def channel(self) -> str | None:
         """How the code went, as the webhook body (kept verbatim) says: ``sms`` or ``call``."""
+        return self._said("channel")
+
+    @property
+    def provider(self) -> str | None:
+        """Who checked the code, as the body says: ``signalwire`` or ``sandbox`` (a sandbox
+        outcome verified nobody's phone); ``None`` for rows written before it was kept."""
+        return self._said("provider")
+
+    def _said(self, key: str) -> str | None:
         try:
-            said = json.loads(self.body).get("channel")
+            said = json.loads(self.body).get(key)
         except (ValueError, AttributeError):
             return None
         return said if isinstance(said, str) else None
@@ -68,6 +77,7 @@ class OutboxEntry:
             },
             "handoff": self.handoff,
             "channel": self.channel,
+            "provider": self.provider,
             "at": iso_time(self.at),
             "delivery": (
                 None
@@ -94,9 +104,11 @@ class HistoryQuery:
         )
 
 
-def webhook_body(event: MfaEvent) -> bytes:
+def webhook_body(event: MfaEvent, provider: str | None = None) -> bytes:
     """The signed JSON body of the outcome webhook (README "Learn the outcome on your
-    server"): no code, no request id, no full phone number; the account whole."""
+    server"): no code, no request id, no full phone number; the account whole. ``provider``
+    (``signalwire`` or ``sandbox``) tells a receiver, and the history, a sandbox outcome
+    from a real one."""
     payload: dict[str, Any] = {
         "call_id": event.call_id,
         "agent_id": event.agent_id,
@@ -109,10 +121,12 @@ def webhook_body(event: MfaEvent) -> bytes:
         payload["account"] = event.account
     if event.channel:  # how the code went: "sms", or "call" (read out to a landline on file)
         payload["channel"] = event.channel
+    if provider:
+        payload["provider"] = provider
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def entry_of(event: MfaEvent, *, deliver: bool) -> OutboxEntry:
+def entry_of(event: MfaEvent, *, deliver: bool, provider: str | None = None) -> OutboxEntry:
     """The outbox entry of a final outcome; ``deliver``: a receiver is configured."""
     return OutboxEntry(
         id=str(uuid.uuid4()),
@@ -123,7 +137,7 @@ def entry_of(event: MfaEvent, *, deliver: bool) -> OutboxEntry:
         masked_account=mask_account(event.account) if event.account else "",
         handoff=event.handoff,
         at=event.at,
-        body=webhook_body(event),
+        body=webhook_body(event, provider),
         state=DeliveryState.PENDING if deliver else DeliveryState.NONE,
         next_at=event.at,
     )

@@ -31,6 +31,7 @@ CSV_COLUMNS = (
     "at",
     "delivery_state",
     "delivery_attempts",
+    "provider",
 )
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _MAX_CALL_ID = 128
@@ -116,6 +117,7 @@ def to_csv(entries: list[OutboxEntry]) -> str:
                     row["at"],
                     delivery.get("state", ""),
                     delivery.get("attempts", ""),
+                    row["provider"] or "",
                 )
             ]
         )

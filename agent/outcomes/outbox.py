@@ -34,10 +34,13 @@ class Outbox:
         retention_seconds: float,
         clock: Callable[[], float] = time.time,
         wake: Callable[[], None] | None = None,
+        provider: str | None = None,
     ) -> None:
         """``deliver``: a receiver is configured (entries start ``pending``); ``wake``
         tells the deliverer a new outcome waits; ``clock`` (unix seconds) decides what the
-        retention drops."""
+        retention drops; ``provider`` is written into every outcome (``sandbox`` or
+        ``signalwire``)."""
+        self._provider = provider
         self.store = store
         self._deliver = deliver
         self.retention_seconds = retention_seconds
@@ -49,7 +52,7 @@ class Outbox:
         """Write a final outcome; raises when the store could not (the tool logs it)."""
         if event.outcome not in FINAL_OUTCOMES:
             return
-        await self.store.add(entry_of(event, deliver=self._deliver))
+        await self.store.add(entry_of(event, deliver=self._deliver, provider=self._provider))
         self._wake()
 
     async def history(self, query: HistoryQuery) -> list[OutboxEntry]:

@@ -70,6 +70,7 @@ def outbox_for(
         retention_seconds=retention_seconds,
         clock=clock or time.time,
         wake=deliverer.wake if deliverer is not None else None,
+        provider=str(settings.provider),
     )
     agent.on_lifecycle(start=outbox.start, stop=outbox.stop)
     if deliverer is not None:

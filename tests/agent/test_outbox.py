@@ -161,6 +161,7 @@ async def test_the_csv_export_holds_the_same_rows_and_runs_no_formula(
     assert [r["call_id"] for r in rows] == ["'=HYPERLINK(1)", plain]
     assert rows[1]["outcome"] == "verified" and rows[1]["number"] == "***0001"
     assert rows[1]["delivery_state"] == "" and rows[1]["account"] == ""
+    assert rows[1]["provider"] == "signalwire"  # who checked the code: never the sandbox here
     # Every cell that a spreadsheet would run starts with a quote instead.
     for cell in ("=1+2", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
         assert safe_cell(cell) == "'" + cell

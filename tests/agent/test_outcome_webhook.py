@@ -220,8 +220,11 @@ async def test_a_verified_call_posts_one_signed_outcome(fake_signalwire, receive
         "handoff",
         "at",
         "channel",
+        "provider",
     }
     assert payload["channel"] == "sms"  # how the code went; "call" for a voice code
+    # Who checked the code: a sandbox outcome verified nobody's phone.
+    assert payload["provider"] == "signalwire"
     assert payload["handoff"] is None  # no handoff configured: the caller stays
     assert payload["call_id"] == call.call_id
     assert payload["agent_id"] == "mfa-agent"

@@ -37,7 +37,12 @@ ACCOUNT = {
 }
 # What else an account needs to start: a public URL for the webhooks.
 SIGNING_KEY = {"SIGNALWIRE_SIGNING_KEY": "PSKsigning0123456789abcdef"}
-CREDENTIALS = {**ACCOUNT, **SIGNING_KEY, "SWML_PROXY_URL_BASE": "https://agent.example.com"}
+CREDENTIALS = {
+    **ACCOUNT,
+    **SIGNING_KEY,
+    "SWML_PROXY_URL_BASE": "https://agent.example.com",
+    "SWML_BASIC_AUTH_PASSWORD": PASSWORD,
+}
 
 
 def write_yaml(tmp_path: Path, data: Any, name: str = "config.yaml") -> Path:
@@ -130,7 +135,7 @@ def test_credentials_select_signalwire() -> None:
 
 
 def test_credentials_are_stripped() -> None:
-    environ = {key: f"  {value}\n" for key, value in CREDENTIALS.items()}
+    environ = {**CREDENTIALS, **{key: f"  {value}\n" for key, value in ACCOUNT.items()}}
     settings = load_settings(environ)
     assert settings.signalwire is not None
     assert settings.signalwire.project_id == PROJECT_ID
@@ -615,14 +620,36 @@ def test_short_password_without_an_account_is_kept() -> None:
     assert settings.basic_auth_password.get_secret_value() == "p"
 
 
-def test_generated_password_with_an_account_is_fine() -> None:
-    settings = load_settings(dict(CREDENTIALS))
+def test_missing_password_with_an_account_stops_start_up() -> None:
+    """With an account the platform's password is the operator's: a generated one would
+    differ between replicas and at every restart, and hide an env file that never set it."""
+    environ = {k: v for k, v in CREDENTIALS.items() if k != "SWML_BASIC_AUTH_PASSWORD"}
+    assert settings_error(environ).startswith(
+        "SWML_BASIC_AUTH_PASSWORD is required with a SignalWire account (at least 16 characters"
+    )
+
+
+def test_sandbox_beside_an_account_still_generates_the_password() -> None:
+    environ = {k: v for k, v in CREDENTIALS.items() if k != "SWML_BASIC_AUTH_PASSWORD"}
+    settings = load_settings(
+        {**environ, "MFA_PROVIDER": "sandbox", "MFA_SANDBOX_WITH_ACCOUNT": "1"}
+    )
     assert settings.basic_auth_generated is True
-    assert len(settings.basic_auth_password.get_secret_value()) >= 16
+
+
+@pytest.mark.parametrize(
+    ("character", "named"),
+    [("\r", "a carriage return"), ("\n", "a line break"), ("\x1b", "U+001B")],
+)
+def test_a_control_character_in_a_value_stops_start_up(character: str, named: str) -> None:
+    message = settings_error({**CREDENTIALS, "SWML_BASIC_AUTH_PASSWORD": PASSWORD + character})
+    assert message.startswith("SWML_BASIC_AUTH_PASSWORD: the value holds ")
+    assert named in message
+    assert PASSWORD not in message
 
 
 def test_account_without_a_public_url_is_refused() -> None:
-    assert settings_error({**ACCOUNT, **SIGNING_KEY}) == (
+    assert settings_error({**ACCOUNT, **SIGNING_KEY, "SWML_BASIC_AUTH_PASSWORD": PASSWORD}) == (
         "SWML_PROXY_URL_BASE is required with a SignalWire account: the public https URL "
         "SignalWire reaches (e.g. https://agent.example.com), or name your reverse proxy in "
         "MFA_TRUSTED_PROXIES to take the host from it"
@@ -631,7 +658,12 @@ def test_account_without_a_public_url_is_refused() -> None:
 
 def test_account_behind_a_named_proxy_starts() -> None:
     settings = load_settings(
-        {**ACCOUNT, **SIGNING_KEY, "MFA_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/24"}
+        {
+            **ACCOUNT,
+            **SIGNING_KEY,
+            "SWML_BASIC_AUTH_PASSWORD": PASSWORD,
+            "MFA_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/24",
+        }
     )
     assert settings.provider is ProviderName.SIGNALWIRE
     assert settings.proxy_url_base is None

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 from agent.config.settings import DEFAULT_CONFIG_PATH
+from testkit.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
+from testkit.servers import ServerThread
 from tests.support.agent_process import AgentProcess, sandbox_env
 from tests.support.calls import wrong_code
 from tests.support.shown import shown_block
@@ -225,7 +227,8 @@ def test_an_unsigned_simulator_is_told_the_signing_key_is_the_likely_cause(tmp_p
 def test_a_code_placeholder_without_a_sandbox_text_is_refused_with_the_reason(tmp_path):
     """Against an agent whose text the simulator cannot see (a real phone, or a closed live
     stream), ``{code}`` would go out as the literal word and come back "not a 6-digit code":
-    the simulator says why instead, and sends no verify."""
+    the simulator says why instead, before it sends anything (a real phone would get a text
+    for nothing)."""
     agent = AgentProcess(tmp_path, capture=True)
     try:
         agent.wait_ready()
@@ -236,10 +239,35 @@ def test_a_code_placeholder_without_a_sandbox_text_is_refused_with_the_reason(tm
     finally:
         log = agent.stop()
     assert process.returncode == 2, out + err
-    assert "(no sandbox text seen: the agent texted a real phone" in out
     assert "call: {code} and {code_words} stand for a sandbox text's code" in err
-    assert "> verify_mfa" not in out
-    assert '"tool": "verify_mfa"' not in log
+    assert "> send_mfa" not in out and "> verify_mfa" not in out
+    assert '"tool": "send_mfa"' not in log and '"tool": "verify_mfa"' not in log
+
+
+def test_a_code_placeholder_with_an_account_is_refused_before_a_text_goes(tmp_path):
+    """The in-process agent on an account (here the fake space): no sandbox text will
+    come, so ``{code}`` is refused before ``send_mfa`` texts a phone."""
+    fake = FakeSignalWire()
+    with ServerThread(fake.app()) as space:
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", "call", "--say", "{code}"],
+            env=sandbox_env(
+                tmp_path,
+                MFA_PROVIDER="signalwire",
+                SIGNALWIRE_PROJECT_ID=PROJECT_ID,
+                SIGNALWIRE_API_TOKEN=API_TOKEN,
+                SIGNALWIRE_SPACE=space.url,
+                MFA_FROM_NUMBER="+15559870000",
+                MFA_TRUSTED_PROXIES="127.0.0.1",
+            ),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "call: {code} and {code_words} stand for a sandbox text's code" in result.stderr
+    assert fake.texts == [] and fake.requests == []
 
 
 def test_call_help_names_the_environment_variables_it_reads(tmp_path):

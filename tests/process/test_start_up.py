@@ -129,8 +129,8 @@ def test_short_password_with_an_account_is_refused(tmp_path):
     assert_stops_with(
         result,
         f"{ERROR}SWML_BASIC_AUTH_PASSWORD must be at least 16 characters with a SignalWire "
-        "account (it guards webhooks that text real phones): use a long random string, or "
-        "unset it to have one generated",
+        "account (it guards webhooks that text real phones): use a long random string, "
+        "such as the output of openssl rand -hex 16",
     )
 
 

@@ -25,7 +25,9 @@ What each check asks, and why that question:
 - **signing key**: set wherever it is required (a real space).
 - **public URL**: ``SWML_PROXY_URL_BASE/health`` names this agent and ``POST /`` there
   takes this configuration's credentials; nothing answering is a warning, since ``check``
-  may run before the agent starts, but a name that does not resolve is a failure.
+  may run before the agent starts, but a failure once it runs (``--running``, or the agent
+  answering ``/health`` on its own HOST:PORT); a name that does not resolve, a TLS
+  handshake that fails and a proxy's 5xx are failures, each with its own line.
 - **redis**: a write, a read and a delete of a key that expires on its own.
 - **directory**: a signed lookup of an account no one has (a 404 is the right answer).
 - **outcome receiver**: a signed test delivery, ``{"outcome": "test"}``.
@@ -33,6 +35,7 @@ What each check asks, and why that question:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TextIO
@@ -58,15 +61,18 @@ def main(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> int:
     """Run every check for the environment's configuration; 0 only when none failed."""
-    if argv:
-        print(f"usage: python -m agent check (no options; got {argv[0]!r})", file=out)
+    args = parse_args(argv, out)
+    if args is None:
         return 2
+    if args.help:
+        print(PARSER.format_help(), end="", file=out)
+        return 0
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(CheckLine(FAIL, "configuration", str(exc)).render(), file=out, flush=True)
         return 1
-    lines = asyncio.run(run_checks(settings, transport=transport, out=out))
+    lines = asyncio.run(run_checks(settings, transport=transport, out=out, running=args.running))
     failed = sum(1 for line in lines if line.status == FAIL)
     warned = sum(1 for line in lines if line.status == WARN)
     summary = f"{len(lines)} checks: {failed} failed, {warned} warning{'' if warned == 1 else 's'}"
@@ -74,11 +80,39 @@ def main(
     return 1 if failed else 0
 
 
+PARSER = argparse.ArgumentParser(
+    prog="python -m agent check",
+    add_help=False,
+    description="Preflight: talk to every dependency the environment's configuration names, "
+    "one line each (ok, warn, FAIL with the fix); exit 0 only when nothing failed. It sends "
+    'no text. Its test delivery to MFA_OUTCOME_WEBHOOK_URL carries {"outcome": "test"}: '
+    "a receiver should answer 2xx and record nothing.",
+    epilog="Run it with the agents' environment (set -a; . /etc/mfa-agent/env; set +a).",
+)
+PARSER.add_argument("-h", "--help", action="store_true", help="this text")
+PARSER.add_argument(
+    "--running",
+    action="store_true",
+    help="the agents are started: nothing answering at SWML_PROXY_URL_BASE is a failure, "
+    "not a warning (it is one anyway when this agent answers on its own HOST:PORT)",
+)
+
+
+def parse_args(argv: list[str], out: TextIO) -> argparse.Namespace | None:
+    """The options, or ``None`` after one usage line on ``out`` (argparse would exit)."""
+    args, unknown = PARSER.parse_known_args(argv)
+    if unknown:
+        print(f"usage: python -m agent check [--running] [--help] (got {unknown[0]!r})", file=out)
+        return None
+    return args
+
+
 async def run_checks(
     settings: Settings,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     out: TextIO | None = None,
+    running: bool = False,
 ) -> list[CheckLine]:
     """Every check that applies to ``settings``, in the order an operator fixes them."""
     lines: list[CheckLine] = []
@@ -100,7 +134,7 @@ async def run_checks(
             lambda: check_space(settings, http),
             lambda: check_lookup(settings, http),
             lambda: _one(check_signing_key(settings)),
-            lambda: check_public_url(settings, http),
+            lambda: check_public_url(settings, http, running=running),
             lambda: check_redis(settings),
             lambda: check_directory(settings, http),
             lambda: check_outcome_receiver(settings, http),
