@@ -85,6 +85,10 @@ def world(tmp_path, redis_server) -> Iterator[dict[str, Any]]:
             redis_url=redis_server.url,
             SIGNALWIRE_SIGNING_KEY=SIGNING_KEY,
             SWML_PROXY_URL_BASE=f"http://127.0.0.1:{agent_port}",
+            # The agent's own HOST:PORT, so that check's "does this agent answer /health
+            # here?" asks the port the tests serve it on, never whatever holds :3000.
+            HOST="127.0.0.1",
+            PORT=str(agent_port),
             MFA_TRUSTED_PROXIES="",
             MFA_DIRECTORY_URL=directory_server.url + "/",
             MFA_DIRECTORY_SECRET=DIRECTORY_SECRET,
