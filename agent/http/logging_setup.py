@@ -206,15 +206,25 @@ def _level_checked(method: Any, level: int) -> Any:
 
 
 class _DropSdkSigningWarning(logging.Filter):
-    """The SDK warns at construction that webhooks are unsigned, before start-up has
-    decided anything: a start-up that then stops would print two lines, not one. The
-    agent says it itself, once configured (``unsigned_webhooks_accepted``), and an account
-    on a real space cannot start without the key."""
+    """Two SDK warnings at construction that mislead an operator of this agent:
+
+    - that webhooks are unsigned, before start-up has decided anything: a start-up that
+      then stops would print two lines, not one. The agent says it itself, once configured
+      (``unsigned_webhooks_accepted``), and an account on a real space cannot start without
+      the key;
+    - that ``SWML_PROXY_URL_BASE`` "overrides SSL configuration and port settings. Remove
+      this variable": here it is the documented way to give the public URL (the guide sets
+      it, settings validate it, ``check`` probes it), so the advice to remove it is wrong.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
         event = msg.get("event") if isinstance(msg, dict) else msg
-        return event != "webhook_signature_validation_disabled"
+        if not isinstance(event, str):
+            return True
+        return event != "webhook_signature_validation_disabled" and not event.startswith(
+            "SWML_PROXY_URL_BASE is set in environment"
+        )
 
 
 def print_json_line(logger: str, msg: str, level: str = "warning", **fields: Any) -> None:

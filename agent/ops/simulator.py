@@ -281,8 +281,9 @@ async def _sandbox_text_from_stream(
 
 
 NO_SANDBOX_TEXT = (
-    "  (no sandbox text seen: the agent texted a real phone, or its live stream did not open"
-    " with the dashboard's pair; type the code that arrived)"
+    "  (no sandbox text seen: the agent texted through its space, or its live stream did not"
+    " open with the dashboard's pair; type the code that arrived, or that a fake space"
+    " printed)"
 )
 CODE_PLACEHOLDER_UNKNOWN = (
     "{code} and {code_words} stand for a sandbox text's code, and no sandbox text was seen:"

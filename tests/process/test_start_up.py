@@ -243,6 +243,7 @@ def test_stdout_stays_empty_and_every_log_line_is_json_on_stderr(tmp_path):
         PORT=str(port),
         SWML_BASIC_AUTH_PASSWORD="",
         MFA_DASHBOARD_PASSWORD="",
+        SWML_PROXY_URL_BASE=f"http://127.0.0.1:{port}",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "agent"],
@@ -273,6 +274,8 @@ def test_stdout_stays_empty_and_every_log_line_is_json_on_stderr(tmp_path):
         assert not {"event", "timestamp", "message"} & set(entry), entry
     # The SDK's construction-time warning gives way to the agent's own, said once.
     assert not any(e["msg"] == "webhook_signature_validation_disabled" for e in entries)
+    # Nor does the SDK tell the operator to remove SWML_PROXY_URL_BASE, which the guide sets.
+    assert not any("SWML_PROXY_URL_BASE" in json.dumps(e) for e in entries), entries
     (unsigned,) = [e for e in entries if e["msg"] == "unsigned_webhooks_accepted"]
     assert unsigned["logger"] == "mfa.agent" and unsigned["level"] == "warning"
     assert any(e["msg"] == "generated_credentials" for e in entries)
