@@ -12,15 +12,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
-    BaseModel,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -35,6 +32,7 @@ from agent.config.env_vars import (
     parse_flag,
     read_environment,
 )
+from agent.config.loading import SettingsError, load_file_config, validated
 from agent.config.settings_rules import (
     ProviderName,
     absolute_http_url,
@@ -61,16 +59,10 @@ __all__ = [
     "load_settings",
 ]
 
-M = TypeVar("M", bound=BaseModel)
-
 # The shipped YAML file stays beside the package (agent/config.yaml), where operators find it.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config.yaml"
 
 _PLACEHOLDERS = {"changeme", "change-me", "your-token", "xxx", "todo", "secret", "password"}
-
-
-class SettingsError(ValueError):
-    """Start-up configuration is wrong; the message names the offending key."""
 
 
 # With an account the password guards webhooks that text real phones.
@@ -356,12 +348,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(problem)
     raw = read_environment(env)
     config_path = Path(raw.pop("config_path", DEFAULT_CONFIG_PATH))
-    raw["file"] = _load_file_config(config_path)
+    raw["file"] = load_file_config(config_path)
     raw["config_path"] = config_path
     if "basic_auth_password" not in raw:
         raw["basic_auth_password"] = secrets.token_urlsafe(18)
         raw["basic_auth_generated"] = True
-    settings = _validated(Settings, raw, ENV_NAME_OF_FIELD)
+    settings = validated(Settings, raw, ENV_NAME_OF_FIELD)
     if settings.dashboard_password is None and settings.provider is ProviderName.SANDBOX:
         # The sandbox opens its dashboard with a generated password, printed once (cli).
         generated = SecretStr(secrets.token_urlsafe(18))
@@ -369,38 +361,3 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             update={"dashboard_password": generated, "dashboard_password_generated": True}
         )
     return settings
-
-
-def _load_file_config(path: Path) -> FileConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"MFA_AGENT_CONFIG: cannot read {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SettingsError(f"{path}: not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: the top level must be a mapping of keys to values")
-    return _validated(FileConfig, data, {}, prefix=f"{path}: ")
-
-
-def _validated(
-    model: type[M], data: dict[str, Any], names: Mapping[str, str], prefix: str = ""
-) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False):
-            ours = str(error["ctx"]["error"]) if error["type"] == "value_error" else None
-            if not error["loc"] and ours is not None:
-                # A cross-field rule: its message names the variables itself.
-                problems.append(ours)
-                continue
-            dotted = ".".join(str(part) for part in error["loc"]) or "settings"
-            key = names.get(dotted, dotted)
-            problems.append(f"{key}: {ours if ours is not None else error['msg']}")
-        raise SettingsError(prefix + "; ".join(problems)) from None

@@ -15,6 +15,11 @@ refusal (another 4xx) is dead at once: the same signed body will be refused agai
 Each attempt's result is written to the store before the next is planned, so a process
 killed at any point resumes from the store: an attempt under way when it died is made
 again (at least once; the receiver deduplicates on ``X-MFA-Delivery``).
+
+A store that cannot be read (Redis down) is tried again every second, but said at most
+once a minute (``outbox_unavailable``, then with ``suppressed``: the polls held back),
+and once when it answers again (``outbox_back`` with ``failures``), as ``/ready``'s
+watcher says ``dependency_down`` and ``dependency_back``.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from collections.abc import Callable
 from agent.outcomes.entries import DeliveryState, OutboxEntry
 from agent.outcomes.outbox_store import OutboxStore
 from agent.outcomes.webhook import AttemptResult, WebhookSender
+from skills.mfa.log_throttle import OutageLog
 
 log = logging.getLogger("mfa.outcome_webhook")
 
 DEFAULT_WORKERS = 4
 DEFAULT_POLL_SECONDS = 0.5
 _STORE_TROUBLE_PAUSE = 1.0
+#: ``outbox_unavailable`` at most this often while the store stays down (with a count).
+STORE_TROUBLE_LOG_SECONDS = 60.0
 
 #: ``on_result(result)``: "delivered", "retry" or "dead", for the metrics.
 ResultListener = Callable[[str], None]
@@ -70,6 +78,9 @@ class Deliverer:
         self._busy: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._store_log = OutageLog(
+            log, "outbox_unavailable", "outbox_back", interval=STORE_TROUBLE_LOG_SECONDS
+        )
 
     def __repr__(self) -> str:
         return f"Deliverer(host={self._sender.host!r}, workers={self.workers})"
@@ -107,9 +118,10 @@ class Deliverer:
             try:
                 due = await self._store.due(self._clock(), self.workers, self._busy)
             except Exception as exc:  # the store is down: try again shortly
-                log.warning("outbox_unavailable", extra={"exc_type": type(exc).__name__})
+                self._store_log.failed(exc_type=type(exc).__name__)
                 await asyncio.sleep(_STORE_TROUBLE_PAUSE)
                 continue
+            self._store_log.succeeded()
             for entry in due:
                 self._busy.add(entry.id)
                 await queue.put(entry)  # waits while every worker is busy

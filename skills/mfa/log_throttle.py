@@ -114,3 +114,46 @@ class SaidOnce:
     def forget(self) -> None:
         """The thing is fine again: the next problem is said, even one said before."""
         self._last = self._NOTHING
+
+
+class OutageLog:
+    """The lines of a dependency a loop keeps trying (the outbox's store): the first
+    failure is said at once, later ones at most once per ``interval`` with the count
+    held back since (``suppressed``), and the first success after them once, with the
+    outage's whole count (``failures``). A loop that polls every second would otherwise
+    write a line a second per replica for as long as Redis is down.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        down: str,
+        back: str,
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._down = down
+        self._back = back
+        self.interval = interval
+        self._clock = clock
+        self._failures = 0  # in this outage
+        self._suppressed = 0  # since the last line
+        self._said_at = 0.0
+
+    def failed(self, **extra: object) -> None:
+        now = self._clock()
+        self._failures += 1
+        if self._failures > 1 and now - self._said_at < self.interval:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            extra["suppressed"] = self._suppressed
+        self._logger.warning(self._down, extra=extra)
+        self._said_at, self._suppressed = now, 0
+
+    def succeeded(self) -> None:
+        if self._failures:
+            self._logger.warning(self._back, extra={"failures": self._failures})
+        self._failures = self._suppressed = 0

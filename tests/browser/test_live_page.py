@@ -171,6 +171,10 @@ async def test_calls_appear_live_in_sandbox_mode(make_settings, serve_agent, bro
         for full in (CALLER, OTHER_CALLER, CALLER.lstrip("+"), OTHER_CALLER.lstrip("+")):
             assert full not in body
 
+        # The history was read when the page opened: a search reads the two final outcomes.
+        await page.click("#history-form button")
+        await expect(page.locator("#history-rows tr")).to_have_count(2)
+
         if os.environ.get("MFA_SCREENSHOT") == "1":
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SCREENSHOT), full_page=True)

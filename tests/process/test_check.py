@@ -101,6 +101,7 @@ def world(tmp_path, redis_server) -> Iterator[dict[str, Any]]:
             "directory": directory,
             "receiver": receiver,
             "agent_port": agent_port,
+            "fake_host": space.url.split("://", 1)[1],
         }
 
 
@@ -190,13 +191,17 @@ def test_a_wrong_api_token_fails_naming_the_scope(world):
     assert "PTnot-the-token" not in "\n".join(lines)
 
 
-def test_a_token_without_the_mfa_scope_fails(world):
+def test_a_token_without_the_mfa_scope_fails_leading_with_the_scope(world):
+    """The space answers 403 (the pair is right, the scope is not): the line starts with
+    what to fix, not with the host that refused."""
     world["fake"].scopes = {"numbers"}
     status, lines = run_check(world["env"])
     assert status == 1
     assert line_for(lines, "MFA API").startswith(
-        "FAIL  MFA API: 127.0.0.1:"
-    ) and "(HTTP 403)" in line_for(lines, "MFA API")
+        "FAIL  MFA API: the API token lacks the Management scope that SignalWire's MFA API "
+        f"needs (HTTP 403 from {world['fake_host']}). Fix: in the dashboard (API > Tokens) "
+        "give this token the Management scope"
+    )
 
 
 def test_a_token_that_cannot_list_numbers_still_passes_with_a_warning(world):

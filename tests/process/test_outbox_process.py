@@ -172,3 +172,43 @@ async def test_a_dead_replicas_outcome_is_delivered_by_another(tmp_path: Path, r
     assert len({r["delivery"] for r in hook.received}) == 1
     [row] = rows["outcomes"]
     assert row["call_id"] == call_id and row["delivery"]["state"] == "delivered"
+
+
+def json_lines(output: str, msg: str) -> list[dict[str, Any]]:
+    import json
+
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("msg") == msg]
+
+
+async def test_a_replica_with_redis_down_says_so_once_then_once_when_it_is_back(
+    tmp_path: Path, own_redis_server
+):
+    """The outbox polls its store every second: with Redis down, a line a second per
+    replica buried the log. Now one line when it goes (later ones once a minute, with
+    a count) and one when it is back, with the outage's count of failed polls."""
+    hook = CountingReceiver()
+    with ServerThread(hook.app()) as server:
+        replica = AgentProcess(
+            tmp_path,
+            capture=True,
+            REDIS_URL=own_redis_server.url,
+            SIGNALWIRE_SWAIG_SECRET="replicas-share-this",
+            MFA_OUTCOME_WEBHOOK_URL=server.url + "/hook",
+            MFA_OUTCOME_WEBHOOK_SECRET=SECRET,
+        )
+        try:
+            replica.wait_ready()
+            own_redis_server.stop()
+            await asyncio.sleep(6)  # five or more polls fail
+            own_redis_server.start()
+            replica.wait_ready(timeout=20)
+            await asyncio.sleep(2)  # the outbox's next poll succeeds
+        finally:
+            output = replica.stop()
+
+    [down] = json_lines(output, "outbox_unavailable")
+    assert down["level"] == "warning" and down["logger"] == "mfa.outcome_webhook"
+    assert "suppressed" not in down  # nothing held back before the first line
+    [back] = json_lines(output, "outbox_back")
+    assert back["failures"] >= 4

@@ -182,6 +182,33 @@ def test_bad_yaml_value_names_the_key(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("yaml_text", "fix"),
+    [
+        ("code:\n  valid_for: 10m\n", "code.valid_for: a number of seconds, e.g. 600 for 10m"),
+        (
+            "code:\n  max_attemps: 5\n",
+            "code.max_attemps: not a setting here; did you mean max_attempts?",
+        ),
+        (
+            "code:\n  valid_for: 600\n   max_attempts: 3\n",
+            "not valid YAML at line 3, column 16: mapping values are not allowed here; look "
+            "at that line's indentation (spaces, the same for keys of one section) and for a "
+            "':' or quote out of place",
+        ),
+    ],
+    ids=["a duration with a unit", "a misspelt key", "a bad indent"],
+)
+def test_a_yaml_mistake_stops_start_up_with_its_fix(tmp_path, yaml_text, fix):
+    """The line reads as what to write: the file, the key's path, then the fix (before:
+    pydantic's "unable to parse string as an integer", "Extra inputs are not permitted",
+    or "not valid YAML at line 3" with nothing on what is wrong there)."""
+    config = tmp_path / "mistaken.yaml"
+    config.write_text(yaml_text, encoding="utf-8")
+    result = start_up(tmp_path, MFA_AGENT_CONFIG=str(config))
+    assert_stops_with(result, f"{ERROR}{config}: {fix}")
+
+
 def test_port_in_use_names_port_before_saying_anything_else(tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

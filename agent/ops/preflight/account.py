@@ -18,6 +18,10 @@ MFA_SCOPE_HINT = (
     "(API > Tokens) or create one with it"
 )
 
+# The space took the project id and token but not for this API: the token's scope is the
+# fix, so the line leads with it (a 401 may be either: a wrong pair or the scope).
+LACKS_SCOPE = 403
+
 
 def check_configuration(settings: Settings) -> CheckLine:
     from agent.app import build_agent  # the composition root: only what the agent needs
@@ -100,6 +104,15 @@ async def _mfa_scope(
         )
     if reached_the_api(status):
         return CheckLine(OK, "MFA API", "the token is accepted by the MFA API (scope Management)")
+    if status == LACKS_SCOPE:
+        return CheckLine(
+            FAIL,
+            "MFA API",
+            "the API token lacks the Management scope that SignalWire's MFA API needs "
+            f"(HTTP {status} from {host})",
+            "in the dashboard (API > Tokens) give this token the Management scope, or create "
+            "one with it and set SIGNALWIRE_API_TOKEN",
+        )
     if status in REFUSED:
         return CheckLine(
             FAIL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from skills.mfa.log_throttle import RateLimitedLog, SaidOnce
+from skills.mfa.log_throttle import OutageLog, RateLimitedLog, SaidOnce
 
 
 class FakeClock:
@@ -99,3 +99,32 @@ def test_said_once_repeats_only_what_changed_and_after_forget():
     assert said.first_time(None) is False
     said.forget()
     assert said.first_time(None) is True
+
+
+def test_an_outage_is_one_line_per_interval_with_the_count_then_one_when_it_ends():
+    clock = FakeClock()
+    logger = logging.getLogger("test.throttle.outage")
+    logger.handlers[:] = [collect := Collect()]
+    logger.propagate = False
+    outage = OutageLog(logger, "store_down", "store_back", interval=60, clock=clock)
+
+    def lines() -> list[tuple[str, object, object]]:
+        return [
+            (r.msg, getattr(r, "suppressed", None), getattr(r, "failures", None))
+            for r in collect.records
+        ]
+
+    for _ in range(59):  # a poll a second
+        outage.failed(exc_type="ConnectionError")
+        clock.now += 1
+    assert lines() == [("store_down", None, None)]
+    clock.now += 1
+    outage.failed(exc_type="ConnectionError")
+    assert lines()[-1] == ("store_down", 58, None)  # the 58 after the first
+    assert collect.records[-1].exc_type == "ConnectionError"
+    outage.failed()
+    outage.succeeded()
+    outage.succeeded()  # only the first success after failures is said
+    assert lines()[2:] == [("store_back", None, 61)]
+    outage.failed()  # a new outage is said at once
+    assert lines()[-1] == ("store_down", None, None)
