@@ -30,7 +30,7 @@ import pytest
 from agent.ops.platform import PlatformCall
 from testkit.agent_env import agent_env, write_config
 from tests.support.caddy import (
-    CADDYFILE,
+    CADDY_RUN,
     SANDBOX_CODE,
     AsyncLoopbackTransport,
     LoopbackTransport,
@@ -61,9 +61,7 @@ def _proxy_installed() -> None:
 
 def test_the_readme_shows_caddy_then_one_agent_on_loopback():
     proxy, agent = BLOCK.commands
-    assert proxy == (
-        f"MFA_PUBLIC_HOST={PUBLIC_HOST} MFA_TLS=ops@example.com caddy run --config deploy/Caddyfile"
-    )
+    assert proxy == (f"MFA_PUBLIC_HOST={PUBLIC_HOST} MFA_TLS=ops@example.com deploy/caddy-run")
     assert agent.startswith("HOST=127.0.0.1 PORT=3000 MFA_TRUSTED_PROXIES=127.0.0.1 ")
     assert agent.endswith(f"SWML_PROXY_URL_BASE=https://{PUBLIC_HOST} .venv/bin/python -m agent")
 
@@ -83,7 +81,7 @@ class OneAgent:
                 "ops@example.com": shlex.quote(f"{cert} {key}"),
                 "3000": str(agent_port),
                 ".venv/bin/": venv_bin(),
-                "deploy/Caddyfile": str(CADDYFILE),
+                "deploy/caddy-run": str(CADDY_RUN),
             },
         )
         proxy, agent = dataclasses.replace(BLOCK, body=body).commands

@@ -24,7 +24,7 @@ import pytest
 
 from agent.ops.platform import PlatformCall
 from tests.support.caddy import (
-    CADDYFILE,
+    CADDY_RUN,
     SANDBOX_CODE,
     answers,
     distinct_free_ports,
@@ -47,7 +47,7 @@ TOOL_REQUEST = re.compile(r'"POST /swaig/\?__token=\[redacted\] HTTP/1\.1\\?" 20
 
 def test_the_readme_shows_the_replicas_recipe():
     assert 'MFA_AGENT_UPSTREAMS="127.0.0.1:3000 127.0.0.1:3001"' in RECIPE
-    assert "caddy run --config deploy/Caddyfile" in RECIPE
+    assert "deploy/caddy-run" in RECIPE
     assert RECIPE.count(".venv/bin/python -m agent") == 2
 
 
@@ -85,7 +85,7 @@ class Deployment:
                 "3000": str(replica_a),
                 "3001": str(replica_b),
                 ".venv/bin/": venv_bin(),
-                "deploy/Caddyfile": str(CADDYFILE),
+                "deploy/caddy-run": str(CADDY_RUN),
             },
         )
         self.dir = tmp_path

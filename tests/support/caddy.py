@@ -28,6 +28,8 @@ from tests.support.required_servers import missing_test_server
 
 REPO = Path(__file__).resolve().parents[2]
 CADDYFILE = REPO / "deploy" / "Caddyfile"
+# What the guide's blocks start Caddy with: the variables checked, then caddy run on CADDYFILE.
+CADDY_RUN = REPO / "deploy" / "caddy-run"
 SANDBOX_CODE = re.compile(r"Your code: (\d{6})")
 LOOPBACK = "127.0.0.1"
 
