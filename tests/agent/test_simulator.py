@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 from agent.config.settings import DEFAULT_CONFIG_PATH
-from testkit.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
+from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread
 from tests.support.agent_process import AgentProcess, sandbox_env
 from tests.support.calls import wrong_code
+from tests.support.defaults import account_on
 from tests.support.shown import shown_block
 
 CODE_LINE = re.compile(r"\[sandbox text to \+\d+\] From our company: .* Your code: (\d{6})$")
@@ -253,12 +254,7 @@ def test_a_code_placeholder_with_an_account_is_refused_before_a_text_goes(tmp_pa
             [sys.executable, "-m", "agent", "call", "--say", "{code}"],
             env=sandbox_env(
                 tmp_path,
-                MFA_PROVIDER="signalwire",
-                SIGNALWIRE_PROJECT_ID=PROJECT_ID,
-                SIGNALWIRE_API_TOKEN=API_TOKEN,
-                SIGNALWIRE_SPACE=space.url,
-                MFA_FROM_NUMBER="+15559870000",
-                MFA_TRUSTED_PROXIES="127.0.0.1",
+                **account_on(space.url),
             ),
             cwd=tmp_path,
             capture_output=True,

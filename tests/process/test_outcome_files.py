@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from agent.ops.platform import PlatformCall
-from testkit.fake_signalwire import API_TOKEN, PROJECT_ID, FakeSignalWire
+from testkit.fake_signalwire import FakeSignalWire
 from testkit.servers import ServerThread
 from tests.process.test_outbox_process import verify_on
 from tests.support.agent_process import AgentProcess
-from tests.support.defaults import AUTH, DASHBOARD
+from tests.support.defaults import AUTH, DASHBOARD, account_on
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -53,12 +53,7 @@ async def test_sandbox_outcomes_stay_out_of_the_accounts_history(tmp_path):
     with ServerThread(fake.app()) as space:
         account = AgentProcess(
             tmp_path,
-            MFA_PROVIDER="signalwire",
-            SIGNALWIRE_PROJECT_ID=PROJECT_ID,
-            SIGNALWIRE_API_TOKEN=API_TOKEN,
-            SIGNALWIRE_SPACE=space.url,
-            MFA_FROM_NUMBER="+15559870000",
-            MFA_TRUSTED_PROXIES="127.0.0.1",
+            **account_on(space.url),
         )
         try:
             account.wait_ready()
