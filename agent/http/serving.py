@@ -46,6 +46,11 @@ MAX_CONNECTIONS = 4096
 RESERVED_DESCRIPTORS = 128
 MAX_BACKLOG = 2048  # uvicorn's default
 HEADER_TIMEOUT = 10.0
+# The most a request's line and headers may take. uvicorn's h11 protocol had a limit;
+# its httptools protocol has none, so without this one unauthenticated request with
+# 300 MB of headers was held in memory (a second read found it). SignalWire's requests
+# carry a few hundred bytes of headers.
+MAX_HEADER_BYTES = 64 * 1024
 KEEP_ALIVE_TIMEOUT = 5
 THROTTLED_LOGGERS = ("asyncio", "uvicorn.error")
 # On SIGTERM uvicorn stops accepting and waits for in-flight requests, then runs the stop
@@ -56,6 +61,10 @@ THROTTLED_LOGGERS = ("asyncio", "uvicorn.error")
 SHUTDOWN_DRAIN_SECONDS = 20
 
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
+    b"connection: close\r\n\r\n"
+)
 
 
 def raise_descriptor_limit() -> int:
@@ -96,6 +105,8 @@ class _ConnectionGuard:
 
     max_connections: ClassVar[int] = MAX_CONNECTIONS
     header_timeout: ClassVar[float] = HEADER_TIMEOUT
+    max_header_bytes: ClassVar[int] = MAX_HEADER_BYTES
+    _header_bytes: int
     # Connections waiting for request headers, oldest first (a dict keeps order).
     waiting: ClassVar[dict[Any, asyncio.TimerHandle]] = {}
     connections: set[Any]
@@ -116,6 +127,16 @@ class _ConnectionGuard:
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not None and not self.cycle.response_complete:
             self._stop_waiting()  # a request is under way: its headers are complete
+            return
+        if self in self.waiting and not self.transport.is_closing():
+            # Still no complete headers: what has come so far is all line and headers
+            # (a body's bytes only count once the headers above are complete).
+            self._header_bytes = getattr(self, "_header_bytes", 0) + len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._stop_waiting()
+                log.warning("request_headers_too_large", extra={"limit": self.max_header_bytes})
+                self.transport.write(_HEADERS_TOO_LARGE)
+                self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
@@ -128,6 +149,7 @@ class _ConnectionGuard:
         super().connection_lost(exc)  # type: ignore[misc]
 
     def _start_waiting(self) -> None:
+        self._header_bytes = 0
         if self not in self.waiting:
             self.waiting[self] = self.loop.call_later(self.header_timeout, self._headers_too_slow)
 

@@ -148,3 +148,36 @@ def test_connections_that_never_finish_their_headers_are_closed(tmp_path, starte
     assert sock.recv(100) == b""  # closed by the agent, not by us
     assert time.monotonic() - started_at < 15
     sock.close()
+
+
+def test_oversized_request_headers_are_refused_before_they_fill_memory(tmp_path, started):
+    """Before (httptools has no header limit of its own): 300 MB of headers from a client
+    without credentials were held in memory and answered. Now: a 431 and a closed
+    connection past 64 KB, memory flat, and headers of a normal size still served."""
+    agent = started(LimitedAgent(tmp_path))
+    for _ in range(3):  # warm up: imports and pools settle
+        assert httpx.get(agent.url + "/health").status_code == 200
+    before = agent.rss_kb()
+    sock = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    line = b"X-Filler: " + b"a" * 1014 + b"\r\n"  # 1 KB a header
+    sent, reply = 0, b""
+    try:
+        while sent < 50 * MB:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                reply = sock.recv(1000)
+                break
+            sock.sendall(line * 64)
+            sent += 64 * len(line)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        sock.close()
+    assert reply.startswith(b"HTTP/1.1 431 "), (sent, reply)
+    assert sent < 4 * MB, sent
+    assert (agent.rss_kb() - before) / 1024 < 8
+    # A request with 32 KB of headers is still a request.
+    filler = {f"x-filler-{n}": "a" * 1000 for n in range(32)}
+    assert httpx.get(agent.url + "/health", headers=filler).status_code == 200
+    assert "request_headers_too_large" in agent.log_text()
