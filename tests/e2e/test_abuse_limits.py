@@ -196,6 +196,39 @@ async def test_recipient_hour_cap_across_calls(counted_fake, make_settings, serv
         assert outcomes(events) == ["code_sent", "code_sent", "rate_limited", "code_sent"]
 
 
+async def test_a_resend_after_a_5xx_counts_against_the_numbers_limit(
+    counted_fake, make_settings, serve_with_events
+):
+    """After a 5xx the agent texts once more (skills/mfa/flow/upstream.py), and that text
+    counts like any other: with two sends an hour allowed to a number, a 5xx on the first
+    send costs both, so the next call's send to that number is refused. When the limit is
+    already reached, no second text goes at all."""
+    fake, sw_url, _ = counted_fake
+    settings = make_settings(
+        signalwire_url=sw_url, config={"limits": {"per_recipient_per_hour": 2}}
+    )
+    url, _ = serve_with_events(settings)
+    async with httpx.AsyncClient(timeout=15) as http:
+        fake.fail_after_sending = 1
+        first = await new_call(http, url)
+        assert "only the code in the newest one works" in (await first.invoke("send_mfa")).response
+        assert [t["to"] for t in fake.texts] == [CALLER, CALLER]
+        second = await new_call(http, url)
+        reply = await second.invoke("send_mfa")
+        assert "Too many codes have gone to this phone number recently" in reply.response
+        assert len(fake.texts) == 2
+
+        # Another phone: one send, then a 5xx on its last allowed one: no second text.
+        other = "+15551239999"
+        call = await new_call(http, url, caller=other)
+        assert SENT in (await call.invoke("send_mfa")).response
+        fake.fail_after_sending = 1
+        again = await new_call(http, url, caller=other)
+        reply = await again.invoke("send_mfa")
+        assert "there is no code to check on this call" in reply.response
+        assert [t["to"] for t in fake.texts].count(other) == 2  # never a third
+
+
 async def test_agent_cap_across_callers(counted_fake, make_settings, serve_with_events):
     fake, sw_url, _ = counted_fake
     settings = make_settings(

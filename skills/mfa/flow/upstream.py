@@ -10,9 +10,11 @@ request id only in a 200, and a code without its id can never be verified. So a 
 that the service answered with a 5xx is sent once more, at once, while the caller's
 answer can still come in time (``RESEND_WITHIN_SECONDS``): the second code's id is kept,
 so the call holds a code that verifies, and the model is told the newest text is the one
-that counts. When no second try fits or it fails too, the answer promises no code (a text
-that arrives anyway cannot be checked on this call). Timeouts and unreadable answers are
-not sent again: the deadline is spent, or the service answers in a way not to repeat.
+that counts. The second text is counted by the limits like any other (a limit that
+refuses it means no second try). When no second try fits or it fails too, the answer
+promises no code (a text that arrives anyway cannot be checked on this call). Timeouts and
+unreadable answers are not sent again: the deadline is spent, or the service answers in a
+way not to repeat.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from skills.mfa.ledgers.binding import (
     Closed,
     Pending,
 )
-from skills.mfa.limits.send_limits import SendLimiter, SendTicket
+from skills.mfa.limits.send_limits import CounterStoreUnavailable, SendLimiter, SendTicket
 from skills.mfa.speech.spoken_redaction import redact_spoken_numbers
 
 log = logging.getLogger("mfa.tools")
@@ -193,6 +195,21 @@ class Upstream:
             if not text_with_a_5xx or left < MIN_RESEND_SECONDS:
                 raise
             first = exc
+        if self._limiter is not None:
+            # The second text is a send like any other for the limits and the pumping
+            # counts (the number's, its prefix's, the agent's, the call's cap), so a space
+            # answering 5xx cannot double what they allow. Not the call's cooldown: that is
+            # for the caller asking again, and this is no asking.
+            try:
+                refusal = await self._limiter.try_send(call_id, request.to, replaces_pending=False)
+            except CounterStoreUnavailable:
+                raise first from None
+            if refusal is not None:
+                log.warning(
+                    "send_unconfirmed_not_resent",
+                    extra={"limit": str(refusal.kind), "call_id": call_id},
+                )
+                raise first from None
         log.warning(
             "send_unconfirmed_resent", extra={"status": first.status_code, "call_id": call_id}
         )
