@@ -70,6 +70,9 @@ class RedactingFilter(logging.Filter):
 
 # What the SDK's structlog event dicts carry that our own keys already say.
 _SDK_OWN_KEYS = frozenset({"event", "level", "logger", "timestamp", "logger_name"})
+# SDK fields that quote a request: at debug level its ``executing_function`` line carries
+# the tool's arguments, the caller's code among them. Withheld whatever the level.
+_SDK_WITHHELD_KEYS = frozenset({"args", "arguments", "body", "raw_data", "post_data", "data"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -93,6 +96,9 @@ class JsonFormatter(logging.Formatter):
                 if key in _SDK_OWN_KEYS or key.startswith("_"):
                     continue
                 name = "detail" if key == "message" else key
+                if key in _SDK_WITHHELD_KEYS:
+                    entry[name] = "[withheld]"
+                    continue
                 entry[name] = redact(value) if isinstance(value, str) else value
         else:
             entry["msg"] = redact(record.getMessage())

@@ -130,3 +130,20 @@ def test_the_sdks_lines_below_its_level_are_dropped_and_those_above_kept():
         ("DEBUG", "debug_kept"),
         ("INFO", "info_kept"),
     ]
+
+
+def test_the_sdks_fields_that_quote_a_request_are_withheld():
+    """At debug level the SDK's ``executing_function`` line carries the tool's arguments,
+    the caller's code among them: the field is kept, its value withheld."""
+    event = {
+        "event": "executing_function",
+        "function": "verify_mfa",
+        "args": '{"code": "123456"}',
+        "logger": "signalwire.agent_base",
+    }
+    record = logging.makeLogRecord(
+        {"msg": event, "levelname": "DEBUG", "name": "signalwire.agent_base"}
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["args"] == "[withheld]" and line["function"] == "verify_mfa"
+    assert "123456" not in json.dumps(line)
