@@ -204,6 +204,13 @@ class Settings(Strict):
     @classmethod
     def _proxy_url(cls, value: str | None) -> str | None:
         url = absolute_http_url(value, "https://agent.example.com")
+        if url and "@" in urlsplit(url).netloc:
+            # The agent puts the basic-auth pair into the URLs it publishes itself; a pair
+            # here would be doubled there and printed by check (the value is not quoted).
+            raise ValueError(
+                "must not carry credentials (user:password@): the agent adds its basic-auth "
+                "pair to the URLs it gives SignalWire"
+            )
         return url.rstrip("/") if url else None
 
     @field_validator("trusted_proxies")

@@ -406,6 +406,14 @@ def test_bad_proxy_url_base(url: str) -> None:
     assert "SWML_PROXY_URL_BASE" in settings_error({"SWML_PROXY_URL_BASE": url})
 
 
+def test_a_proxy_url_base_with_credentials_is_refused_without_quoting_them() -> None:
+    message = settings_error(
+        {"SWML_PROXY_URL_BASE": "https://mfa:hunter2-secret@agent.example.com"}
+    )
+    assert "SWML_PROXY_URL_BASE" in message and "must not carry credentials" in message
+    assert "hunter2-secret" not in message
+
+
 @pytest.mark.parametrize("token", ["changeme", "ChangeMe", " password ", "xxx"])
 def test_placeholder_api_token(token: str) -> None:
     message = settings_error({**CREDENTIALS, "SIGNALWIRE_API_TOKEN": token})
