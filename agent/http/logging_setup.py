@@ -48,6 +48,11 @@ def redact(text: str) -> str:
     return _URL_CREDENTIALS.sub(r"\1[redacted]@", text)
 
 
+# SDK fields that quote a request: at debug level its ``executing_function`` line carries
+# the tool's arguments, the caller's code among them. Withheld whatever the level.
+_SDK_WITHHELD_KEYS = frozenset({"args", "arguments", "body", "raw_data", "post_data", "data"})
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record's message and arguments with ``redact``."""
 
@@ -64,15 +69,18 @@ class RedactingFilter(logging.Filter):
                 record.msg = redact_sdk(record.getMessage())
                 record.args = ()
             elif isinstance(record.msg, dict) and isinstance(record.msg.get("event"), str):
-                record.msg = {**record.msg, "event": redact_sdk(record.msg["event"])}
+                record.msg = {
+                    **{
+                        key: "[withheld]" if key in _SDK_WITHHELD_KEYS else value
+                        for key, value in record.msg.items()
+                    },
+                    "event": redact_sdk(record.msg["event"]),
+                }
         return True
 
 
 # What the SDK's structlog event dicts carry that our own keys already say.
 _SDK_OWN_KEYS = frozenset({"event", "level", "logger", "timestamp", "logger_name"})
-# SDK fields that quote a request: at debug level its ``executing_function`` line carries
-# the tool's arguments, the caller's code among them. Withheld whatever the level.
-_SDK_WITHHELD_KEYS = frozenset({"args", "arguments", "body", "raw_data", "post_data", "data"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -96,9 +104,6 @@ class JsonFormatter(logging.Formatter):
                 if key in _SDK_OWN_KEYS or key.startswith("_"):
                     continue
                 name = "detail" if key == "message" else key
-                if key in _SDK_WITHHELD_KEYS:
-                    entry[name] = "[withheld]"
-                    continue
                 entry[name] = redact(value) if isinstance(value, str) else value
         else:
             entry["msg"] = redact(record.getMessage())
@@ -182,7 +187,7 @@ def _adopt_sdk_logging() -> None:
     sdk = logging.getLogger("signalwire")
     # On the handler: a logger's own filters never see its children's records.
     sdk_handler = json_handler()
-    sdk_handler.addFilter(_DropSdkSigningWarning())
+    sdk_handler.addFilter(_DropMisleadingSdkWarnings())
     sdk.handlers[:] = [sdk_handler]
     sdk.propagate = False
 
@@ -211,7 +216,7 @@ def _level_checked(method: Any, level: int) -> Any:
     return checked
 
 
-class _DropSdkSigningWarning(logging.Filter):
+class _DropMisleadingSdkWarnings(logging.Filter):
     """Two SDK warnings at construction that mislead an operator of this agent:
 
     - that webhooks are unsigned, before start-up has decided anything: a start-up that

@@ -134,7 +134,8 @@ def test_the_sdks_lines_below_its_level_are_dropped_and_those_above_kept():
 
 def test_the_sdks_fields_that_quote_a_request_are_withheld():
     """At debug level the SDK's ``executing_function`` line carries the tool's arguments,
-    the caller's code among them: the field is kept, its value withheld."""
+    the caller's code among them: the field is kept, its value withheld by the filter on
+    the SDK's loggers, so every handler gets it withheld."""
     event = {
         "event": "executing_function",
         "function": "verify_mfa",
@@ -144,6 +145,7 @@ def test_the_sdks_fields_that_quote_a_request_are_withheld():
     record = logging.makeLogRecord(
         {"msg": event, "levelname": "DEBUG", "name": "signalwire.agent_base"}
     )
+    assert RedactingFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
     assert line["args"] == "[withheld]" and line["function"] == "verify_mfa"
     assert "123456" not in json.dumps(line)
