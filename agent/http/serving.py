@@ -131,7 +131,7 @@ class _ConnectionGuard:
         if self in self.waiting and not self.transport.is_closing():
             # Still no complete headers: what has come so far is all line and headers
             # (a body's bytes only count once the headers above are complete).
-            self._header_bytes = getattr(self, "_header_bytes", 0) + len(data)
+            self._header_bytes += len(data)  # set by _start_waiting
             if self._header_bytes > self.max_header_bytes:
                 self._stop_waiting()
                 log.warning("request_headers_too_large", extra={"limit": self.max_header_bytes})
