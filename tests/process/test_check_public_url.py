@@ -173,3 +173,33 @@ def _answers(url: str) -> bool:
     except httpx.TransportError:
         return False
     return True
+
+
+def test_check_help_names_its_options_and_the_test_delivery(tmp_path):
+    """``check --help`` (before: "no options; got '--help'", exit 2) prints its usage and
+    what a receiver gets from it; an unknown option is a usage line and exit 2, and no
+    check runs for either."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    helped = subprocess.run(
+        [sys.executable, "-m", "agent", "check", "--help"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "--running" in helped.stdout and '{"outcome": "test"}' in helped.stdout
+    assert "configuration" not in helped.stdout.split("\n", 1)[0]  # usage, not a check line
+    wrong = subprocess.run(
+        [sys.executable, "-m", "agent", "check", "--runing"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode == 2
+    assert wrong.stdout.strip() == (
+        "usage: python -m agent check [--running] [--help] (got '--runing')"
+    )
