@@ -303,6 +303,25 @@ async def test_a_5xx_after_the_code_was_texted_leaves_a_code_that_verifies(
     assert call.global_data["mfa_verified"] is True
 
 
+async def test_a_slow_5xx_still_leaves_time_for_the_second_text(fake_signalwire, agent_url):
+    """The resend window from below: a 5xx that took 2.5 s still leaves the 8 s window
+    (RESEND_WITHIN_SECONDS) room for a second try, which also takes 2.5 s; a window cut
+    under 5 s would send no second text and leave nothing to verify."""
+    fake, _ = fake_signalwire
+    fake.fail_after_sending = 1
+    fake.latency = 2.5
+    try:
+        async with httpx.AsyncClient(timeout=20) as http:
+            call = await new_call(http, agent_url)
+            sent = await call.invoke("send_mfa")
+            assert "only the code in the newest one works" in sent.response, sent.response
+            assert len(fake.texts) == 2
+            reply = await call.invoke("verify_mfa", token=fake.last_code_for(CALLER))
+    finally:
+        fake.latency = 0.0
+    assert "caller is verified" in reply.response, reply.body
+
+
 async def test_two_5xx_in_a_row_promise_no_code(fake_signalwire, agent_url):
     """Both tries texted and answered 500: no id is known, so nothing can be verified and
     the answer promises nothing; a verify says no code was sent, and a new send works."""
